@@ -1,0 +1,16 @@
+"""Shared fixtures: every test runs offline with its own empty local hub and HF cache."""
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def isolated_hub(tmp_path_factory, monkeypatch):
+    """Point MMZOO_HUB and the Hugging Face cache at fresh temporary folders; force offline."""
+    root = tmp_path_factory.mktemp("hub")
+    monkeypatch.setenv("MMZOO_HUB", str(root / "mmzoo-hub"))
+    monkeypatch.setenv("HF_HOME", str(root / "hf-home"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(root / "hf-home" / "hub"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
+    return root
