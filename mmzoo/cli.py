@@ -1,0 +1,246 @@
+"""The `mmzoo` command.
+
+`mmzoo fit|validate|test|predict --model <id> --data <name> ...` is LightningCLI: the model's
+constructor arguments (with the registry's defaults for that id) and the DataModule's are flags
+and YAML keys, `--print_config` works. The zoo verbs `list`, `info`, `push`, `pull`, `convert`
+and `demo` are plain argparse commands.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+LIGHTNING_VERBS = ("fit", "validate", "test", "predict")
+ZOO_VERBS = ("list", "info", "push", "pull", "convert", "demo")
+
+
+def _take_option(argv: list[str], name: str) -> tuple[str | None, list[str]]:
+    """Remove `--name value` / `--name=value` (exactly that flag, not `--name.x`) from argv."""
+    rest: list[str] = []
+    value: str | None = None
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == f"--{name}":
+            if i + 1 >= len(argv):
+                raise SystemExit(f"mmzoo: --{name} needs a value")
+            value = argv[i + 1]
+            i += 2
+            continue
+        if arg.startswith(f"--{name}="):
+            value = arg.split("=", 1)[1]
+        else:
+            rest.append(arg)
+        i += 1
+    return value, rest
+
+
+def print_metrics(metrics: dict[str, float], title: str) -> None:
+    """Metrics as a two-column table on stdout."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key in sorted(metrics):
+        table.add_row(key, f"{metrics[key]:.4f}")
+    Console().print(table)
+
+
+def _lightning_main(subcommand: str, argv: list[str]) -> None:
+    from pytorch_lightning.callbacks import ModelCheckpoint
+    from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
+
+    from mmzoo.data import get_datamodule
+    from mmzoo.registry import get_spec, split_name
+
+    model_name, argv = _take_option(argv, "model")
+    data_name, argv = _take_option(argv, "data")
+    if model_name is None or data_name is None:
+        raise SystemExit(
+            f"usage: mmzoo {subcommand} --model <id> --data <name> [--data.root DIR] [--trainer.* ...]\n"
+            "  `mmzoo list` shows model ids; data names: "
+            + ", ".join(__import__("mmzoo.data", fromlist=["all_datamodules"]).all_datamodules())
+        )
+    spec = get_spec(model_name)
+    _, tag = split_name(model_name)
+    datamodule_class = get_datamodule(data_name)
+
+    class ZooCLI(LightningCLI):
+        def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+            parser.set_defaults({f"model.{k}": v for k, v in spec.defaults.items()})
+            parser.add_argument(
+                "--pretrained",
+                type=Optional[bool],
+                default=None,
+                help="Load the tag's published weights before running (default: true for "
+                "validate/test/predict without --ckpt_path, false for fit).",
+            )
+            parser.add_argument("--results_json", type=Optional[str], default=None,
+                                help="Where validate/test write their metrics as JSON.")
+            for name in getattr(datamodule_class, "model_links", ()):
+                parser.link_arguments(f"data.{name}", f"model.{name}", apply_on="instantiate")
+
+        def after_instantiate_classes(self) -> None:
+            self.model.zoo_id = spec.id
+            cfg = self.config[self.subcommand]
+            pretrained = cfg.get("pretrained")
+            if pretrained is None:
+                pretrained = self.subcommand != "fit" and not cfg.get("ckpt_path")
+            if pretrained:
+                from mmzoo.hub import load_pretrained_state
+
+                state = load_pretrained_state(spec.id, tag)
+                self.model.load_state_dict(state, strict=True)
+
+        def _report(self, subcommand: str) -> None:
+            metrics = {k: float(v) for k, v in self.trainer.callback_metrics.items() if v.numel() == 1}
+            print_metrics(metrics, f"mmzoo {subcommand}: {spec.id} on {data_name}")
+            out = self.config[subcommand].get("results_json")
+            path = Path(out) if out else Path(self.trainer.log_dir or ".") / f"results_{subcommand}.json"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps({"model": spec.id, "data": data_name, "metrics": metrics}, indent=2))
+            print(f"metrics written to {path}")
+
+        def after_test(self) -> None:
+            self._report("test")
+
+        def after_validate(self) -> None:
+            self._report("validate")
+
+    ZooCLI(
+        model_class=spec.cls,
+        datamodule_class=datamodule_class,
+        args=[subcommand, *argv],
+        trainer_defaults={"callbacks": [ModelCheckpoint(save_last=True)]},
+        save_config_kwargs={"overwrite": True},
+    )
+
+
+def _cmd_list(args: argparse.Namespace) -> None:
+    from mmzoo.registry import all_specs, list_models
+
+    names = list_models(args.pattern, pretrained=args.pretrained)
+    if args.json:
+        print(json.dumps(names))
+        return
+    specs = all_specs()
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="mmzoo models" + (" (pretrained tags)" if args.pretrained else ""))
+    for col in ("id", "task", "tags (published)"):
+        table.add_column(col)
+    for name in names:
+        spec = specs[name.split(".")[0]]
+        tags = ", ".join(f"{t}{'' if w.available else ' (not published)'}" for t, w in zip(spec.tags, spec.weights))
+        table.add_row(name, spec.task, tags or "-")
+    Console().print(table)
+
+
+def _cmd_info(args: argparse.Namespace) -> None:
+    from mmzoo.info import model_info
+
+    info = model_info(args.id)
+    if args.json:
+        print(json.dumps(info, indent=2, default=str))
+        return
+    gflops = "n/a" if info["gflops"] is None else f"{info['gflops']:.2f}"
+    print(f"{info['id']}  ({info['family']}: {info['task']})")
+    print(f"  paper:   {info['paper']}")
+    print(f"  class:   {info['class']}")
+    print(f"  params:  {info['params'] / 1e6:.2f} M")
+    print(f"  GFLOPs:  {gflops} (multiply-adds, one example input)")
+    print(f"  inputs:  {json.dumps(info['inputs'])}")
+    print("  tags:")
+    for tag, t in info["tags"].items():
+        status = "published" if t["published"] else "not published"
+        print(f"    .{tag}: {status}; {t['dataset']}; {json.dumps(t['metrics'])}")
+    if info["reported"]:
+        print("  reported in the paper:")
+        for key, value in info["reported"].items():
+            print(f"    {key}: {value}")
+
+
+def _cmd_push(args: argparse.Namespace) -> None:
+    from mmzoo.hub import model_from_checkpoint, push
+
+    model = model_from_checkpoint(args.source)
+    where = push(model, args.repo_id, hub=args.hub, token=args.token, private=args.private)
+    print(f"pushed {args.source} to {where}")
+
+
+def _cmd_pull(args: argparse.Namespace) -> None:
+    from mmzoo.hub import pull
+
+    print(pull(args.name, revision=args.revision))
+
+
+def _cmd_convert(args: argparse.Namespace) -> None:
+    from mmzoo.convert import convert
+
+    out = convert(args.name, args.original, output_dir=args.output_dir)
+    print(f"converted weights written to {out}")
+
+
+def _cmd_demo(args: argparse.Namespace) -> None:
+    from mmzoo.demo import run_demo
+
+    run_demo(root=args.root, epochs=args.epochs, seed=args.seed)
+
+
+def _zoo_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mmzoo", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="verb", required=True)
+    p = sub.add_parser("list", help="list model ids (or pretrained tags)")
+    p.add_argument("pattern", nargs="?", default=None, help="glob, e.g. 'avslowfast*'")
+    p.add_argument("--pretrained", action="store_true", help="list 'id.tag' for tags with weights")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=_cmd_list)
+    p = sub.add_parser("info", help="task, paper, params, GFLOPs, tags and reported metrics")
+    p.add_argument("id")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=_cmd_info)
+    p = sub.add_parser("push", help="publish a Lightning checkpoint or exported folder")
+    p.add_argument("source", help="a .ckpt file or a folder with config.json + model.safetensors")
+    p.add_argument("repo_id", help="owner/name")
+    p.add_argument("--hub", choices=["local", "hf"], default="local",
+                   help="local: the MMZOO_HUB directory; hf: the Hugging Face Hub")
+    p.add_argument("--token", default=None)
+    p.add_argument("--private", action="store_true")
+    p.set_defaults(fn=_cmd_push)
+    p = sub.add_parser("pull", help="download a model's files into the cache and print the folder")
+    p.add_argument("name", help="'id', 'id.tag', 'hf-hub:owner/repo' or a local hub repo id")
+    p.add_argument("--revision", default=None)
+    p.set_defaults(fn=_cmd_pull)
+    p = sub.add_parser("convert", help="convert an original authors' checkpoint (reads pickle: trusted files only)")
+    p.add_argument("name", help="'id.tag' whose registry record names the converter")
+    p.add_argument("original", help="path of the original checkpoint file")
+    p.add_argument("--output-dir", default=None)
+    p.set_defaults(fn=_cmd_convert)
+    p = sub.add_parser("demo", help="train, test, push and reload an AVE model on a synthetic dataset")
+    p.add_argument("--root", default="mmzoo-demo", help="working folder for the dataset and logs")
+    p.add_argument("--epochs", type=int, default=None, help="training epochs (default: the demo's setting)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(fn=_cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> Any:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in LIGHTNING_VERBS:
+        return _lightning_main(argv[0], argv[1:])
+    if not argv or argv[0] in ("-h", "--help"):
+        _zoo_parser().print_help()
+        print("\nLightning verbs: mmzoo {fit,validate,test,predict} --model <id> --data <name> [--help]")
+        return None
+    args = _zoo_parser().parse_args(argv)
+    return args.fn(args)
+
+
+if __name__ == "__main__":
+    main()
