@@ -1,0 +1,194 @@
+"""Clip transforms on tensors, shared by every DataModule.
+
+Layout: decoders return uint8 ``T,H,W,C``; :func:`to_cthw_float` turns that into float
+``C,T,H,W`` in [0, 1], the layout of every transform below and of the batch field ``video``.
+Boxes are float ``(N, 4)`` ``x1, y1, x2, y2`` in pixels of the current frame; every geometric
+transform takes optional ``boxes`` and returns them moved with the pixels.
+
+Random transforms take an optional ``torch.Generator`` so that tests (and workers) are
+reproducible.
+"""
+from __future__ import annotations
+
+from typing import Literal, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from mmzoo.data.samplers import spatial_crop_offsets
+
+__all__ = [
+    "KINETICS_MEAN",
+    "KINETICS_STD",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "to_cthw_float",
+    "short_side_scale",
+    "random_short_side_scale",
+    "crop",
+    "random_crop",
+    "center_crop",
+    "three_crops",
+    "horizontal_flip",
+    "random_horizontal_flip",
+    "normalize",
+    "pack_pathway",
+    "slow_indices",
+]
+
+#: The mean / std used by PySlowFast for Kinetics-trained SlowFast models.
+KINETICS_MEAN = (0.45, 0.45, 0.45)
+KINETICS_STD = (0.225, 0.225, 0.225)
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def to_cthw_float(frames: torch.Tensor) -> torch.Tensor:
+    """uint8 ``T,H,W,C`` -> float32 ``C,T,H,W`` in [0, 1]."""
+    if frames.ndim != 4 or frames.shape[-1] not in (1, 3):
+        raise ValueError(f"expected T,H,W,C frames, got shape {tuple(frames.shape)}")
+    return frames.permute(3, 0, 1, 2).float().div_(255.0)
+
+
+def _hw(video: torch.Tensor) -> tuple[int, int]:
+    return int(video.shape[-2]), int(video.shape[-1])
+
+
+def short_side_scale(
+    video: torch.Tensor, size: int, boxes: torch.Tensor | None = None, mode: str = "bilinear"
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Resize ``C,T,H,W`` so that the shorter side is ``size`` (aspect ratio kept; the longer side
+    is ``floor(long * size / short)`` as in PySlowFast)."""
+    h, w = _hw(video)
+    if h <= w:
+        nh, nw = size, int(w * size / h)
+    else:
+        nh, nw = int(h * size / w), size
+    if (nh, nw) == (h, w):
+        return video, boxes
+    c, t = video.shape[:2]
+    x = video.transpose(0, 1)  # T,C,H,W: T acts as the batch
+    x = F.interpolate(x, size=(nh, nw), mode=mode, align_corners=False if mode != "nearest" else None)
+    out = x.transpose(0, 1).contiguous()
+    if boxes is not None:
+        scale = torch.tensor([nw / w, nh / h, nw / w, nh / h], dtype=boxes.dtype)
+        boxes = boxes * scale
+    return out, boxes
+
+
+def random_short_side_scale(
+    video: torch.Tensor,
+    min_size: int,
+    max_size: int,
+    boxes: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Short-side scale to a size drawn uniformly from ``[min_size, max_size]`` (inclusive)."""
+    if min_size > max_size:
+        raise ValueError(f"min_size {min_size} > max_size {max_size}")
+    size = int(torch.randint(min_size, max_size + 1, (1,), generator=generator))
+    return short_side_scale(video, size, boxes)
+
+
+def crop(
+    video: torch.Tensor, y0: int, x0: int, size: int | tuple[int, int], boxes: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Crop ``size`` (``int`` = square, or ``(h, w)``) at ``(y0, x0)``; boxes are shifted and
+    clipped to the crop (boxes left with zero area are kept: callers decide whether to drop them,
+    so that indices stay aligned with labels)."""
+    ch, cw = (size, size) if isinstance(size, int) else size
+    h, w = _hw(video)
+    if y0 < 0 or x0 < 0 or y0 + ch > h or x0 + cw > w:
+        raise ValueError(f"crop ({y0},{x0},{ch},{cw}) outside frame {h}x{w}")
+    out = video[..., y0 : y0 + ch, x0 : x0 + cw]
+    if boxes is not None:
+        shift = torch.tensor([x0, y0, x0, y0], dtype=boxes.dtype)
+        boxes = boxes - shift
+        boxes[:, 0::2] = boxes[:, 0::2].clamp(0, cw)
+        boxes[:, 1::2] = boxes[:, 1::2].clamp(0, ch)
+    return out, boxes
+
+
+def random_crop(
+    video: torch.Tensor, size: int, boxes: torch.Tensor | None = None, generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Square crop at a uniformly random position."""
+    h, w = _hw(video)
+    if size > h or size > w:
+        raise ValueError(f"crop {size} larger than frame {h}x{w}")
+    y0 = int(torch.randint(0, h - size + 1, (1,), generator=generator))
+    x0 = int(torch.randint(0, w - size + 1, (1,), generator=generator))
+    return crop(video, y0, x0, size, boxes)
+
+
+def center_crop(
+    video: torch.Tensor, size: int, boxes: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    h, w = _hw(video)
+    (y0, x0), = spatial_crop_offsets(h, w, size, num_crops=1)
+    return crop(video, y0, x0, size, boxes)
+
+
+def three_crops(video: torch.Tensor, size: int) -> list[torch.Tensor]:
+    """The 3 test crops (left/centre/right, or top/centre/bottom for portrait frames)."""
+    h, w = _hw(video)
+    return [crop(video, y0, x0, size)[0] for y0, x0 in spatial_crop_offsets(h, w, size, num_crops=3)]
+
+
+def horizontal_flip(
+    video: torch.Tensor, boxes: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Mirror left-right; box ``x1, x2`` become ``W - x2, W - x1``."""
+    w = int(video.shape[-1])
+    out = video.flip(-1)
+    if boxes is not None:
+        boxes = boxes.clone()
+        x1 = w - boxes[:, 2]
+        x2 = w - boxes[:, 0]
+        boxes[:, 0], boxes[:, 2] = x1, x2
+    return out, boxes
+
+
+def random_horizontal_flip(
+    video: torch.Tensor, boxes: torch.Tensor | None = None, p: float = 0.5, generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor | None, bool]:
+    """Flip with probability ``p``; also returns whether it flipped."""
+    flip = bool(torch.rand((1,), generator=generator) < p)
+    if flip:
+        video, boxes = horizontal_flip(video, boxes)
+    return video, boxes, flip
+
+
+def normalize(video: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    """``(video - mean) / std`` per channel of a ``C,T,H,W`` (or ``B,C,T,H,W``) tensor."""
+    c = video.shape[-4]
+    if len(mean) != c or len(std) != c:
+        raise ValueError(f"mean/std have {len(mean)}/{len(std)} values for {c} channels")
+    shape = (c, 1, 1, 1)
+    m = torch.tensor(mean, dtype=video.dtype).view(shape)
+    s = torch.tensor(std, dtype=video.dtype).view(shape)
+    return (video - m) / s
+
+
+def slow_indices(num_frames: int, alpha: int, mode: Literal["linspace", "stride"] = "linspace") -> torch.Tensor:
+    """Which fast-pathway frames feed the slow pathway.
+
+    ``"linspace"`` (default): ``linspace(0, T-1, T // alpha).long()``, the convention of
+    PySlowFast's ``pack_pathway_output`` and PyTorchVideo's ``PackPathway`` (first and last frame
+    included; e.g. T=32, alpha=8 -> 0, 10, 20, 31). ``"stride"``: ``arange(0, T, alpha)``, i.e.
+    ``frames[::alpha]`` (0, 8, 16, 24)."""
+    if alpha <= 0 or num_frames < alpha:
+        raise ValueError(f"alpha {alpha} must be in [1, T={num_frames}]")
+    if mode == "linspace":
+        return torch.linspace(0, num_frames - 1, num_frames // alpha).long()
+    if mode == "stride":
+        return torch.arange(0, num_frames, alpha, dtype=torch.long)
+    raise ValueError(f"mode must be 'linspace' or 'stride', got {mode!r}")
+
+
+def pack_pathway(
+    video: torch.Tensor, alpha: int, mode: Literal["linspace", "stride"] = "linspace"
+) -> list[torch.Tensor]:
+    """``[slow, fast]`` from a ``C,T,H,W`` fast clip (time is dim -3)."""
+    idx = slow_indices(int(video.shape[-3]), alpha, mode)
+    return [video.index_select(-3, idx), video]
