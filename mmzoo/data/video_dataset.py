@@ -1,0 +1,455 @@
+"""A clip dataset and a DataModule base shared by the video DataModules (Kinetics, EPIC-Kitchens).
+
+:class:`ClipDataset` turns :class:`VideoRecord` s (a video file, optionally a segment of it, or a
+JPEG frame folder, plus integer targets) into dict samples:
+
+* training: one random clip per record (or TSN segments), random short-side scale, random crop,
+  random horizontal flip;
+* evaluation: ``num_clips`` uniform clips x ``num_crops`` spatial crops per record, one dataset
+  item per view; ``meta`` carries ``video_index`` / ``clip_index`` / ``crop_index`` so scores can
+  be averaged per video.
+
+Sample fields: ``video`` (float ``C,T,H,W`` normalised, or ``[slow, fast]``), ``audio`` (log-mel
+``1,T,F``, only with ``with_audio``), ``has_audio`` (bool), the record's targets (``label`` or
+``verb`` / ``noun`` / ``action``, ints), ``meta`` (dict) and ``skipped`` (list of ``"path: reason"``
+strings for records replaced by this one under ``skip_corrupt`` / ``missing_audio="skip"``).
+
+Policies: ``missing_audio="zeros"`` gives an all-zero ``audio`` and ``has_audio=False``;
+``"skip"`` replaces the record by the next one (counted in ``skipped``); ``"error"`` raises
+:class:`~mmzoo.data.decode.NoAudioStreamError` naming the file. A corrupt video or frame raises
+(:class:`~mmzoo.data.decode.DecodeError` naming the file) unless ``skip_corrupt=True``, in which case
+it is replaced by the next record and listed in ``skipped``. :class:`ClipDataModule` counts both
+in the main process (``on_after_batch_transfer``), warns for every skipped file, and
+:class:`DataReportCallback` logs and warns the totals at the end of every epoch.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from mmzoo.data import samplers as S
+from mmzoo.data import transforms as TF
+from mmzoo.data.audio import LogMel
+from mmzoo.data.collate import DEFAULT_LIST_FIELDS, collate_dicts
+from mmzoo.data.decode import DecodeError, NoAudioStreamError, VideoReader, read_frames
+
+__all__ = ["VideoRecord", "ClipConfig", "ClipDataset", "ClipDataModule", "DataReportCallback"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class VideoRecord:
+    """One annotated video or segment.
+
+    Video mode: ``video`` is a file; ``start_sec`` / ``end_sec`` select a segment (``None``: whole
+    video). Frame-folder mode: ``frames_dir`` + ``frame_pattern`` with frame numbers
+    ``first_frame..last_frame`` (inclusive, in the file-name numbering) at ``frames_fps``;
+    ``audio_video`` optionally names the video file whose audio goes with the frames (frame number
+    ``n`` is at ``(n - frame_number_offset) / frames_fps`` seconds of that video)."""
+
+    targets: dict[str, int]
+    meta: dict[str, Any] = field(default_factory=dict)
+    video: str | None = None
+    start_sec: float | None = None
+    end_sec: float | None = None
+    frames_dir: str | None = None
+    frame_pattern: str = "frame_%010d.jpg"
+    first_frame: int | None = None
+    last_frame: int | None = None
+    frames_fps: float | None = None
+    frame_number_offset: int = 1
+    audio_video: str | None = None
+
+    @property
+    def source(self) -> str:
+        return self.video if self.video is not None else str(self.frames_dir)
+
+
+@dataclass
+class ClipConfig:
+    """How clips are sampled and transformed (see :class:`ClipDataModule` for the meaning)."""
+
+    train: bool = True
+    num_frames: int = 32
+    stride: int = 2
+    temporal: Literal["clip", "tsn"] = "clip"
+    num_clips: int = 10
+    num_crops: int = 3
+    train_scale: tuple[int, int] = (256, 320)
+    crop_size: int = 224
+    test_scale: int = 256
+    test_crop_size: int = 256
+    flip: bool = True
+    mean: tuple[float, float, float] = TF.KINETICS_MEAN
+    std: tuple[float, float, float] = TF.KINETICS_STD
+    alpha: int | None = None
+    pathway_mode: Literal["linspace", "stride"] = "linspace"
+    with_audio: bool = False
+    audio_sample_rate: int = 16000
+    audio_align: Literal["center", "start"] = "center"
+    missing_audio: Literal["zeros", "skip", "error"] = "zeros"
+    skip_corrupt: bool = False
+    max_retries: int = 10
+
+
+class ClipDataset(Dataset):
+    """Map-style dataset of clip views over :class:`VideoRecord` s (module docstring)."""
+
+    def __init__(self, records: list[VideoRecord], cfg: ClipConfig, logmel: LogMel | None = None):
+        if not records:
+            raise ValueError("ClipDataset needs at least one record")
+        self.records = records
+        self.cfg = cfg
+        self.logmel = logmel
+        if cfg.with_audio and logmel is None:
+            raise ValueError("with_audio=True needs a LogMel front end")
+        self.views = 1 if cfg.train else cfg.num_clips * cfg.num_crops
+
+    def __len__(self) -> int:
+        return len(self.records) * self.views
+
+    # ------------------------------------------------------------------ sampling
+    def _temporal(self, n: int, clip_index: int) -> tuple[torch.Tensor, int]:
+        """Relative frame indices in a range of ``n`` frames, and the time step between them."""
+        c = self.cfg
+        if c.temporal == "tsn":
+            idx = S.segment_indices(n, c.num_frames, train=c.train)
+            return idx, max(n // c.num_frames, 1)
+        if c.train:
+            return S.random_clip(n, c.num_frames, c.stride), c.stride
+        return S.uniform_clips(n, c.num_frames, c.stride, c.num_clips)[clip_index], c.stride
+
+    # ------------------------------------------------------------------ loading
+    def _load_video(self, rec: VideoRecord, clip_index: int, short_side: int, with_audio: bool):
+        with VideoReader(rec.video) as r:
+            if with_audio and not r.has_audio:
+                raise NoAudioStreamError(rec.video, "no audio stream in container")
+            fps = r.fps
+            n_stream = r.info.num_frames
+            lo = 0 if rec.start_sec is None else int(math.ceil(rec.start_sec * fps - 1e-6))
+            hi = n_stream if rec.end_sec is None else min(int(math.ceil(rec.end_sec * fps - 1e-6)), n_stream)
+            if hi <= lo:
+                raise DecodeError(rec.video, f"segment [{rec.start_sec}, {rec.end_sec}) s holds no frame (video has {n_stream} frames at {fps:g} fps)")
+            rel, step = self._temporal(hi - lo, clip_index)
+            clip = r.frames_by_index((rel + lo).tolist(), short_side=short_side)
+            audio = None
+            if with_audio:
+                t0, t1 = S.clip_time_span(clip.frame_indices, fps, step)
+                audio = self._audio(r, t0, t1)
+            has = r.has_audio
+        return clip.frames, clip.frame_indices, audio, has
+
+    def _load_frames(self, rec: VideoRecord, clip_index: int, short_side: int, with_audio: bool):
+        first, last = int(rec.first_frame), int(rec.last_frame)
+        rel, step = self._temporal(last - first + 1, clip_index)
+        numbers = rel + first
+        frames = read_frames(rec.frames_dir, numbers.tolist(), rec.frame_pattern)
+        audio = None
+        if with_audio:
+            if rec.audio_video is None:
+                raise NoAudioStreamError(rec.frames_dir, "frame-folder record has no video to take audio from")
+            fps = float(rec.frames_fps)
+            t0, t1 = S.clip_time_span(numbers - rec.frame_number_offset, fps, step)
+            with VideoReader(rec.audio_video) as r:
+                if not r.has_audio:
+                    raise NoAudioStreamError(rec.audio_video, "no audio stream in container")
+                audio = self._audio(r, t0, t1)
+        return frames, numbers, audio, rec.audio_video is not None
+
+    def _audio(self, reader: VideoReader, t0: float, t1: float) -> torch.Tensor:
+        win = self.logmel.window_seconds
+        a0, a1 = S.aligned_audio_window(t0, t1, window_sec=win, align=self.cfg.audio_align)
+        if win is not None:  # exact sample count for the fixed number of mel frames
+            a1 = a0 + self.logmel.num_samples() / self.cfg.audio_sample_rate
+        wav = reader.audio(a0, a1, sample_rate=self.cfg.audio_sample_rate, mono=True)
+        return self.logmel(wav)
+
+    def _zero_audio(self) -> torch.Tensor:
+        lm = self.logmel
+        n = lm.num_frames if lm.num_frames is not None else 1
+        return torch.zeros(1, n, lm.n_mels)
+
+    def _sample(self, rec_index: int, clip_index: int, crop_index: int) -> dict[str, Any]:
+        c = self.cfg
+        rec = self.records[rec_index]
+        gen = None
+        if c.train:
+            short = int(torch.randint(c.train_scale[0], c.train_scale[1] + 1, (1,)))
+        else:
+            short = c.test_scale
+        load = self._load_video if rec.video is not None else self._load_frames
+        try:
+            frames, indices, audio, has_audio = load(rec, clip_index, short, c.with_audio)
+        except NoAudioStreamError:
+            if c.missing_audio != "zeros":
+                raise
+            frames, indices, _, _ = load(rec, clip_index, short, False)
+            has_audio = False
+            audio = self._zero_audio()
+        video = TF.to_cthw_float(frames)
+        if min(video.shape[-2:]) != short:
+            video, _ = TF.short_side_scale(video, short)  # frame folders are resized here
+        if c.train:
+            video, _ = TF.random_crop(video, c.crop_size, generator=gen)
+            flipped = False
+            if c.flip:
+                video, _, flipped = TF.random_horizontal_flip(video, generator=gen)
+        else:
+            h, w = video.shape[-2:]
+            y0, x0 = S.spatial_crop_offsets(h, w, c.test_crop_size, c.num_crops)[crop_index]
+            video, _ = TF.crop(video, y0, x0, c.test_crop_size)
+            flipped = False
+        video = TF.normalize(video, c.mean, c.std)
+        out: dict[str, Any] = {"video": TF.pack_pathway(video, c.alpha, c.pathway_mode) if c.alpha else video}
+        if c.with_audio:
+            out["audio"] = audio
+        out["has_audio"] = has_audio
+        out.update({k: int(v) for k, v in rec.targets.items()})
+        meta = dict(rec.meta)
+        meta.update(
+            source=rec.source,
+            video_index=rec_index,
+            clip_index=clip_index,
+            crop_index=crop_index,
+            frame_indices=indices.tolist(),
+            flipped=flipped,
+        )
+        out["meta"] = meta
+        return out
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        rec_index, view = divmod(i, self.views)
+        clip_index, crop_index = divmod(view, self.cfg.num_crops) if not self.cfg.train else (0, 0)
+        skipped: list[str] = []
+        for attempt in range(self.cfg.max_retries + 1):
+            r = (rec_index + attempt) % len(self.records)
+            try:
+                out = self._sample(r, clip_index, crop_index)
+                out["skipped"] = skipped
+                return out
+            except NoAudioStreamError as e:
+                if self.cfg.missing_audio != "skip":
+                    raise
+                skipped.append(f"{self.records[r].source}: no audio stream ({e})")
+            except (DecodeError, OSError) as e:
+                if not self.cfg.skip_corrupt or isinstance(e, NoAudioStreamError):
+                    raise
+                skipped.append(f"{self.records[r].source}: {e}")
+        raise RuntimeError(
+            f"{self.cfg.max_retries + 1} consecutive records could not be loaded, last errors: {skipped[-3:]}"
+        )
+
+
+def collate_clips(samples: list[dict[str, Any]]) -> dict[str, Any]:
+    """:func:`~mmzoo.data.collate.collate_dicts` with ``skipped`` flattened into one list."""
+    batch = collate_dicts(samples, keep_as_list=DEFAULT_LIST_FIELDS | {"skipped"})
+    if "skipped" in batch:
+        batch["skipped"] = [s for per in batch["skipped"] for s in per]
+    return batch
+
+
+class DataReportCallback:
+    """Lightning callback (duck-typed, added by :class:`ClipDataModule` to its trainer) that logs
+    ``data/skipped`` and ``data/missing_audio`` and warns with the totals at each epoch end."""
+
+    def __init__(self, datamodule: "ClipDataModule"):
+        self.dm = datamodule
+
+    def _report(self, trainer, stage: str) -> None:
+        rep = self.dm.pop_epoch_report(stage)
+        if rep["skipped"] or rep["missing_audio"]:
+            msg = (
+                f"[{self.dm.datamodule_name}] {stage} epoch: {len(rep['skipped'])} sample(s) skipped, "
+                f"{rep['missing_audio']} clip(s) without audio (zeros)."
+            )
+            if rep["skipped"]:
+                msg += " Skipped: " + "; ".join(rep["skipped"][:20]) + (" ..." if len(rep["skipped"]) > 20 else "")
+            log.warning(msg)
+            warnings.warn(msg, stacklevel=2)
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        self._report(trainer, "train")
+
+    def on_validation_epoch_end(self, trainer, pl_module) -> None:
+        self._report(trainer, "val")
+
+    def on_test_epoch_end(self, trainer, pl_module) -> None:
+        self._report(trainer, "test")
+
+
+def _make_callback(dm):
+    import pytorch_lightning as pl
+
+    class _Cb(DataReportCallback, pl.Callback):
+        pass
+
+    return _Cb(dm)
+
+
+from pytorch_lightning import LightningDataModule
+
+
+class ClipDataModule(LightningDataModule):
+    """Base of the clip DataModules: builds :class:`ClipDataset` s from ``self.records(split)``,
+    the loaders, and the skip / missing-audio accounting. Subclasses implement
+    ``_validate_layout()`` and ``_records(split) -> list[VideoRecord]`` and set ``self.splits``."""
+
+    datamodule_name = "clips"
+
+    def _init_clip_args(
+        self,
+        *,
+        batch_size: int,
+        num_workers: int,
+        num_frames: int,
+        stride: int,
+        temporal: str,
+        num_segments: int | None,
+        num_clips: int,
+        num_crops: int,
+        train_scale: tuple[int, int],
+        crop_size: int,
+        test_scale: int,
+        test_crop_size: int,
+        mean: tuple[float, ...],
+        std: tuple[float, ...],
+        alpha: int | None,
+        pathway_mode: str,
+        with_audio: bool,
+        audio_normalization: str,
+        missing_audio: str,
+        skip_corrupt: bool,
+        pin_memory: bool,
+    ) -> None:
+        if missing_audio not in ("zeros", "skip", "error"):
+            raise ValueError(f"missing_audio must be zeros/skip/error, got {missing_audio!r}")
+        if temporal not in ("clip", "tsn"):
+            raise ValueError(f"temporal must be 'clip' or 'tsn', got {temporal!r}")
+        if alpha is not None and alpha > num_frames:
+            raise ValueError(f"alpha={alpha} is larger than num_frames={num_frames}")
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.pin_memory = pin_memory
+        base = dict(
+            num_frames=num_segments if temporal == "tsn" and num_segments else num_frames,
+            stride=stride,
+            temporal=temporal,
+            num_clips=num_clips,
+            num_crops=num_crops,
+            train_scale=tuple(train_scale),
+            crop_size=crop_size,
+            test_scale=test_scale,
+            test_crop_size=test_crop_size,
+            mean=tuple(mean),
+            std=tuple(std),
+            alpha=alpha,
+            pathway_mode=pathway_mode,
+            with_audio=with_audio,
+            missing_audio=missing_audio,
+            skip_corrupt=skip_corrupt,
+        )
+        self.train_cfg = ClipConfig(train=True, **base)
+        self.eval_cfg = ClipConfig(train=False, **base)
+        self.audio_normalization = audio_normalization
+        self.datasets: dict[str, ClipDataset] = {}
+        self.skipped: dict[str, list[str]] = {}
+        self.missing_audio_count: dict[str, int] = {}
+        self._epoch: dict[str, dict[str, Any]] = {}
+        self._callback_added = False
+
+    # ------------------------------------------------------------------ subclass API
+    def _validate_layout(self) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _records(self, split: str) -> list[VideoRecord]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _split_for_stage(self, stage: str) -> str:
+        return {"fit": self.train_split, "validate": self.val_split, "test": self.test_split, "predict": self.test_split}[stage]
+
+    # ------------------------------------------------------------------ Lightning hooks
+    def setup(self, stage: str | None = None) -> None:
+        self._validate_layout()
+        from mmzoo.data.audio import avslowfast_logmel
+
+        logmel = avslowfast_logmel(normalization=self.audio_normalization) if self.train_cfg.with_audio else None
+        wanted = {"fit": [("train", self.train_split), ("val", self.val_split)], "validate": [("val", self.val_split)],
+                  "test": [("test", self.test_split)], "predict": [("test", self.test_split)]}
+        stages = [stage] if stage else ["fit", "test"]
+        for st in stages:
+            for name, split in wanted[st]:
+                if split is None or name in self.datasets:
+                    continue
+                cfg = self.train_cfg if name == "train" else self.eval_cfg
+                self.datasets[name] = ClipDataset(self._records(split), cfg, logmel)
+        trainer = getattr(self, "trainer", None)
+        if trainer is not None and not self._callback_added:
+            trainer.callbacks.append(_make_callback(self))
+            self._callback_added = True
+
+    def _loader(self, name: str, shuffle: bool) -> DataLoader:
+        if name not in self.datasets:
+            raise RuntimeError(f"{type(self).__name__}: no '{name}' split set up (call setup() with the right stage)")
+        return DataLoader(
+            self.datasets[name],
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            num_workers=self.num_workers,
+            collate_fn=collate_clips,
+            pin_memory=self.pin_memory,
+            drop_last=shuffle,
+            persistent_workers=False,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)
+
+    # ------------------------------------------------------------------ accounting
+    def _stage_name(self) -> str:
+        t = getattr(self, "trainer", None)
+        if t is None:
+            return "train"
+        if t.training:
+            return "train"
+        if t.validating or t.sanity_checking:
+            return "val"
+        return "test"
+
+    def record_batch(self, batch: dict[str, Any], stage: str) -> None:
+        """Count the skipped files and audio-less clips of ``batch`` (warns for each skip)."""
+        ep = self._epoch.setdefault(stage, {"skipped": [], "missing_audio": 0})
+        for s in batch.get("skipped", []):
+            warnings.warn(f"[{self.datamodule_name}] skipped {s}", stacklevel=2)
+            self.skipped.setdefault(stage, []).append(s)
+            ep["skipped"].append(s)
+        if "has_audio" in batch and self.train_cfg.with_audio:
+            n = int((~batch["has_audio"]).sum())
+            self.missing_audio_count[stage] = self.missing_audio_count.get(stage, 0) + n
+            ep["missing_audio"] += n
+
+    def pop_epoch_report(self, stage: str) -> dict[str, Any]:
+        return self._epoch.pop(stage, {"skipped": [], "missing_audio": 0})
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        if isinstance(batch, dict):
+            self.record_batch(batch, self._stage_name())
+        return batch
