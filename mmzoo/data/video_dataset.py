@@ -53,7 +53,8 @@ class VideoRecord:
     video). Frame-folder mode: ``frames_dir`` + ``frame_pattern`` with frame numbers
     ``first_frame..last_frame`` (inclusive, in the file-name numbering) at ``frames_fps``;
     ``audio_video`` optionally names the video file whose audio goes with the frames (frame number
-    ``n`` is at ``(n - frame_number_offset) / frames_fps`` seconds of that video)."""
+    ``n`` is at ``(n - frame_number_offset) / frames_fps`` seconds of that video;
+    ``frames_fps=None``: the video's frame rate)."""
 
     targets: dict[str, int]
     meta: dict[str, Any] = field(default_factory=dict)
@@ -156,11 +157,11 @@ class ClipDataset(Dataset):
         if with_audio:
             if rec.audio_video is None:
                 raise NoAudioStreamError(rec.frames_dir, "frame-folder record has no video to take audio from")
-            fps = float(rec.frames_fps)
-            t0, t1 = S.clip_time_span(numbers - rec.frame_number_offset, fps, step)
             with VideoReader(rec.audio_video) as r:
                 if not r.has_audio:
                     raise NoAudioStreamError(rec.audio_video, "no audio stream in container")
+                fps = float(rec.frames_fps) if rec.frames_fps else r.fps  # frames at the video's rate
+                t0, t1 = S.clip_time_span(numbers - rec.frame_number_offset, fps, step)
                 audio = self._audio(r, t0, t1)
         return frames, numbers, audio, rec.audio_video is not None
 
@@ -317,6 +318,8 @@ class ClipDataModule(LightningDataModule):
         num_segments: int | None,
         num_clips: int,
         num_crops: int,
+        val_num_clips: int,
+        val_num_crops: int,
         train_scale: tuple[int, int],
         crop_size: int,
         test_scale: int,
@@ -360,6 +363,7 @@ class ClipDataModule(LightningDataModule):
         )
         self.train_cfg = ClipConfig(train=True, **base)
         self.eval_cfg = ClipConfig(train=False, **base)
+        self.val_cfg = ClipConfig(train=False, **{**base, "num_clips": val_num_clips, "num_crops": val_num_crops})
         self.audio_normalization = audio_normalization
         self.datasets: dict[str, ClipDataset] = {}
         self.skipped: dict[str, list[str]] = {}
@@ -390,7 +394,7 @@ class ClipDataModule(LightningDataModule):
             for name, split in wanted[st]:
                 if split is None or name in self.datasets:
                     continue
-                cfg = self.train_cfg if name == "train" else self.eval_cfg
+                cfg = {"train": self.train_cfg, "val": self.val_cfg, "test": self.eval_cfg}[name]
                 self.datasets[name] = ClipDataset(self._records(split), cfg, logmel)
         trainer = getattr(self, "trainer", None)
         if trainer is not None and not self._callback_added:
@@ -453,3 +457,57 @@ class ClipDataModule(LightningDataModule):
         if isinstance(batch, dict):
             self.record_batch(batch, self._stage_name())
         return batch
+
+
+# ---------------------------------------------------------------------- annotation files
+class AnnotationError(ValueError):
+    """A malformed annotation file or line; the message starts with ``path:line:``."""
+
+    def __init__(self, path: str | os.PathLike, line: int | None, message: str):
+        self.path, self.line = str(path), line
+        where = f"{self.path}:{line}" if line is not None else self.path
+        super().__init__(f"{where}: {message}")
+
+
+class LayoutError(FileNotFoundError):
+    """The dataset folder does not have the expected layout; the message names what is missing."""
+
+
+def read_csv_rows(path: str | os.PathLike, required: list[str], optional_header: bool = False):
+    """Rows of a CSV annotation file as ``(line_number, dict)``; checks that the header holds the
+    ``required`` columns and that every row has as many fields as the header."""
+    import csv
+
+    path = str(path)
+    if not os.path.isfile(path):
+        raise LayoutError(f"annotation file not found: {path}")
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.reader(f)
+        try:
+            header = next(reader)
+        except StopIteration:
+            raise AnnotationError(path, 1, "empty file (no header line)") from None
+        header = [h.strip() for h in header]
+        missing = [c for c in required if c not in header]
+        if missing:
+            raise AnnotationError(path, 1, f"header lacks column(s) {missing}; found {header}")
+        for row in reader:
+            line = reader.line_num
+            if not row or all(not x.strip() for x in row):
+                continue
+            if len(row) != len(header):
+                raise AnnotationError(path, line, f"expected {len(header)} fields ({','.join(header)}), got {len(row)}: {row}")
+            yield line, dict(zip(header, (x.strip() for x in row)))
+
+
+def parse_number(path: str, line: int, column: str, value: str, kind: type = int):
+    """``kind(value)`` or an :class:`AnnotationError` naming file, line and column."""
+    try:
+        if kind is int:
+            f = float(value)
+            if f != int(f):
+                raise ValueError
+            return int(f)
+        return kind(value)
+    except (TypeError, ValueError):
+        raise AnnotationError(path, line, f"column '{column}': cannot parse {value!r} as {kind.__name__}") from None

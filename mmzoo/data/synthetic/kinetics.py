@@ -1,0 +1,123 @@
+"""A tiny Kinetics dataset in the official layout, read back by ``KineticsDataModule`` in tests,
+the demo and the data benchmark.
+
+:func:`write_kinetics` writes
+
+* ``root/annotations/{train,val,test}.csv`` with the release columns
+  ``label,youtube_id,time_start,time_end,split`` (``test.csv`` optional, same format);
+* one real mp4 per row at ``root/<split>/<label>/<youtube_id>_<start:06d>_<end:06d>.mp4``
+  (H.264 + AAC via :func:`mmzoo.data.synthetic.media.write_mp4`), or, with ``flat=True``,
+  ``root/<split>/<youtube_id>_...mp4``.
+
+Content: class ``k`` (index in the sorted class list) is a frame filled with a class colour,
+and a tone of ``300 + 100 k`` Hz. The top-left 8x8 block of frame ``t`` has grey level
+``min(4 t, 255)`` so that decoded frame indices can be checked from pixels. Rows listed in
+``no_audio`` get a video-only file; ``corrupt`` rows get a file of random bytes.
+"""
+from __future__ import annotations
+
+import colorsys
+import csv
+import random
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from mmzoo.data.synthetic.media import write_mp4
+
+__all__ = ["write_kinetics", "DEFAULT_CLASSES"]
+
+DEFAULT_CLASSES = ("abseiling", "playing drums", "tickling")
+_ID_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_"
+
+
+def _colour(k: int) -> tuple[int, int, int]:
+    r, g, b = colorsys.hsv_to_rgb((k * 0.381966) % 1.0, 0.8, 0.9)
+    return int(r * 255), int(g * 255), int(b * 255)
+
+
+def class_frames(k: int, num_frames: int, height: int, width: int) -> np.ndarray:
+    """The frames written for a video of class ``k`` (see the module docstring)."""
+    frames = np.empty((num_frames, height, width, 3), dtype=np.uint8)
+    frames[:] = np.array(_colour(k), dtype=np.uint8)
+    for t in range(num_frames):
+        frames[t, :8, :8] = min(4 * t, 255)
+    return frames
+
+
+def class_audio(k: int, seconds: float, sample_rate: int) -> np.ndarray:
+    n = int(round(seconds * sample_rate))
+    return (0.4 * np.sin(2 * np.pi * (300 + 100 * k) * np.arange(n) / sample_rate)).astype(np.float32)
+
+
+def write_kinetics(
+    root: str | Path,
+    classes: Sequence[str] = DEFAULT_CLASSES,
+    per_class: dict[str, int] | None = None,
+    num_frames: int = 40,
+    fps: float = 30.0,
+    size: tuple[int, int] = (64, 80),
+    sample_rate: int = 16000,
+    no_audio: Sequence[tuple[str, int]] = (),
+    corrupt: Sequence[tuple[str, int]] = (),
+    flat: bool = False,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Write the dataset; returns a description for tests.
+
+    Args:
+        root: output folder.
+        classes: class names (written as given; the loader sorts them).
+        per_class: videos per class and split, e.g. ``{"train": 2, "val": 1}`` (default), a
+            ``"test"`` entry adds ``annotations/test.csv``.
+        num_frames / fps / size: video length, rate and ``(height, width)`` (even numbers).
+        sample_rate: audio rate of the AAC track.
+        no_audio / corrupt: ``(split, row_number)`` pairs (row number within the split's CSV,
+            0-based) written without audio / as a corrupt file.
+        flat: CVDF layout without label folders.
+
+    Returns:
+        ``{"root", "classes" (sorted), "csv": {split: path}, "rows": {split: [dict(label,
+        label_index, youtube_id, time_start, time_end, path, has_audio, corrupt, line)]},
+        "num_frames", "fps", "size"}``.
+    """
+    root = Path(root)
+    per_class = dict(per_class or {"train": 2, "val": 1})
+    rng = random.Random(seed)
+    sorted_classes = sorted(classes)
+    out: dict[str, Any] = {"root": str(root), "classes": sorted_classes, "csv": {}, "rows": {},
+                           "num_frames": num_frames, "fps": fps, "size": tuple(size)}  # fmt: skip
+    (root / "annotations").mkdir(parents=True, exist_ok=True)
+    seconds = num_frames / fps
+    no_audio, corrupt = set(map(tuple, no_audio)), set(map(tuple, corrupt))
+    for split, n in per_class.items():
+        rows = []
+        for label in classes:
+            for _ in range(n):
+                yid = "".join(rng.choice(_ID_CHARS) for _ in range(11))
+                start = rng.randrange(0, 290)
+                rows.append({"label": label, "youtube_id": yid, "time_start": start, "time_end": start + 10})
+        csv_path = root / "annotations" / f"{split}.csv"
+        with open(csv_path, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["label", "youtube_id", "time_start", "time_end", "split"])
+            for r in rows:
+                w.writerow([r["label"], r["youtube_id"], r["time_start"], r["time_end"], split])
+        for i, r in enumerate(rows):
+            k = sorted_classes.index(r["label"])
+            name = f"{r['youtube_id']}_{r['time_start']:06d}_{r['time_end']:06d}.mp4"
+            path = root / split / name if flat else root / split / r["label"] / name
+            has_audio = (split, i) not in no_audio
+            is_corrupt = (split, i) in corrupt
+            if is_corrupt:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(bytes(rng.randrange(256) for _ in range(2048)))
+            else:
+                audio = class_audio(k, seconds, sample_rate) if has_audio else None
+                write_mp4(path, class_frames(k, num_frames, *size), fps, audio, sample_rate)
+            r.update(label_index=k, path=str(path), has_audio=has_audio and not is_corrupt,
+                     corrupt=is_corrupt, line=i + 2)  # fmt: skip
+        out["csv"][split] = str(csv_path)
+        out["rows"][split] = rows
+    return out
