@@ -1,0 +1,85 @@
+"""The errors mmzoo raises when a model cannot be found, fetched or loaded.
+
+Every message says what went wrong *and* what to do about it. All of them derive from
+`MmzooError` (except `UnknownModelError`, which the registry defines as a `KeyError`), and each
+also derives from the closest built-in exception so generic handlers keep working.
+"""
+from __future__ import annotations
+
+from mmzoo.registry import UnknownModelError
+
+__all__ = [
+    "MmzooError",
+    "UnknownModelError",
+    "NoPublishedWeightsError",
+    "RepoNotFoundError",
+    "OfflineNotCachedError",
+    "CorruptWeightsError",
+    "ChecksumMismatchError",
+    "IncompatibleConfigError",
+    "MissingKeysError",
+]
+
+
+class MmzooError(Exception):
+    """Base class of mmzoo's hub and loading errors."""
+
+
+class NoPublishedWeightsError(MmzooError, LookupError):
+    """The requested tag has no weights that `load` could obtain (no Hub repo, no original file)."""
+
+
+class RepoNotFoundError(MmzooError, LookupError):
+    """A repo id is neither in the local hub nor reachable on the Hugging Face Hub."""
+
+
+class OfflineNotCachedError(MmzooError, ConnectionError):
+    """`HF_HUB_OFFLINE` is set and the requested files are not in any local cache."""
+
+
+class CorruptWeightsError(MmzooError, ValueError):
+    """A weights file is truncated, is not a safetensors file, or cannot be decoded."""
+
+
+class ChecksumMismatchError(MmzooError, ValueError):
+    """The sha256 of a file differs from the one the registry records."""
+
+    def __init__(self, path, expected: str, actual: str, hint: str = "") -> None:
+        self.path = str(path)
+        self.expected = expected
+        self.actual = actual
+        msg = (
+            f"Checksum mismatch for {self.path}: expected sha256 {expected}, got {actual}. "
+            "The file is corrupt, was replaced, or belongs to another release; it was NOT loaded. "
+            "Delete it and download it again"
+        )
+        msg += f" ({hint})." if hint else "."
+        super().__init__(msg)
+
+
+class IncompatibleConfigError(MmzooError, ValueError):
+    """config.json names an unknown model id, or was written by a newer, incompatible mmzoo."""
+
+
+class MissingKeysError(MmzooError, RuntimeError):
+    """The weights do not fit the architecture: missing, unexpected or mis-shaped tensors."""
+
+    def __init__(self, source: str, missing=(), unexpected=(), mismatched=(), hint: str = "") -> None:
+        self.missing = sorted(missing)
+        self.unexpected = sorted(unexpected)
+        self.mismatched = list(mismatched)
+        parts = [f"The weights in {source} do not match the architecture."]
+        if self.missing:
+            parts.append(f"Missing keys ({len(self.missing)}): {', '.join(self.missing)}.")
+        if self.unexpected:
+            parts.append(f"Unexpected keys ({len(self.unexpected)}): {', '.join(self.unexpected)}.")
+        if self.mismatched:
+            shown = ", ".join(f"{k} (file {tuple(a)} vs model {tuple(b)})" for k, a, b in self.mismatched)
+            parts.append(f"Shape mismatches ({len(self.mismatched)}): {shown}.")
+        parts.append(
+            hint
+            or "Check that the constructor arguments (config.json kwargs and any overrides) are the ones "
+            "these weights were trained with; to use a different head, load with the original "
+            "arguments and replace the layer afterwards."
+        )
+        super().__init__(" ".join(parts))
