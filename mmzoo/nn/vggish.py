@@ -198,6 +198,15 @@ class VGGish(nn.Module):
         if final_relu:
             head.append(nn.ReLU(inplace=True))
         self.embeddings = nn.Sequential(*head)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """He-normal weights and zero biases: a random VGGish whose activations neither vanish nor
+        explode (used when no trained weights are loaded)."""
+        for m in self.modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+                nn.init.zeros_(m.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim == 3:

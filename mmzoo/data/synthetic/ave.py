@@ -34,40 +34,11 @@ from typing import Any, Literal, Optional, Sequence
 
 import numpy as np
 
+from mmzoo.data.ave import AVE_CLASSES
 from mmzoo.data.synthetic.media import write_mp4
 
 __all__ = ["AVE_CLASSES", "write_ave", "class_colour", "class_tone_hz"]
 
-AVE_CLASSES: tuple[str, ...] = (
-    "Church bell",
-    "Male speech, man speaking",
-    "Bark",
-    "Fixed-wing aircraft, airplane",
-    "Race car, auto racing",
-    "Female speech, woman speaking",
-    "Helicopter",
-    "Violin, fiddle",
-    "Flute",
-    "Ukulele",
-    "Frying (food)",
-    "Truck",
-    "Shofar",
-    "Motorcycle",
-    "Acoustic guitar",
-    "Train horn",
-    "Clock",
-    "Banjo",
-    "Goat",
-    "Baby cry, infant cry",
-    "Bus",
-    "Chainsaw",
-    "Cat",
-    "Horse",
-    "Toilet flush",
-    "Rodents, rats, mice",
-    "Accordion",
-    "Mandolin",
-)
 BACKGROUND = 28
 HEADER = "Category&VideoID&Quality&StartTime&EndTime"
 _ID_CHARS = string.ascii_letters + string.digits + "-_"
