@@ -1,0 +1,177 @@
+"""A tiny EPIC-Kitchens-55 / -100 dataset in the official layouts, read back by
+``EpicKitchensDataModule`` in tests and benchmarks.
+
+:func:`write_epic` writes, for ``version="100"``::
+
+    root/annotations/EPIC_100_train.csv, EPIC_100_validation.csv, EPIC_100_test_timestamps.csv,
+                     EPIC_100_verb_classes.csv, EPIC_100_noun_classes.csv
+    root/P01/rgb_frames/P01_01/frame_0000000001.jpg ...      (write_frames)
+    root/P01/videos/P01_01.MP4                               (write_videos, H.264 + AAC)
+
+and for ``version="55"``::
+
+    root/annotations/EPIC_train_action_labels.csv, EPIC_test_s1_timestamps.csv,
+                     EPIC_test_s2_timestamps.csv, EPIC_verb_classes.csv, EPIC_noun_classes.csv
+    root/frames_rgb_flow/rgb/{train,test}/P01/P01_01/frame_0000000001.jpg ...
+    root/videos/{train,test}/P01/P01_01.MP4
+
+Content: video frame ``t`` (0-based; file ``frame_{t+1:010d}.jpg``) is grey outside action
+segments and has the colour of the segment's verb class inside; its top-left 8x8 block has grey
+level ``(4 t) % 256``. The audio is a tone of ``300 + 100 * noun`` Hz during segments, silence
+elsewhere. The same frames are written as JPEGs and as the video.
+"""
+from __future__ import annotations
+
+import colorsys
+import csv
+import random
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from mmzoo.data.synthetic.media import write_jpeg_frames, write_mp4
+
+__all__ = ["write_epic", "format_timestamp"]
+
+VERBS = ("take", "put", "open", "close", "wash")
+NOUNS = ("plate", "cup", "door", "tap", "knife", "pan")
+DEFAULT_VIDEOS = {
+    "100": {"train": ["P01_01", "P02_101"], "val": ["P01_11"], "test": ["P03_101"]},
+    "55": {"train": ["P01_01", "P26_01"], "s1": ["P01_05"], "s2": ["P32_01"]},
+}
+
+
+def format_timestamp(seconds: float) -> str:
+    """Seconds -> ``HH:MM:SS.ff`` (the annotation files' format)."""
+    cs = int(round(seconds * 100))
+    h, rem = divmod(cs, 360000)
+    m, rem = divmod(rem, 6000)
+    s, f = divmod(rem, 100)
+    return f"{h:02d}:{m:02d}:{s:02d}.{f:02d}"
+
+
+def _colour(k: int) -> tuple[int, int, int]:
+    r, g, b = colorsys.hsv_to_rgb((k * 0.381966) % 1.0, 0.8, 0.9)
+    return int(r * 255), int(g * 255), int(b * 255)
+
+
+def write_epic(
+    root: str | Path,
+    version: str = "100",
+    videos: dict[str, list[str]] | None = None,
+    segments_per_video: int = 2,
+    num_frames: int = 90,
+    fps: float = 30.0,
+    size: tuple[int, int] = (48, 64),
+    sample_rate: int = 16000,
+    write_frames: bool = True,
+    write_videos: bool = True,
+    no_audio_videos: Sequence[str] = (),
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Write the dataset; returns ``{"root", "version", "num_verbs", "num_nouns", "fps",
+    "num_frames", "csv": {split: path}, "rows": {split: [dict(row fields + verb_class, noun_class,
+    line)]}, "frames_dirs": {video_id: path}, "videos": {video_id: path}}``.
+
+    Segment ``j`` of a video covers frame numbers ``start = 6 + 40 j`` to ``start + 24``
+    (inclusive, 1-based) with matching timestamps ``(frame - 1) / fps``."""
+    if version not in ("55", "100"):
+        raise ValueError(f"version must be '55' or '100', got {version!r}")
+    root = Path(root)
+    rng = random.Random(seed)
+    videos = videos or DEFAULT_VIDEOS[version]
+    ann = root / "annotations"
+    ann.mkdir(parents=True, exist_ok=True)
+    names = {
+        "100": {"train": "EPIC_100_train.csv", "val": "EPIC_100_validation.csv", "test": "EPIC_100_test_timestamps.csv",
+                "verbs": "EPIC_100_verb_classes.csv", "nouns": "EPIC_100_noun_classes.csv"},
+        "55": {"train": "EPIC_train_action_labels.csv", "s1": "EPIC_test_s1_timestamps.csv",
+               "s2": "EPIC_test_s2_timestamps.csv", "verbs": "EPIC_verb_classes.csv", "nouns": "EPIC_noun_classes.csv"},
+    }[version]  # fmt: skip
+    # class files
+    with open(ann / names["verbs"], "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["id", "key", "instances", "category"] if version == "100" else ["verb_id", "class_key", "verbs"])
+        for i, v in enumerate(VERBS):
+            w.writerow([i, v, f"['{v}']", v] if version == "100" else [i, v, f"['{v}']"])
+    with open(ann / names["nouns"], "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["id", "key", "instances", "category"] if version == "100" else ["noun_id", "class_key", "nouns"])
+        for i, n in enumerate(NOUNS):
+            w.writerow([i, n, f"['{n}']", "things"] if version == "100" else [i, n, f"['{n}']"])
+
+    labelled_cols = (
+        ["narration_id", "participant_id", "video_id", "narration_timestamp", "start_timestamp", "stop_timestamp",
+         "start_frame", "stop_frame", "narration", "verb", "verb_class", "noun", "noun_class", "all_nouns",
+         "all_noun_classes"]
+        if version == "100" else
+        ["uid", "participant_id", "video_id", "narration", "start_timestamp", "stop_timestamp", "start_frame",
+         "stop_frame", "verb", "verb_class", "noun", "noun_class", "all_nouns", "all_noun_classes"]
+    )  # fmt: skip
+    test_cols = (
+        ["narration_id", "participant_id", "video_id", "narration_timestamp", "start_timestamp", "stop_timestamp",
+         "start_frame", "stop_frame"]
+        if version == "100" else
+        ["uid", "participant_id", "video_id", "start_timestamp", "stop_timestamp", "start_frame", "stop_frame"]
+    )  # fmt: skip
+    out: dict[str, Any] = {"root": str(root), "version": version, "num_verbs": len(VERBS), "num_nouns": len(NOUNS),
+                           "fps": fps, "num_frames": num_frames, "csv": {}, "rows": {}, "frames_dirs": {},
+                           "videos": {}}  # fmt: skip
+    uid = 0
+    # EPIC-55: the labelled rows of all non-test splits share EPIC_train_action_labels.csv
+    file_rows: dict[str, list[dict]] = {}
+    for split, vids in videos.items():
+        labelled = split in ("train", "val")
+        key = "train" if (version == "55" and labelled) else split
+        media_split = "train" if labelled else "test"
+        for vid in vids:
+            participant = vid.split("_")[0]
+            frames = np.full((num_frames, size[0], size[1], 3), 128, dtype=np.uint8)
+            audio = np.zeros(int(round(num_frames / fps * sample_rate)), dtype=np.float32)
+            for j in range(segments_per_video):
+                start, stop = 6 + 40 * j, 6 + 40 * j + 24
+                if stop > num_frames:
+                    raise ValueError(f"num_frames={num_frames} too small for {segments_per_video} segments")
+                v, n = rng.randrange(len(VERBS)), rng.randrange(len(NOUNS))
+                frames[start - 1 : stop] = np.array(_colour(v), dtype=np.uint8)
+                a0, a1 = int(round((start - 1) / fps * sample_rate)), int(round(stop / fps * sample_rate))
+                audio[a0:a1] = 0.4 * np.sin(2 * np.pi * (300 + 100 * n) * np.arange(a1 - a0) / sample_rate)
+                row = {
+                    "uid": uid, "narration_id": f"{vid}_{j}", "participant_id": participant, "video_id": vid,
+                    "narration_timestamp": format_timestamp((start - 1) / fps),
+                    "start_timestamp": format_timestamp((start - 1) / fps),
+                    "stop_timestamp": format_timestamp((stop - 1) / fps),
+                    "start_frame": start, "stop_frame": stop, "narration": f"{VERBS[v]} {NOUNS[n]}",
+                    "verb": VERBS[v], "verb_class": v, "noun": NOUNS[n], "noun_class": n,
+                    "all_nouns": f"['{NOUNS[n]}']", "all_noun_classes": f"[{n}]", "split": split,
+                }  # fmt: skip
+                uid += 1
+                file_rows.setdefault(key, []).append(row)
+                out["rows"].setdefault(split, []).append(row)
+            for t in range(num_frames):
+                frames[t, :8, :8] = (4 * t) % 256
+            if version == "100":
+                fdir = root / participant / "rgb_frames" / vid
+                vpath = root / participant / "videos" / f"{vid}.MP4"
+            else:
+                fdir = root / "frames_rgb_flow" / "rgb" / media_split / participant / vid
+                vpath = root / "videos" / media_split / participant / f"{vid}.MP4"
+            if write_frames:
+                write_jpeg_frames(fdir, frames, pattern="frame_{:010d}.jpg", start=1)
+                out["frames_dirs"][vid] = str(fdir)
+            if write_videos:
+                write_mp4(vpath, frames, fps, None if vid in no_audio_videos else audio, sample_rate)
+                out["videos"][vid] = str(vpath)
+    for key, rows in file_rows.items():
+        path = ann / names[key]
+        cols = labelled_cols if key in ("train", "val") else test_cols
+        with open(path, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(cols)
+            for i, r in enumerate(rows):
+                w.writerow([r[c] for c in cols])
+                r["line"] = i + 2
+                r["csv"] = str(path)
+        out["csv"][key] = str(path)
+    return out
