@@ -1,0 +1,641 @@
+"""T2VLAD: global-local sequence alignment for text-video retrieval (Wang, Zhu, Yang, CVPR 2021;
+thesis of Xiaohan Wang, ch. 6). Spec: ``specs/digest-002.md`` section 4.
+
+Text: BERT (bert-base-uncased, fine-tuned end to end, via ``transformers``) gives token features
+``Z_text``. Video: the pre-extracted MMT multi-expert features. Two branches:
+
+- local: every expert token -> FC to C (=768) [-> L2, as the authors' port does] -> one
+  transformer encoder layer over the concatenated tokens of all experts (4 heads, no position
+  encoding) -> ``Z_video``; text and video tokens are aggregated by a NetVLAD with **shared**
+  centres (K + 1 ghost, Eqs. 6.1-6.3); ``s_local`` = cosine of the stacked K cluster features;
+- global: per expert, temporal max-pool -> projection -> context gating -> ``F_i_video``; the
+  text side maps the text VLAD ``G_text`` through expert-specific projections to ``F_i_text``;
+  ``s_global = sum_i w_i cos(F_i_text, F_i_video)``, ``w = softmax(Linear(G_text))`` renormalised
+  over the experts a video has.
+
+``s = (s_global + s_local) / 2``, trained with a bidirectional max-margin ranking loss (margin
+0.02) using Ranger (RAdam + Lookahead), lr 1e-4 x0.9 every 5 epochs, batch 64.
+
+Public helpers: :func:`rank_videos` (a text query against a feature set or DataModule),
+:class:`Lookahead`, :func:`max_margin_ranking_loss`, :func:`hardest_negative_loss`.
+"""
+from __future__ import annotations
+
+import math
+import os
+from collections import defaultdict
+from typing import Any, Iterable, Literal, Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mmzoo.metrics.retrieval import RetrievalMetrics
+from mmzoo.models.base import ZooModule
+from mmzoo.nn.netvlad import NetVLAD
+from mmzoo.registry import Weights, register_model
+
+__all__ = [
+    "T2VLAD",
+    "Lookahead",
+    "ContextGating",
+    "GatedEmbeddingUnit",
+    "max_margin_ranking_loss",
+    "hardest_negative_loss",
+    "rank_videos",
+    "MSRVTT_EXPERTS",
+]
+
+# MSR-VTT experts of MMT as T2VLAD uses them (input dims and token budgets: PaddleVideo config).
+MSRVTT_EXPERTS = ["audio", "rgb", "ocr", "speech", "scene", "flow", "s3d", "face"]
+_DIMS = {"audio": 128, "rgb": 2048, "ocr": 300, "speech": 300, "scene": 2208, "flow": 1024, "s3d": 1024, "face": 512}
+_TOKENS = {"audio": 31, "rgb": 51, "ocr": 30, "speech": 112, "scene": 31, "flow": 49, "s3d": 30, "face": 30}
+LSMDC_EXPERTS = ["rgb", "audio", "ocr", "scene", "flow", "s3d"]  # thesis: rgb, audio, ocr, scene, flow, action
+ANETCAPS_EXPERTS = ["s3d", "audio"]  # thesis: motion and audio
+
+
+# --------------------------------------------------------------------------- building blocks
+class ContextGating(nn.Module):
+    """Miech et al.'s context gating: ``x * sigmoid(BN(W x + b))``."""
+
+    def __init__(self, dim: int, use_bn: bool = True):
+        super().__init__()
+        self.fc = nn.Linear(dim, dim)
+        self.bn = nn.BatchNorm1d(dim) if use_bn else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.sigmoid(self.bn(self.fc(x)))
+
+
+class GatedEmbeddingUnit(nn.Module):
+    """Linear projection -> context gating -> L2 normalisation."""
+
+    def __init__(self, in_dim: int, out_dim: int):
+        super().__init__()
+        self.fc = nn.Linear(in_dim, out_dim)
+        self.cg = ContextGating(out_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.cg(self.fc(x)), dim=-1)
+
+
+class Lookahead(torch.optim.Optimizer):
+    """Lookahead (Zhang et al., 2019) around any optimizer: every ``k`` steps the slow weights
+    move ``alpha`` of the way to the fast weights and the fast weights restart from them.
+    ``Lookahead(RAdam(...))`` is the Ranger optimiser T2VLAD uses.
+
+    ``param_groups`` are the inner optimizer's (so LR schedulers act on it); ``state_dict``
+    holds the inner state and the slow weights.
+    """
+
+    def __init__(self, optimizer: torch.optim.Optimizer, k: int = 6, alpha: float = 0.5):
+        if k < 1 or not 0.0 < alpha <= 1.0:
+            raise ValueError("Lookahead needs k >= 1 and 0 < alpha <= 1")
+        self.optimizer = optimizer
+        self.k, self.alpha = k, alpha
+        super().__init__(optimizer.param_groups, optimizer.defaults)
+        self.param_groups = optimizer.param_groups  # share the inner groups (and their lr)
+        self.lookahead_steps = 0
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:  # slow weights start at the initial parameters
+            for p in group["params"]:
+                if "slow" not in self.state[p]:
+                    self.state[p]["slow"] = p.detach().clone()
+        loss = self.optimizer.step(closure)
+        self.lookahead_steps += 1
+        if self.lookahead_steps % self.k == 0:
+            for group in self.param_groups:
+                for p in group["params"]:
+                    slow = self.state[p]["slow"]
+                    slow.add_(p - slow, alpha=self.alpha)
+                    p.copy_(slow)
+        return loss
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        self.optimizer.zero_grad(set_to_none=set_to_none)
+
+    def state_dict(self) -> dict[str, Any]:
+        slow = {i: self.state[p]["slow"] for i, p in enumerate(p for g in self.param_groups for p in g["params"]) if "slow" in self.state[p]}
+        return {"inner": self.optimizer.state_dict(), "slow": slow, "lookahead_steps": self.lookahead_steps, "k": self.k, "alpha": self.alpha}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.optimizer.load_state_dict(state_dict["inner"])
+        self.param_groups = self.optimizer.param_groups
+        params = [p for g in self.param_groups for p in g["params"]]
+        for i, t in state_dict["slow"].items():
+            self.state[params[int(i)]]["slow"] = t.to(params[int(i)].device).clone()
+        self.lookahead_steps = int(state_dict["lookahead_steps"])
+
+
+def max_margin_ranking_loss(sims: torch.Tensor, margin: float) -> torch.Tensor:
+    """Bidirectional max-margin ranking loss (Miech et al. / MMT, ``fix_norm``): the mean over
+    all ``i != j`` of ``relu(m - s_ii + s_ij)`` (text i vs video j) and ``relu(m - s_ii + s_ji)``
+    (video i vs text j). ``sims[i, j]`` is text i vs video j; the diagonal holds the pairs."""
+    b = sims.shape[0]
+    if sims.shape != (b, b) or b < 2:
+        raise ValueError(f"need a square similarity matrix with at least 2 pairs, got {tuple(sims.shape)}")
+    pos = sims.diagonal()
+    off = ~torch.eye(b, dtype=torch.bool, device=sims.device)
+    t2v = F.relu(margin - pos.unsqueeze(1) + sims)[off]
+    v2t = F.relu(margin - pos.unsqueeze(0) + sims)[off]
+    return (t2v.sum() + v2t.sum()) / (2 * b * (b - 1))
+
+
+def hardest_negative_loss(sims: torch.Tensor, margin: float) -> torch.Tensor:
+    """VSE++-style loss of the PaddleVideo port (``ContrastiveLoss``, max violation, top-1):
+    mean over texts of the hardest ``relu(m + s_ij - s_ii)`` plus mean over videos of the hardest
+    ``relu(m + s_ij - s_jj)``."""
+    b = sims.shape[0]
+    if sims.shape != (b, b) or b < 2:
+        raise ValueError(f"need a square similarity matrix with at least 2 pairs, got {tuple(sims.shape)}")
+    pos = sims.diagonal()
+    eye = torch.eye(b, dtype=torch.bool, device=sims.device)
+    cost_t = F.relu(margin + sims - pos.unsqueeze(1)).masked_fill(eye, 0.0)
+    cost_v = F.relu(margin + sims - pos.unsqueeze(0)).masked_fill(eye, 0.0)
+    return cost_t.max(dim=1).values.mean() + cost_v.max(dim=0).values.mean()
+
+
+# ------------------------------------------------------------------------------ the model
+_REPORTED_MSRVTT = {
+    "msrvtt-1k-A": {"t2v": {"R@1": 29.5, "R@5": 59.0, "R@10": 70.1, "MdR": 4}, "v2t": {"R@1": 31.8, "R@5": 60.0, "R@10": 71.1, "MdR": 3}},
+    "msrvtt-1k-B": {"t2v": {"R@1": 26.1, "R@5": 54.7, "R@10": 68.1, "MdR": 4}, "v2t": {"R@1": 26.7, "R@5": 56.1, "R@10": 70.4, "MdR": 4}},
+    "msrvtt-full": {"t2v": {"R@1": 12.7, "R@5": 34.8, "R@10": 47.1, "MdR": 12}, "v2t": {"R@1": 20.7, "R@5": 48.9, "R@10": 62.1, "MdR": 6}},
+}
+_PAPER = "Wang, Zhu, Yang. T2VLAD: Global-Local Sequence Alignment for Text-Video Retrieval. CVPR 2021 (thesis ch. 6)"
+_TASK = "text-video retrieval"
+_MSRVTT_DEFAULTS = {"experts": MSRVTT_EXPERTS, "expert_dims": [_DIMS[e] for e in MSRVTT_EXPERTS],
+                    "expert_max_tokens": [_TOKENS[e] for e in MSRVTT_EXPERTS]}
+
+
+def _inputs(experts: Sequence[str]) -> dict[str, Any]:
+    return {"text": "raw strings, BERT-tokenised to 37 tokens", "experts": {e: {"dim": _DIMS[e], "max_tokens": _TOKENS[e]} for e in experts}}
+
+
+@register_model("t2vlad", task=_TASK, paper=_PAPER, defaults=_MSRVTT_DEFAULTS, inputs=_inputs(MSRVTT_EXPERTS),
+                reported=_REPORTED_MSRVTT, data={"datamodule": "msrvtt", "split": "1k-A", "input": "features"})
+@register_model(
+    "t2vlad-paddle", task=_TASK, paper=_PAPER + "; PaddleVideo applications/T2VLAD port",
+    defaults={**_MSRVTT_DEFAULTS, "vlad_sharing": "port", "transformer_dropout": 0.0, "loss": "hardest_negative",
+              "margin": 0.2, "optimizer": "adamw"},
+    inputs=_inputs(MSRVTT_EXPERTS), reported={"msrvtt-1k-A": _REPORTED_MSRVTT["msrvtt-1k-A"]},
+    data={"datamodule": "msrvtt", "split": "1k-A", "input": "features"},
+    weights=[Weights(
+        tag="msrvtt-1ka", hub_repo=None,
+        original_url="https://videotag.bj.bcebos.com/PaddleVideo-release2.2/T2VLAD_msrvtt.pdparams",
+        original_sha256=None, converter="mmzoo.convert.paddle:convert_t2vlad", dataset="MSR-VTT 1k-A",
+        metrics={"t2v/R@1": 29.5, "t2v/R@5": 59.0, "t2v/R@10": 70.1, "t2v/MdR": 4.0},
+        notes="PaddleVideo release of the authors' group; sha256 not recorded (the file could not be "
+              "downloaded from this build environment); converted without PaddlePaddle.",
+    )],
+)
+@register_model(
+    "t2vlad-lsmdc", task=_TASK, paper=_PAPER,
+    defaults={"experts": LSMDC_EXPERTS, "expert_dims": [_DIMS[e] for e in LSMDC_EXPERTS], "expert_max_tokens": [_TOKENS[e] for e in LSMDC_EXPERTS]},
+    inputs=_inputs(LSMDC_EXPERTS),
+    reported={"lsmdc": {"t2v": {"R@1": 14.3, "R@5": 32.4, "R@10": 42.2, "MdR": 16}, "v2t": {"R@1": 14.2, "R@5": 33.5, "R@10": 41.7, "MdR": 17}}},
+    data={"datamodule": None, "note": "no LSMDC DataModule in mmzoo yet"},
+)
+@register_model(
+    "t2vlad-anetcaps", task=_TASK, paper=_PAPER,
+    defaults={"experts": ANETCAPS_EXPERTS, "expert_dims": [_DIMS[e] for e in ANETCAPS_EXPERTS],
+              "expert_max_tokens": [_TOKENS[e] for e in ANETCAPS_EXPERTS], "num_clusters": 16},
+    inputs=_inputs(ANETCAPS_EXPERTS),
+    reported={"activitynet-captions": {"t2v": {"R@1": 23.7, "R@5": 55.5, "R@50": 93.5, "MdR": 4}, "v2t": {"R@1": 24.1, "R@5": 56.6, "R@50": 94.1, "MdR": 4}}},
+    data={"datamodule": None, "note": "no ActivityNet Captions DataModule in mmzoo yet"},
+)
+class T2VLAD(ZooModule):
+    """T2VLAD text-video retrieval model.
+
+    Args:
+        experts: expert names, in the order of the MoE weights (MSR-VTT: 8 MMT experts).
+        expert_dims: input dimension of each expert's features.
+        expert_max_tokens: token budget of each expert (used by ``example_input``; the data
+            decides the actual lengths).
+        text_encoder: Hugging Face name of the text encoder whose weights initialise training
+            (``bert-base-uncased``); the architecture is built locally (never downloaded).
+        text_encoder_config: ``transformers.BertConfig`` kwargs; None = bert-base-uncased's
+            architecture (``BertConfig()``). Tests use a tiny config.
+        text_encoder_init: ``"pretrained"`` loads ``text_encoder``'s weights when training starts
+            (``setup("fit")``; only if no weights were loaded into the model), ``"random"`` never.
+        tokenizer: a vocab.txt file, a tokenizer folder or a Hub name (default: ``text_encoder``).
+        text_max_tokens: captions are padded/truncated to this many tokens incl. [CLS]/[SEP]
+            ([SILENT] in the thesis; 37 in the authors' port).
+        embed_dim: C, the common dimension of both branches (768; must equal BERT's hidden size).
+        num_clusters: K (9 for MSR-VTT / LSMDC, 16 for ActivityNet Captions).
+        ghost_clusters: ghost centres (1).
+        vlad_assignment_norm: ``"batchnorm"`` on the assignment logits (port; the thesis allows
+            it in place of the bias b_j) or ``"bias"`` (Eq. 6.1 literally).
+        vlad_sharing: ``"thesis"`` -- text and video use the same centres c, bias/BN and residual
+            centres c' with gradients from both (Eqs. 6.1-6.3); ``"port"`` -- the PaddleVideo port:
+            shared c but detached in the video call, separate c' and BN per modality;
+            ``"separate"`` -- two independent VLADs (ablation of Table 6.5).
+        transformer_layers / transformer_heads: 1 layer, 4 heads (thesis).
+        transformer_dropout: 0.1 (thesis); the port uses 0.
+        transformer_ffn_dim: FFN width ([SILENT]; 768 in the port).
+        transformer_norm_first: pre-norm layer ([SILENT]; port: pre-norm).
+        transformer_final_norm: LayerNorm after the encoder ([SILENT]; port: yes).
+        local_token_l2norm: L2-normalise each projected expert token ([SILENT]; port: yes).
+        use_token_masks: exclude padded tokens from attention, VLAD assignment and max-pooling
+            ([SILENT]; the port pads with zeros and masks nothing, so the default is False).
+        renormalise_moe: renormalise the mixture weights over the experts a video has ([SILENT];
+            port: yes).
+        eval_similarity: ``"both"`` (s = (s_global + s_local)/2), ``"global"`` or ``"local"``
+            (Table 6.4's test-time ablations).
+        loss: ``"max_margin"`` (thesis: bidirectional max-margin ranking loss, mean over all
+            negatives) or ``"hardest_negative"`` (the port's ContrastiveLoss, top-1 violation).
+        margin: 0.02 (thesis, all datasets); the port uses 0.2 with the hardest-negative loss.
+        optimizer: ``"ranger"`` (RAdam + Lookahead; thesis) or ``"adamw"`` (port).
+        lr / weight_decay: 1e-4 / 1e-4. lr_decay / lr_decay_every: x0.9 every 5 epochs.
+        lookahead_k / lookahead_alpha: Lookahead's 6 / 0.5 (Ranger defaults).
+        radam_betas: (0.95, 0.999) (Ranger defaults). radam_eps: 1e-5 (Ranger default).
+    """
+
+    def __init__(
+        self,
+        experts: list[str] = MSRVTT_EXPERTS,
+        expert_dims: list[int] = [_DIMS[e] for e in MSRVTT_EXPERTS],  # noqa: B006 - JSON config
+        expert_max_tokens: list[int] = [_TOKENS[e] for e in MSRVTT_EXPERTS],  # noqa: B006
+        text_encoder: str = "bert-base-uncased",
+        text_encoder_config: Optional[dict] = None,
+        text_encoder_init: Literal["pretrained", "random"] = "pretrained",
+        tokenizer: Optional[str] = None,
+        text_max_tokens: int = 37,
+        embed_dim: int = 768,
+        num_clusters: int = 9,
+        ghost_clusters: int = 1,
+        vlad_assignment_norm: Literal["batchnorm", "bias"] = "batchnorm",
+        vlad_sharing: Literal["thesis", "port", "separate"] = "thesis",
+        transformer_layers: int = 1,
+        transformer_heads: int = 4,
+        transformer_dropout: float = 0.1,
+        transformer_ffn_dim: int = 768,
+        transformer_norm_first: bool = True,
+        transformer_final_norm: bool = True,
+        local_token_l2norm: bool = True,
+        use_token_masks: bool = False,
+        renormalise_moe: bool = True,
+        eval_similarity: Literal["both", "global", "local"] = "both",
+        loss: Literal["max_margin", "hardest_negative"] = "max_margin",
+        margin: float = 0.02,
+        optimizer: Literal["ranger", "adamw"] = "ranger",
+        lr: float = 1e-4,
+        weight_decay: float = 1e-4,
+        lr_decay: float = 0.9,
+        lr_decay_every: int = 5,
+        lookahead_k: int = 6,
+        lookahead_alpha: float = 0.5,
+        radam_betas: tuple[float, float] = (0.95, 0.999),
+        radam_eps: float = 1e-5,
+    ):
+        super().__init__()
+        self.save_hyperparameters()
+        from transformers import BertConfig, BertModel
+
+        if not (len(experts) == len(expert_dims) == len(expert_max_tokens)) or not experts:
+            raise ValueError("experts, expert_dims and expert_max_tokens must be non-empty and of equal length")
+        if len(set(experts)) != len(experts):
+            raise ValueError(f"duplicate expert names in {experts}")
+        if text_encoder_config is not None and text_encoder_init == "pretrained":
+            raise ValueError("text_encoder_config builds a custom BERT; use text_encoder_init='random' with it")
+        self.experts = list(experts)
+        cfg = BertConfig(**text_encoder_config) if text_encoder_config is not None else BertConfig()
+        if cfg.hidden_size != embed_dim:
+            raise ValueError(f"embed_dim ({embed_dim}) must equal the BERT hidden size ({cfg.hidden_size}): "
+                             "text and video tokens share the VLAD centres")
+        self.text_encoder = BertModel(cfg, add_pooling_layer=False)
+
+        # local video branch
+        self.local_proj = nn.ModuleDict({e: nn.Linear(d, embed_dim) for e, d in zip(experts, expert_dims)})
+        layer = nn.TransformerEncoderLayer(embed_dim, transformer_heads, transformer_ffn_dim, transformer_dropout,
+                                           activation="relu", batch_first=True, norm_first=transformer_norm_first)
+        self.transformer = nn.TransformerEncoder(layer, transformer_layers, norm=nn.LayerNorm(embed_dim) if transformer_final_norm else None,
+                                                 enable_nested_tensor=False)
+        # shared T2VLAD (branch 0 = video, branch 1 = text)
+        share = {"thesis": (True, True, True), "port": (True, False, False), "separate": (False, False, False)}[vlad_sharing]
+        self.vlad = NetVLAD(embed_dim, num_clusters, ghost_clusters, num_branches=2, share_assignment=share[0],
+                            share_assignment_norm=share[1], share_residual_centers=share[2], assignment_norm=vlad_assignment_norm)
+        vlad_dim = num_clusters * embed_dim
+        # global branch
+        self.video_gu = nn.ModuleDict({e: GatedEmbeddingUnit(d, embed_dim) for e, d in zip(experts, expert_dims)})
+        self.text_gu = nn.ModuleDict({e: GatedEmbeddingUnit(vlad_dim, embed_dim) for e in experts})
+        self.moe_fc = nn.Linear(vlad_dim, len(experts))
+
+        self.val_metrics = RetrievalMetrics()
+        self.test_metrics = RetrievalMetrics()
+        self._tokenizer = None
+        self._weights_loaded = False
+        self._eval_cache: dict[str, list] = defaultdict(list)
+
+    # ------------------------------------------------------------------ text side
+    def load_pretrained_text_encoder(self) -> None:
+        """Load ``text_encoder``'s pretrained weights (Hugging Face Hub or its cache)."""
+        from transformers import BertModel
+
+        name = self.hparams.text_encoder
+        try:
+            pre = BertModel.from_pretrained(name, add_pooling_layer=False)
+        except Exception as e:  # offline, not cached, wrong name
+            raise RuntimeError(
+                f"T2VLAD could not load the pretrained text encoder '{name}' ({type(e).__name__}: {e}). "
+                "Connect to the Hugging Face Hub or pre-populate its cache (HF_HOME), or pass "
+                "text_encoder_init='random' to train BERT from scratch."
+            ) from e
+        missing, unexpected = self.text_encoder.load_state_dict(pre.state_dict(), strict=False)
+        if missing:
+            raise RuntimeError(f"pretrained '{name}' lacks parameters of the T2VLAD text encoder: {missing[:5]}")
+
+    def setup(self, stage: str) -> None:
+        if stage == "fit" and self.hparams.text_encoder_init == "pretrained" and not self._weights_loaded:
+            self.load_pretrained_text_encoder()
+            self._weights_loaded = True
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        self._weights_loaded = True
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self._weights_loaded = True
+
+    @property
+    def tokenizer(self):
+        """The BERT tokenizer (loaded on first use; never needed when token ids are given)."""
+        if self._tokenizer is None:
+            from transformers import BertTokenizerFast
+
+            src = self.hparams.tokenizer or self.hparams.text_encoder
+            try:
+                if os.path.isfile(src):
+                    self._tokenizer = BertTokenizerFast(vocab_file=src, do_lower_case=True)
+                else:
+                    self._tokenizer = BertTokenizerFast.from_pretrained(src)
+            except Exception as e:
+                raise RuntimeError(
+                    f"T2VLAD could not load the tokenizer '{src}' ({type(e).__name__}: {e}). Pass "
+                    "tokenizer=<path to vocab.txt or a tokenizer folder>, or connect to the Hugging Face Hub."
+                ) from e
+        return self._tokenizer
+
+    def tokenize(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(input_ids, attention_mask), each ``[len(texts), text_max_tokens]``."""
+        if isinstance(texts, str):
+            texts = [texts]
+        enc = self.tokenizer(list(texts), padding="max_length", truncation=True, max_length=self.hparams.text_max_tokens,
+                             return_tensors="pt")
+        return enc["input_ids"].to(self.device), enc["attention_mask"].to(self.device)
+
+    def _text_branch(self) -> int:
+        return 1
+
+    def encode_text(self, input_ids: torch.Tensor, attention_mask: Optional[torch.Tensor] = None) -> dict[str, torch.Tensor]:
+        """Text embeddings: ``local`` [T, K*C] (L2), ``global`` [T, E, C] (L2), ``moe`` [T, E].
+
+        ``attention_mask`` None means every token is real."""
+        z = self.text_encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        mask = attention_mask.bool() if (self.hparams.use_token_masks and attention_mask is not None) else None
+        g = self.vlad(z, mask=mask, branch=1)
+        glob = torch.stack([self.text_gu[e](g) for e in self.experts], dim=1)
+        moe = self.moe_fc(g).softmax(dim=-1)
+        return {"local": g, "global": glob, "moe": moe}
+
+    def encode_texts(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
+        return self.encode_text(*self.tokenize(texts))
+
+    # ----------------------------------------------------------------- video side
+    def encode_video(self, experts: dict[str, torch.Tensor], expert_masks: Optional[dict[str, torch.Tensor]] = None,
+                     expert_available: Optional[dict[str, torch.Tensor]] = None) -> dict[str, torch.Tensor]:
+        """Video embeddings: ``local`` [V, K*C], ``global`` [V, E, C], ``available`` [V, E]."""
+        missing = [e for e in self.experts if e not in experts]
+        if missing:
+            raise KeyError(f"T2VLAD needs features of experts {missing} (got {sorted(experts)})")
+        use_masks = self.hparams.use_token_masks
+        tokens, masks, pooled = [], [], []
+        for e in self.experts:
+            x = experts[e].float()
+            m = expert_masks[e].bool() if expert_masks is not None and e in expert_masks else torch.ones(x.shape[:2], dtype=torch.bool, device=x.device)
+            t = self.local_proj[e](x)
+            if self.hparams.local_token_l2norm:
+                t = F.normalize(t, dim=-1)
+            tokens.append(t)
+            masks.append(m)
+            if use_masks:
+                p = x.masked_fill(~m.unsqueeze(-1), float("-inf")).max(dim=1).values
+                p = torch.where(m.any(1, keepdim=True), p, torch.zeros_like(p))
+            else:
+                p = x.max(dim=1).values
+            pooled.append(self.video_gu[e](p))
+        z = torch.cat(tokens, dim=1)
+        mask = torch.cat(masks, dim=1)
+        if use_masks:
+            empty = ~mask.any(1)  # a video with no token at all: let it attend to its pads
+            kpm = (~mask) & ~empty.unsqueeze(1)
+            z = self.transformer(z, src_key_padding_mask=kpm)
+        else:
+            z = self.transformer(z)
+        local = self.vlad(z, mask=mask if use_masks else None, branch=0,
+                          detach_assignment=self.hparams.vlad_sharing == "port")
+        if expert_available is not None:
+            avail = torch.stack([expert_available[e].to(z.device).float() if e in expert_available else torch.ones(z.shape[0], device=z.device)
+                                 for e in self.experts], dim=1)
+        else:
+            avail = torch.ones(z.shape[0], len(self.experts), device=z.device)
+        return {"local": local, "global": torch.stack(pooled, dim=1), "available": avail}
+
+    # ----------------------------------------------------------------- similarity
+    def similarity(self, text: dict[str, torch.Tensor], video: dict[str, torch.Tensor], mode: Optional[str] = None) -> torch.Tensor:
+        """``[T, V]`` similarities: (s_global + s_local) / 2 (or one branch, ``mode``)."""
+        mode = mode or "both"
+        s_local = text["local"] @ video["local"].t()
+        if mode == "local":
+            return s_local
+        w = text["moe"].unsqueeze(1) * video["available"].unsqueeze(0)  # T, V, E
+        if self.hparams.renormalise_moe:
+            w = w / w.sum(-1, keepdim=True).clamp_min(1e-8)
+        s_global = sum(w[..., i] * (text["global"][:, i] @ video["global"][:, i].t()) for i in range(len(self.experts)))
+        if mode == "global":
+            return s_global
+        return 0.5 * (s_global + s_local)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: Optional[torch.Tensor], experts: dict[str, torch.Tensor],
+                expert_masks: Optional[dict[str, torch.Tensor]] = None,
+                expert_available: Optional[dict[str, torch.Tensor]] = None) -> torch.Tensor:
+        """Similarity matrix ``[num_texts, num_videos]`` of tokenised texts and expert features."""
+        text = self.encode_text(input_ids, attention_mask)
+        video = self.encode_video(experts, expert_masks, expert_available)
+        return self.similarity(text, video, None if self.training else self.hparams.eval_similarity)
+
+    def example_input(self, batch_size: int = 1) -> dict[str, Any]:
+        h = self.hparams
+        ids = torch.zeros(batch_size, h.text_max_tokens, dtype=torch.long)
+        ids[:, 0] = 101 if (h.text_encoder_config or {}).get("vocab_size", 30522) > 102 else 0
+        return {
+            "input_ids": ids,
+            "attention_mask": None,  # all tokens real (and no data-dependent mask check on the meta device)
+            "experts": {e: torch.randn(batch_size, n, d) for e, d, n in zip(h.experts, h.expert_dims, h.expert_max_tokens)},
+        }
+
+    # ------------------------------------------------------------------- training
+    def compute_loss(self, sims: torch.Tensor) -> torch.Tensor:
+        fn = max_margin_ranking_loss if self.hparams.loss == "max_margin" else hardest_negative_loss
+        return fn(sims, self.hparams.margin)
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        texts = batch["text"]
+        if texts and not isinstance(texts[0], str):
+            texts = [t[0] for t in texts]  # one caption per video for the in-batch pairs
+        ids, att = self.tokenize(texts)
+        sims = self(ids, att, batch["experts"], batch.get("expert_masks"), batch.get("expert_available"))
+        loss = self.compute_loss(sims)
+        self.log("train/loss", loss, prog_bar=True, batch_size=sims.shape[0])
+        return loss
+
+    def _eval_step(self, batch: dict[str, Any], stage: str) -> None:
+        texts = batch["text"]
+        groups = [[t] if isinstance(t, str) else list(t) for t in texts]
+        flat = [t for g in groups for t in g]
+        owner = torch.cat([torch.full((len(g),), int(v), dtype=torch.long) for g, v in zip(groups, batch["video_index"].tolist())])
+        caption_pos = torch.cat([torch.arange(len(g)) for g in groups])
+        text = self.encode_texts(flat)
+        video = self.encode_video(batch["experts"], batch.get("expert_masks"), batch.get("expert_available"))
+        cache = self._eval_cache
+        cache["text"].append({k: v.detach() for k, v in text.items()})
+        cache["video"].append({k: v.detach() for k, v in video.items()})
+        cache["query_video"].append(owner)
+        cache["query_caption"].append(caption_pos)
+        cache["video_index"].append(batch["video_index"].detach().cpu())
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._eval_step(batch, "val")
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._eval_step(batch, "test")
+
+    def _gather_eval(self):
+        c = self._eval_cache
+        text = {k: torch.cat([d[k] for d in c["text"]]) for k in c["text"][0]}
+        video = {k: torch.cat([d[k] for d in c["video"]]) for k in c["video"][0]}
+        qv, qc, vi = torch.cat(c["query_video"]), torch.cat(c["query_caption"]), torch.cat(c["video_index"])
+        world = getattr(self.trainer, "world_size", 1) if self._trainer is not None else 1
+        if world > 1 and torch.distributed.is_available() and torch.distributed.is_initialized():
+            parts = [None] * world
+            torch.distributed.all_gather_object(parts, ({k: v.cpu() for k, v in text.items()}, {k: v.cpu() for k, v in video.items()}, qv, qc, vi))
+            text = {k: torch.cat([p[0][k] for p in parts]).to(self.device) for k in text}
+            video = {k: torch.cat([p[1][k] for p in parts]).to(self.device) for k in video}
+            qv, qc, vi = (torch.cat([p[i] for p in parts]) for i in (2, 3, 4))
+        # drop duplicates (DistributedSampler pads the last batch by repeating samples)
+        _, first_v = _first_occurrence(vi)
+        video = {k: v[first_v] for k, v in video.items()}
+        vi = vi[first_v]
+        qkey = qv * 100000 + qc
+        _, first_q = _first_occurrence(qkey)
+        text = {k: v[first_q] for k, v in text.items()}
+        qv = qv[first_q]
+        col_of = {int(v): i for i, v in enumerate(vi.tolist())}
+        q2v = torch.tensor([col_of[int(v)] for v in qv.tolist()], dtype=torch.long)
+        return text, video, q2v
+
+    def _eval_epoch_end(self, stage: str, metric: RetrievalMetrics) -> None:
+        if not self._eval_cache.get("text"):
+            return
+        text, video, q2v = self._gather_eval()
+        self._eval_cache = defaultdict(list)
+        with torch.no_grad():
+            sims = torch.cat([self.similarity({k: v[i:i + 1024] for k, v in text.items()}, video, self.hparams.eval_similarity)
+                              for i in range(0, q2v.numel(), 1024)])
+        world = getattr(self.trainer, "world_size", 1)
+        rank = getattr(self.trainer, "global_rank", 0)
+        q_sub = torch.arange(rank, sims.shape[0], world)
+        v_sub = torch.arange(rank, sims.shape[1], world)
+        metric.update(sims, q2v.to(sims.device), q_sub, v_sub)
+        res = metric.compute()
+        metric.reset()
+        self.log_dict({f"{stage}/{k}": v for k, v in res.items()}, prog_bar=False, batch_size=1)
+        self.last_eval_metrics = res
+        self.last_eval_sims = sims.detach().cpu()
+
+    def on_validation_epoch_end(self) -> None:
+        self._eval_epoch_end("val", self.val_metrics)
+
+    def on_test_epoch_end(self) -> None:
+        self._eval_epoch_end("test", self.test_metrics)
+
+    def on_validation_epoch_start(self) -> None:
+        self._eval_cache = defaultdict(list)
+
+    def on_test_epoch_start(self) -> None:
+        self._eval_cache = defaultdict(list)
+
+    def predict_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> dict[str, Any]:
+        """Video embeddings of a batch; with ``self.query`` set (a string), also its scores.
+
+        ``mmzoo predict --model t2vlad`` uses :func:`rank_videos`, which drives this step."""
+        video = self.encode_video(batch["experts"], batch.get("expert_masks"), batch.get("expert_available"))
+        out: dict[str, Any] = {"video_id": list(batch["video_id"]), **{k: v.detach() for k, v in video.items()}}
+        query = getattr(self, "query", None)
+        if query:
+            text = self.encode_texts([query])
+            out["scores"] = self.similarity(text, video, self.hparams.eval_similarity)[0].detach()
+        return out
+
+    # ------------------------------------------------------------------ optimiser
+    def configure_optimizers(self):
+        h = self.hparams
+        params = [p for p in self.parameters() if p.requires_grad]
+        if h.optimizer == "ranger":
+            inner = torch.optim.RAdam(params, lr=h.lr, betas=tuple(h.radam_betas), eps=h.radam_eps,
+                                      weight_decay=h.weight_decay, decoupled_weight_decay=True)
+            opt = Lookahead(inner, k=h.lookahead_k, alpha=h.lookahead_alpha)
+        else:
+            opt = torch.optim.AdamW(params, lr=h.lr, weight_decay=h.weight_decay)
+        sched = torch.optim.lr_scheduler.StepLR(opt, step_size=h.lr_decay_every, gamma=h.lr_decay)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
+
+
+def _first_occurrence(keys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    seen: dict[int, int] = {}
+    for i, k in enumerate(keys.tolist()):
+        seen.setdefault(int(k), i)
+    idx = torch.tensor(sorted(seen.values()), dtype=torch.long)
+    return keys[idx], idx
+
+
+@torch.no_grad()
+def rank_videos(model: T2VLAD, query: str, features: Any, top_k: Optional[int] = None) -> list[tuple[str, float]]:
+    """Rank videos for a text ``query``; returns ``[(video_id, score), ...]`` best first.
+
+    ``features`` is a DataModule (its ``predict_dataloader``: the test videos of
+    ``mmzoo.data.msrvtt``), any iterable of batches with ``video_id`` and ``experts`` (+ optional
+    ``expert_masks`` / ``expert_available``), or one such batch dict.
+    """
+    if not isinstance(query, str) or not query.strip():
+        raise ValueError("query must be a non-empty string")
+    was_training = model.training
+    model.eval()
+    try:
+        if isinstance(features, dict):
+            batches: Iterable = [features]
+        elif hasattr(features, "predict_dataloader"):
+            if hasattr(features, "setup"):
+                features.setup("predict")
+            batches = features.predict_dataloader()
+        else:
+            batches = features
+        text = model.encode_texts([query])
+        ids, scores = [], []
+        for b in batches:
+            exp = {k: v.to(model.device) for k, v in b["experts"].items()}
+            masks = {k: v.to(model.device) for k, v in b["expert_masks"].items()} if b.get("expert_masks") else None
+            avail = {k: v.to(model.device) for k, v in b["expert_available"].items()} if b.get("expert_available") else None
+            video = model.encode_video(exp, masks, avail)
+            scores.append(model.similarity(text, video, model.hparams.eval_similarity)[0].cpu())
+            ids += list(b["video_id"])
+        if not ids:
+            raise ValueError("no videos to rank")
+        s = torch.cat(scores)
+        order = torch.argsort(s, descending=True, stable=True)
+        if top_k is not None:
+            order = order[:top_k]
+        return [(ids[i], float(s[i])) for i in order.tolist()]
+    finally:
+        model.train(was_training)
