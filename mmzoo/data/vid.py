@@ -1,0 +1,442 @@
+"""ImageNet VID (ILSVRC2015) for video object detection, read as the release ships it.
+
+Layout (devkit readme Sec. 4; ``root`` is the folder holding ``Data``, ``Annotations``,
+``ImageSets``)::
+
+    Data/VID/{train,val,test}/<snippet_id>/%06d.JPEG       frames, 0-based
+    Annotations/VID/{train,val}/<snippet_id>/%06d.xml       PASCAL-style XML per frame
+    ImageSets/VID/train_{1..30}.txt                         "<snippet_id> <1|-1>" per line
+    ImageSets/VID/{val,test}.txt                            "<snippet_id>/%06d <frame_index>"
+
+Train snippet ids include their batch folder (``ILSVRC2015_VID_train_0000/ILSVRC2015_train_
+00000000``); val / test ids do not. XML objects carry ``trackid``, ``name`` (a WNID),
+``bndbox`` (xmin/ymin/xmax/ymax, inclusive pixels), ``occluded`` and ``generated``.
+The 30 WNIDs map to labels 1..30 in the devkit order (``meta_vid.mat``); 0 is background.
+
+Optional ImageNet DET stills of the 30 classes (``det_list``: lines ``<image_id> ...`` under
+``Data/DET/train`` / ``Annotations/DET/train``; objects of the other 170 DET classes are
+ignored) are mixed into training as static sequences of T copies, as R-FCN / STMN training does.
+
+Training items: a sequence of ``num_frames`` (T = 7) frames ``stride`` (10) apart around a random
+key frame of a snippet listed positive in a ``train_*.txt`` (``samples_per_snippet`` per epoch),
+the whole sequence flipped left-right with probability 0.5. Evaluation items: consecutive
+windows of ``eval_window`` frames covering **every** frame listed in ``val.txt`` / ``test.txt``,
+in file order (``meta["last"]`` marks the last window of a snippet, for snippet-level
+Seq-NMS). Frames are scaled so that the short side is ``short_side`` (360) and the long side at
+most ``max_side`` (600), the authors' setting.
+
+Batch fields (``collate``):
+
+* ``video``: float ``[B, 3, T, H, W]``, ImageNet-normalised RGB, zero-padded at the bottom /
+  right to the largest frame of the batch;
+* ``boxes``: list of ``B*T`` float ``[N_i, 4]`` xyxy in the pixels of the scaled frame
+  (sample-major: frame ``t`` of sample ``b`` is ``b*T + t``);
+* ``labels``: list of ``B*T`` long ``[N_i]`` in 1..30;
+* ``meta``: list of ``B*T`` dicts: ``snippet``, ``frame`` (index in the snippet), ``eval_index``
+  (the val.txt / test.txt index or -1), ``orig_size`` / ``size`` (h, w), ``scale`` (sx, sy),
+  ``flipped``,
+  ``track_ids``, ``occluded``, ``last`` (last window of the snippet), ``split``.
+
+Errors name the file (and line): an unparsable XML or list line, an unknown WNID, a box outside
+its image, a missing frame or annotation (:class:`VIDFormatError`, or the decoder's
+``FrameNotFoundError``).
+"""
+from __future__ import annotations
+
+import os
+import re
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from mmzoo.data.collate import collate_dicts
+from mmzoo.data.decode import read_frames
+from mmzoo.data.registry import register_datamodule
+from mmzoo.data.samplers import strided_sequence
+from mmzoo.data.transforms import IMAGENET_MEAN, IMAGENET_STD, horizontal_flip, normalize, short_side_scale, to_cthw_float
+
+__all__ = ["VID_WNIDS", "VID_CLASSES", "VIDFormatError", "VIDDataModule", "parse_vid_xml", "collate_vid", "scaled_size", "to_devkit_boxes"]
+
+#: The 30 VID synsets in the devkit order (ILSVRC2015_VID_ID 1..30).
+VID_WNIDS = (
+    "n02691156", "n02419796", "n02131653", "n02834778", "n01503061", "n02924116", "n02958343", "n02402425",
+    "n02084071", "n02121808", "n02503517", "n02118333", "n02510455", "n02342885", "n02374451", "n02129165",
+    "n01674464", "n02484322", "n03790512", "n02324045", "n02509815", "n02411705", "n01726692", "n02355227",
+    "n02129604", "n04468005", "n01662784", "n04530566", "n02062744", "n02391049",
+)
+VID_CLASSES = (
+    "airplane", "antelope", "bear", "bicycle", "bird", "bus", "car", "cattle", "dog", "domestic_cat",
+    "elephant", "fox", "giant_panda", "hamster", "horse", "lion", "lizard", "monkey", "motorcycle", "rabbit",
+    "red_panda", "sheep", "snake", "squirrel", "tiger", "train", "turtle", "watercraft", "whale", "zebra",
+)
+WNID_TO_LABEL = {w: i + 1 for i, w in enumerate(VID_WNIDS)}
+
+
+class VIDFormatError(ValueError):
+    """Malformed ImageNet VID / DET input; the message names the file (and line)."""
+
+
+@dataclass
+class FrameAnnotation:
+    width: int
+    height: int
+    boxes: torch.Tensor  # [N, 4] float, inclusive pixels
+    labels: torch.Tensor  # [N] long
+    track_ids: list = field(default_factory=list)
+    occluded: list = field(default_factory=list)
+
+
+def _line_of(text: str, needle: str) -> int:
+    pos = text.find(needle)
+    return text.count("\n", 0, pos) + 1 if pos >= 0 else 0
+
+
+def parse_vid_xml(path: str | os.PathLike, ignore_unknown: bool = False) -> FrameAnnotation:
+    """Parse one VID / DET XML annotation strictly.
+
+    ``ignore_unknown`` drops objects whose WNID is not a VID class (ImageNet DET has 200
+    classes); otherwise an unknown WNID is an error naming file and line.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError as e:
+        raise VIDFormatError(f"{path}: annotation file not found") from e
+    try:
+        root = ET.fromstring(text)
+    except ET.ParseError as e:
+        line = e.position[0] if getattr(e, "position", None) else 0
+        raise VIDFormatError(f"{path}:{line}: XML does not parse ({e})") from e
+    try:
+        width = int(root.findtext("size/width"))
+        height = int(root.findtext("size/height"))
+    except (TypeError, ValueError) as e:
+        raise VIDFormatError(f"{path}: missing or non-integer <size><width>/<height>") from e
+    boxes, labels, tracks, occl = [], [], [], []
+    for obj in root.findall("object"):
+        wnid = (obj.findtext("name") or "").strip()
+        if wnid not in WNID_TO_LABEL:
+            if ignore_unknown:
+                continue
+            raise VIDFormatError(f"{path}:{_line_of(text, wnid) if wnid else 0}: unknown WNID {wnid!r} (not one of the 30 VID classes)")
+        try:
+            b = [float(obj.findtext(f"bndbox/{k}")) for k in ("xmin", "ymin", "xmax", "ymax")]
+        except (TypeError, ValueError) as e:
+            raise VIDFormatError(f"{path}: object {wnid} has a missing or non-numeric <bndbox>") from e
+        x1, y1, x2, y2 = b
+        if not (0 <= x1 <= x2 <= width and 0 <= y1 <= y2 <= height):
+            line = _line_of(text, f"<xmin>{obj.findtext('bndbox/xmin')}</xmin>")
+            raise VIDFormatError(f"{path}:{line}: box {b} of {wnid} lies outside the {width}x{height} image")
+        boxes.append(b)
+        labels.append(WNID_TO_LABEL[wnid])
+        tid = obj.findtext("trackid")
+        tracks.append(int(tid) if tid is not None else -1)
+        occl.append(int(obj.findtext("occluded") or 0))
+    return FrameAnnotation(
+        width, height, torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4),
+        torch.tensor(labels, dtype=torch.long), tracks, occl)
+
+
+def scaled_size(h: int, w: int, short_side: int, max_side: int) -> tuple[float, int]:
+    """Scale factor and target short side so that short = short_side and long <= max_side."""
+    scale = min(short_side / min(h, w), max_side / max(h, w))
+    return scale, max(1, int(round(min(h, w) * scale)))
+
+
+def _read_list(path: Path, pattern: re.Pattern, what: str) -> list[tuple[str, str]]:
+    if not path.is_file():
+        raise VIDFormatError(f"{path}: {what} list not found")
+    out = []
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        m = pattern.fullmatch(line.strip())
+        if not m:
+            raise VIDFormatError(f"{path}:{n}: cannot parse {what} line {line!r}")
+        out.append(m.groups())
+    return out
+
+
+_TRAIN_LINE = re.compile(r"(\S+)\s+(-?1)")
+_EVAL_LINE = re.compile(r"(\S+)/(\d+)\s+(\d+)")
+_DET_LINE = re.compile(r"(\S+)(?:\s+.*)?")
+
+
+def _transform(frames_u8: torch.Tensor, boxes: list, short_side: int, max_side: int, flip: bool):
+    """uint8 T,H,W,C -> normalised C,T,H,W, scaled; boxes (list per frame) scaled and flipped."""
+    video = to_cthw_float(frames_u8)
+    h, w = video.shape[-2:]
+    scale, short = scaled_size(h, w, short_side, max_side)
+    video, _ = short_side_scale(video, short)
+    nh, nw = video.shape[-2:]
+    sx, sy = nw / w, nh / h
+    factors = torch.tensor([sx, sy, sx, sy])
+    counts = [len(b) for b in boxes]
+    flat = torch.cat([b.reshape(-1, 4) for b in boxes]) if boxes else torch.zeros(0, 4)
+    flat = flat.clone().float()
+    flat[:, 2:] += 1  # inclusive pixel corners -> continuous extents
+    flat = flat * torch.tensor([sx, sy, sx, sy])
+    if flip:
+        video, flat = horizontal_flip(video, flat)
+    out_boxes = list(torch.split(flat, counts))
+    video = normalize(video, IMAGENET_MEAN, IMAGENET_STD)
+    return video, out_boxes, (nh, nw), (sx, sy)
+
+
+class _VIDBase(Dataset):
+    def __init__(self, root: Path, short_side: int, max_side: int):
+        self.root = root
+        self.short_side, self.max_side = short_side, max_side
+
+    def _ann(self, split: str, sid: str, frame: int) -> FrameAnnotation:
+        return parse_vid_xml(self.root / "Annotations/VID" / split / sid / f"{frame:06d}.xml")
+
+    def _sample(self, split, sid, frames_idx, anns, flip, eval_index, last, img_folder=None, pattern="%06d.JPEG"):
+        folder = img_folder or (self.root / "Data/VID" / split / sid)
+        frames = read_frames(folder, frames_idx, pattern=pattern)
+        h, w = frames.shape[1:3]
+        for a, f in zip(anns, frames_idx):
+            if a is not None and (a.width, a.height) != (w, h):
+                raise VIDFormatError(f"{folder}/{pattern % f}: image is {w}x{h} but its XML says {a.width}x{a.height}")
+        boxes = [a.boxes if a is not None else torch.zeros(0, 4) for a in anns]
+        video, boxes, size, scale = _transform(frames, boxes, self.short_side, self.max_side, flip)
+        meta = [{
+            "split": split, "snippet": sid, "frame": int(f), "eval_index": int(e), "orig_size": (int(h), int(w)),
+            "size": size, "scale": scale, "flipped": flip, "last": bool(last),
+            "track_ids": a.track_ids if a is not None else [], "occluded": a.occluded if a is not None else [],
+        } for f, e, a in zip(frames_idx, eval_index, anns)]
+        labels = [a.labels if a is not None else torch.zeros(0, dtype=torch.long) for a in anns]
+        return {"video": video, "boxes": boxes, "labels": labels, "meta": meta}
+
+
+class VIDTrainSequences(_VIDBase):
+    """Training sequences (and optional DET stills); see the module docstring."""
+
+    def __init__(self, root: Path, snippets: Sequence[str], num_frames: int, stride: int, short_side: int,
+                 max_side: int, flip: bool = True, samples_per_snippet: int = 1, det_images: Sequence[str] = (),
+                 seed: int = 0):
+        super().__init__(root, short_side, max_side)
+        self.snippets, self.det_images = list(snippets), list(det_images)
+        self.num_frames, self.stride, self.flip = num_frames, stride, flip
+        self.samples_per_snippet = samples_per_snippet
+        self.seed, self.epoch = seed, 0
+        self._lengths: dict[str, int] = {}
+
+    def __len__(self) -> int:
+        return len(self.snippets) * self.samples_per_snippet + len(self.det_images)
+
+    def snippet_length(self, sid: str) -> int:
+        if sid not in self._lengths:
+            d = self.root / "Data/VID/train" / sid
+            try:
+                n = sum(1 for f in os.listdir(d) if f.endswith(".JPEG"))
+            except FileNotFoundError as e:
+                raise VIDFormatError(f"{d}: snippet folder listed in ImageSets/VID/train_*.txt not found") from e
+            if n == 0:
+                raise VIDFormatError(f"{d}: snippet folder has no JPEG frames")
+            self._lengths[sid] = n
+        return self._lengths[sid]
+
+    def __getitem__(self, i: int) -> dict:
+        g = torch.Generator().manual_seed(hash((self.seed, self.epoch, i)) % (2**31))
+        flip = self.flip and bool(torch.rand(1, generator=g) < 0.5)
+        n_vid = len(self.snippets) * self.samples_per_snippet
+        if i >= n_vid:
+            iid = self.det_images[i - n_vid]
+            ann = parse_vid_xml(self.root / "Annotations/DET/train" / f"{iid}.xml", ignore_unknown=True)
+            folder, name = (self.root / "Data/DET/train" / iid).parent, Path(iid).name
+            s = self._sample("det", iid, [0] * self.num_frames, [ann] * self.num_frames, flip,
+                             [-1] * self.num_frames, True, img_folder=folder, pattern=name + ".JPEG")
+            return s
+        sid = self.snippets[i // self.samples_per_snippet]
+        n = self.snippet_length(sid)
+        key = int(torch.randint(0, n, (1,), generator=g))
+        idx = strided_sequence(n, key, self.num_frames, self.stride, anchor="center").tolist()
+        anns = [self._ann("train", sid, f) for f in idx]
+        return self._sample("train", sid, idx, anns, flip, [-1] * len(idx), False)
+
+
+class VIDEvalWindows(_VIDBase):
+    """Every frame of ``val.txt`` / ``test.txt`` in windows of consecutive frames of one snippet."""
+
+    def __init__(self, root: Path, split: str, entries: Sequence[tuple[str, int, int]], window: int,
+                 short_side: int, max_side: int, annotated: bool = True):
+        super().__init__(root, short_side, max_side)
+        self.split, self.annotated = split, annotated
+        self.windows: list[tuple[str, list[int], list[int], bool]] = []
+        by_snippet: dict[str, list[tuple[int, int]]] = {}
+        for sid, frame, idx in entries:
+            by_snippet.setdefault(sid, []).append((frame, idx))
+        for sid, fr in by_snippet.items():
+            for s in range(0, len(fr), window):
+                chunk = fr[s : s + window]
+                self.windows.append((sid, [f for f, _ in chunk], [e for _, e in chunk], s + window >= len(fr)))
+
+    def __len__(self) -> int:
+        return len(self.windows)
+
+    def __getitem__(self, i: int) -> dict:
+        sid, frames, eval_idx, last = self.windows[i]
+        anns = [self._ann(self.split, sid, f) for f in frames] if self.annotated else [None] * len(frames)
+        return self._sample(self.split, sid, frames, anns, False, eval_idx, last)
+
+
+def to_devkit_boxes(boxes: torch.Tensor, meta: dict) -> torch.Tensor:
+    """Boxes of a batch frame (scaled, continuous xyxy) -> the devkit's inclusive pixel
+    coordinates of the original frame (undoing the flip, the scaling and the +1 extent)."""
+    sx, sy = meta["scale"]
+    b = boxes.clone().float()
+    if meta["flipped"]:
+        w = meta["size"][1]
+        b[:, 0], b[:, 2] = w - boxes[:, 2], w - boxes[:, 0]
+    b = b / torch.tensor([sx, sy, sx, sy], dtype=b.dtype, device=b.device)
+    b[:, 2:] -= 1
+    h0, w0 = meta["orig_size"]
+    b[:, 0::2] = b[:, 0::2].clamp(0, w0 - 1)
+    b[:, 1::2] = b[:, 1::2].clamp(0, h0 - 1)
+    return b
+
+
+def collate_vid(samples: Sequence[dict]) -> dict:
+    """Pad videos to the largest frame, stack to ``[B, 3, T, H, W]``, flatten per-frame lists."""
+    t = max(s["video"].shape[1] for s in samples)
+    if any(s["video"].shape[1] != t for s in samples):
+        raise ValueError("collate_vid: samples of a batch must have the same number of frames")
+    h = max(s["video"].shape[2] for s in samples)
+    w = max(s["video"].shape[3] for s in samples)
+    padded = []
+    for s in samples:
+        v = s["video"]
+        padded.append({**s, "video": torch.nn.functional.pad(v, (0, w - v.shape[3], 0, h - v.shape[2]))})
+    batch = collate_dicts(padded, keep_as_list={"boxes", "labels", "meta"})
+    for k in ("boxes", "labels", "meta"):
+        batch[k] = [x for per_sample in batch[k] for x in per_sample]
+    return batch
+
+
+@register_datamodule("vid")
+class VIDDataModule(pl.LightningDataModule):
+    """ImageNet VID (ILSVRC2015) for STMN / R-FCN training and evaluation.
+
+    Args:
+        root: folder holding ``Data``, ``Annotations`` and ``ImageSets`` of ILSVRC2015 VID.
+        num_frames: training sequence length T (thesis: 7).
+        stride: frame stride of training sequences (thesis: 10).
+        eval_window: frames per evaluation window (thesis test window: 11).
+        short_side / max_side: frame scaling (authors' code: 360 / 600).
+        batch_size: training sequences per batch (authors: 2).
+        eval_batch_size: evaluation windows per batch.
+        num_workers: DataLoader workers.
+        flip: random left-right flips of whole training sequences.
+        samples_per_snippet: training sequences drawn from each snippet per epoch.
+        det_list: optional list of ImageNet DET images (relative to ``Data/DET/train``, first
+            token of each line; a relative path is resolved under ``root``) to mix in.
+        test_split: "val" (annotated, gives mAP) or "test" (no annotations; predictions only).
+        check_files: "snippets" checks every listed snippet folder in ``setup``; "all" also
+            checks every listed evaluation frame and its XML.
+        seed: base seed of the per-item random draws.
+    """
+
+    def __init__(
+        self, root: str = "data/ILSVRC2015", num_frames: int = 7, stride: int = 10, eval_window: int = 11,
+        short_side: int = 360, max_side: int = 600, batch_size: int = 2, eval_batch_size: int = 1,
+        num_workers: int = 4, flip: bool = True, samples_per_snippet: int = 1, det_list: Optional[str] = None,
+        test_split: str = "val", check_files: str = "snippets", seed: int = 0,
+    ):
+        super().__init__()
+        self.save_hyperparameters()
+        self.root = Path(root)
+        self.class_names = VID_CLASSES
+        self.train_set = self.val_set = self.test_set = None
+
+    # ------------------------------------------------------------------ layout
+    def _train_snippets(self) -> list[str]:
+        sets = self.root / "ImageSets/VID"
+        snippets: dict[str, None] = {}
+        for c in range(1, 31):
+            for sid, lab in _read_list(sets / f"train_{c}.txt", _TRAIN_LINE, "VID training snippet"):
+                if lab == "1":
+                    snippets.setdefault(sid.removeprefix("train/"), None)
+        return list(snippets)
+
+    def _eval_entries(self, split: str) -> list[tuple[str, int, int]]:
+        f = self.root / "ImageSets/VID" / f"{split}.txt"
+        out, prev = [], 0
+        for n, (sid, frame, idx) in enumerate(_read_list(f, _EVAL_LINE, f"VID {split} frame"), 1):
+            out.append((sid, int(frame), int(idx)))
+            if int(idx) <= prev:
+                raise VIDFormatError(f"{f}:{n}: frame indices must increase (got {idx} after {prev})")
+            prev = int(idx)
+        return out
+
+    def _check_dirs(self, split: str, snippets: Sequence[str], annotated: bool) -> None:
+        for sub in ("Data/VID", "Annotations/VID") if annotated else ("Data/VID",):
+            base = self.root / sub / split
+            if not base.is_dir():
+                raise VIDFormatError(f"{base}: folder not found (is root={self.root} the ILSVRC2015 folder?)")
+            for sid in snippets:
+                if not (base / sid).is_dir():
+                    raise VIDFormatError(f"{base / sid}: snippet folder not found")
+
+    def _eval_set(self, split: str) -> VIDEvalWindows:
+        entries = self._eval_entries(split)
+        annotated = split != "test"
+        self._check_dirs(split, list(dict.fromkeys(e[0] for e in entries)), annotated)
+        if self.hparams.check_files == "all":
+            for sid, frame, _ in entries:
+                p = self.root / "Data/VID" / split / sid / f"{frame:06d}.JPEG"
+                if not p.is_file():
+                    raise VIDFormatError(f"{p}: frame listed in ImageSets/VID/{split}.txt not found")
+                a = self.root / "Annotations/VID" / split / sid / f"{frame:06d}.xml"
+                if annotated and not a.is_file():
+                    raise VIDFormatError(f"{a}: annotation of a listed frame not found")
+        hp = self.hparams
+        return VIDEvalWindows(self.root, split, entries, hp.eval_window, hp.short_side, hp.max_side, annotated)
+
+    def setup(self, stage: Optional[str] = None) -> None:
+        hp = self.hparams
+        if not self.root.is_dir():
+            raise VIDFormatError(f"{self.root}: ImageNet VID root folder not found")
+        if stage in (None, "fit") and self.train_set is None:
+            snippets = self._train_snippets()
+            if not snippets:
+                raise VIDFormatError(f"{self.root / 'ImageSets/VID'}: no positive training snippet in train_*.txt")
+            self._check_dirs("train", snippets, True)
+            det: list[str] = []
+            if hp.det_list:
+                p = Path(hp.det_list)
+                p = p if p.is_absolute() else self.root / p
+                det = [g[0] for g in _read_list(p, _DET_LINE, "ImageNet DET image")]
+                for iid in det[:1]:
+                    if not (self.root / "Data/DET/train" / f"{iid}.JPEG").is_file():
+                        raise VIDFormatError(f"{self.root / 'Data/DET/train' / (iid + '.JPEG')}: DET image listed in {p} not found")
+            self.train_set = VIDTrainSequences(
+                self.root, snippets, hp.num_frames, hp.stride, hp.short_side, hp.max_side, hp.flip,
+                hp.samples_per_snippet, det, hp.seed)
+        if stage in (None, "fit", "validate") and self.val_set is None:
+            self.val_set = self._eval_set("val")
+        if stage in (None, "test", "predict") and self.test_set is None:
+            self.test_set = self._eval_set(hp.test_split)
+
+    # ------------------------------------------------------------------ loaders
+    def _loader(self, ds, batch_size, shuffle):
+        return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, num_workers=self.hparams.num_workers,
+                          collate_fn=collate_vid, persistent_workers=False)
+
+    def train_dataloader(self):
+        self.train_set.epoch = self.trainer.current_epoch if self.trainer is not None else 0
+        return self._loader(self.train_set, self.hparams.batch_size, True)
+
+    def val_dataloader(self):
+        return self._loader(self.val_set, self.hparams.eval_batch_size, False)
+
+    def test_dataloader(self):
+        return self._loader(self.test_set, self.hparams.eval_batch_size, False)
+
+    def predict_dataloader(self):
+        return self.test_dataloader()

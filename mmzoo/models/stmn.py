@@ -1,0 +1,520 @@
+"""STMN: video object detection with an aligned spatial-temporal memory, and its baselines.
+
+Source: Fanyi Xiao, PhD thesis (UC Davis, 2020), chapter 3 (= Xiao & Lee, "Video Object
+Detection with an Aligned Spatial-Temporal Memory", ECCV 2018); spec digest-000 Sec. 2 / E.
+
+One class, :class:`STMN`, covers the six registered ids::
+
+    frames [B,3,T,H,W] -> per-frame trunk (ResNet-101 res5 dilated / VGG-16 conv5_2), stride 16
+      R-FCN:      -> 3x3 dil-6 conv 2048->512 + ReLU ("reduce", RPN input) -> 1x1 512->1024 + ReLU ("embed")
+      Fast R-CNN: -> (trunk output is the RPN input and the embedding)
+    temporal = "none":   the replaced conv (R-FCN 3x3 1024->1024 + ReLU; VGG conv5_3 + ReLU)
+    temporal = "stmm":   forward + backward STMM (+ MatchTrans), memories concatenated [2M]
+    temporal = "convgru": forward + backward ConvGRU (the Table 3.2 ablations)
+    -> "post" 1x1 conv (R-FCN: 1024->512; VGG STMN: 2M->512) -> head
+      R-FCN:      position-sensitive RoI pooling, 31 classes, class-agnostic boxes
+      Fast R-CNN: RoI pooling 7x7 + fc6 / fc7 (pretrained), 31 classes, per-class boxes
+    proposals: a region proposal network on the stride-16 features
+
+Inference on a snippet: windows of ``test_window`` (11) frames, detections on every frame,
+ensemble with the single-frame detector branch (``ensemble``), then Seq-NMS over the snippet.
+
+[SILENT] points (see the model cards), each a constructor argument:
+``w_init`` (W_z, W_r, W copied from the replaced conv's first M filters), ``u_init``,
+``bn_stats``, ``w_scale`` (authors: 20 for R-101), ``ensemble`` (how STMN and R-FCN
+detections are combined; here the two heads score the same proposals and their class
+probabilities / box deltas are averaged), ``seq_nms_*`` (Seq-NMS parameters), ``anchor_sizes``
+and the RPN (the thesis uses precomputed DeepMask proposals, the authors' code precomputed
+proposals; an RPN is trained here instead).
+"""
+from __future__ import annotations
+
+import copy
+import json
+import os
+from pathlib import Path
+from typing import Any, Literal, Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mmzoo.data.vid import VID_CLASSES, to_devkit_boxes
+from mmzoo.metrics.vid_map import VIDMeanAP
+from mmzoo.models.base import ZooModule
+from mmzoo.nn.rfcn import (FastRCNNHead, PSRoIHead, ResNetTrunk, RoILoss, VGGTrunk, build_rpn, postprocess, run_rpn)
+from mmzoo.nn.seq_nms import seq_nms
+from mmzoo.nn.stmm import BidirectionalMemory
+from mmzoo.registry import Weights, register_model
+
+__all__ = ["STMN", "predict_video"]
+
+
+class STMN(ZooModule):
+    """STMN / R-FCN / Fast R-CNN video object detector (see the module docstring).
+
+    Args:
+        backbone: "resnet101" (R-FCN ids), "vgg16" (Fast R-CNN ids), or a smaller timm ResNet
+            ("resnet18", "resnet50") for tests.
+        detector: "rfcn" or "fastrcnn".
+        temporal: "stmm" (STMN), "convgru" (ablation) or "none" (the single-frame baseline).
+        matchtrans: align memories with MatchTrans (STMN: True; Table 3.2 "No-MatchTrans": False).
+        matchtrans_k: MatchTrans half window (thesis: 2 -> 5x5).
+        affinity_grad: back-propagate through the MatchTrans affinity (authors: no).
+        bidirectional: forward and backward memories, concatenated (thesis: yes).
+        mem_channels: memory channels per direction (thesis: 512).
+        embed_channels: R-FCN embedding channels fed to the memory (authors: 1024).
+        head_channels: channels fed to the R-FCN head (authors: 512).
+        num_classes: classes including background (VID: 31).
+        pretrained_backbone: ImageNet weights from timm's Hub when reachable (else random init
+            and a warning).
+        w_scale: factor on the W * F_t terms of the STMM (authors: 20 for R-101, 1 for VGG-16).
+        bn_k: BN* saturation in standard deviations (thesis: 3).
+        bn_stats: BN* statistics, "global_positive" (authors), "channel_positive", "global_all".
+        u_init: "default" (PyTorch conv init; authors: Torch7 default) or "zeros".
+        w_init: "replaced_conv" (W's from the conv the memory replaces; thesis) or "random".
+        merge_init: VGG STMN only: "average" initialises the 1x1 merge of the two directions
+            to their mean (so the pretrained fc6 sees conv5_3-like input) or "default".
+        reinit_head: re-initialise the prediction layers (Table 3.2 "ConvGRU-FreshFC").
+        ensemble: "score_avg" (average class probabilities and box deltas of the memory head
+            and a single-frame head on the same proposals), "concat" (pool both detection
+            sets before NMS / Seq-NMS) or "none".
+        seq_nms: apply Seq-NMS over each snippet at test time.
+        seq_nms_link_iou / seq_nms_nms_iou / seq_nms_rescore / seq_nms_top_k: Seq-NMS
+            parameters (Han et al. defaults: 0.5, 0.3, "avg"; top_k boxes per class and frame).
+        anchor_sizes / aspect_ratios: RPN anchors (one stride-16 level).
+        rpn_pre_nms_train / rpn_pre_nms_test / rpn_post_nms_train / rpn_post_nms_test: RPN
+            proposal counts (authors: 300 RoIs per frame).
+        roi_batch_size / fg_fraction / ohem: RoI loss sampling (authors: 128 of 300, 0.25,
+            "balanced" OHEM).
+        ps_pool: R-FCN pooling, "align" (ps_roi_align) or "max" (ps_roi_pool).
+        grid: position-sensitive grid k (R-FCN: 7).
+        test_window: frames per inference window (thesis: 11).
+        test_score_thresh / test_nms / max_dets: per-frame post-processing.
+        lr / lr_drop_epoch / momentum / weight_decay: SGD at lr 1e-3, x0.1 at ``lr_drop_epoch``
+            (thesis: "when the loss plateaus"); momentum 0.9, weight decay 0 for ResNet
+            (authors) and 5e-4 for VGG-16 (Fast R-CNN's value).
+        train_frames / train_stride / short_side / max_side: the data configuration the model
+            was designed for (T = 7 at stride 10, frames 360 / 600), recorded in config.json.
+    """
+
+    def __init__(
+        self,
+        backbone: str = "resnet101",
+        detector: Literal["rfcn", "fastrcnn"] = "rfcn",
+        temporal: Literal["stmm", "convgru", "none"] = "stmm",
+        matchtrans: bool = True,
+        matchtrans_k: int = 2,
+        affinity_grad: bool = False,
+        bidirectional: bool = True,
+        mem_channels: int = 512,
+        embed_channels: int = 1024,
+        head_channels: int = 512,
+        num_classes: int = 31,
+        pretrained_backbone: bool = True,
+        w_scale: float = 20.0,
+        bn_k: float = 3.0,
+        bn_stats: Literal["global_positive", "channel_positive", "global_all"] = "global_positive",
+        u_init: Literal["default", "zeros"] = "default",
+        w_init: Literal["replaced_conv", "random"] = "replaced_conv",
+        merge_init: Literal["average", "default"] = "average",
+        reinit_head: bool = False,
+        ensemble: Literal["score_avg", "concat", "none"] = "score_avg",
+        seq_nms: bool = True,
+        seq_nms_link_iou: float = 0.5,
+        seq_nms_nms_iou: float = 0.3,
+        seq_nms_rescore: Literal["avg", "max"] = "avg",
+        seq_nms_top_k: int = 20,
+        anchor_sizes: Sequence[int] = (64, 128, 256, 512),
+        aspect_ratios: Sequence[float] = (0.5, 1.0, 2.0),
+        rpn_pre_nms_train: int = 6000,
+        rpn_pre_nms_test: int = 6000,
+        rpn_post_nms_train: int = 300,
+        rpn_post_nms_test: int = 300,
+        roi_batch_size: int = 128,
+        fg_fraction: float = 0.25,
+        ohem: Literal["balanced", "none"] = "balanced",
+        ps_pool: Literal["align", "max"] = "align",
+        grid: int = 7,
+        test_window: int = 11,
+        test_score_thresh: float = 1e-3,
+        test_nms: float = 0.3,
+        max_dets: int = 300,
+        lr: float = 1e-3,
+        lr_drop_epoch: int = 6,
+        momentum: float = 0.9,
+        weight_decay: float = 0.0,
+        train_frames: int = 7,
+        train_stride: int = 10,
+        short_side: int = 360,
+        max_side: int = 600,
+    ):
+        super().__init__()
+        self.save_hyperparameters()
+        hp = self.hparams
+        self.class_names = ("__background__",) + VID_CLASSES if num_classes == 31 else tuple(str(i) for i in range(num_classes))
+        ens = ensemble != "none" and temporal != "none"
+        if detector == "rfcn":
+            self.backbone = ResNetTrunk(backbone, pretrained_backbone)
+            c = self.backbone.out_channels
+            self.reduce = nn.Sequential(nn.Conv2d(c, head_channels, 3, padding=6, dilation=6), nn.ReLU(inplace=True))
+            self.embed = nn.Sequential(nn.Conv2d(head_channels, embed_channels, 1), nn.ReLU(inplace=True))
+            rpn_in, mem_in = head_channels, embed_channels
+            replaced = nn.Conv2d(embed_channels, embed_channels, 3, padding=1)
+            make_post = lambda cin: nn.Conv2d(cin, head_channels, 1)  # noqa: E731
+            make_head = lambda: PSRoIHead(head_channels, num_classes, grid, 1 / 16, ps_pool, True)  # noqa: E731
+        elif detector == "fastrcnn":
+            if backbone != "vgg16":
+                raise ValueError("detector='fastrcnn' is defined on backbone='vgg16'")
+            trunk = VGGTrunk(pretrained_backbone)
+            replaced, fc6, fc7 = trunk.conv5_3, trunk.fc6, trunk.fc7
+            del trunk.conv5_3, trunk.fc6, trunk.fc7
+            self.backbone = trunk
+            self.reduce = self.embed = nn.Identity()
+            rpn_in = mem_in = 512
+            make_post = lambda cin: nn.Conv2d(cin, 512, 1)  # noqa: E731
+            head = FastRCNNHead(fc6, fc7, num_classes)
+            make_head = lambda: head  # noqa: E731  (one head, shared with the ensemble branch)
+        else:
+            raise ValueError(f"unknown detector {detector!r}")
+
+        if temporal == "none":
+            self.temporal = nn.Sequential(replaced, nn.ReLU(inplace=True))
+            self.post = make_post(embed_channels) if detector == "rfcn" else nn.Identity()
+        else:
+            self.temporal = BidirectionalMemory(
+                cell=temporal, bidirectional=bidirectional, in_channels=mem_in, mem_channels=mem_channels,
+                w_scale=w_scale, bn_k=bn_k, bn_stats=bn_stats, u_init=u_init, matchtrans=matchtrans,
+                matchtrans_k=matchtrans_k, affinity_grad=affinity_grad)
+            if w_init == "replaced_conv":
+                self.temporal.init_from_conv(replaced)
+            self.post = make_post(self.temporal.out_channels)
+            if detector == "fastrcnn" and merge_init == "average":
+                with torch.no_grad():
+                    w = torch.zeros(512, self.temporal.out_channels, 1, 1)
+                    n_dir = self.temporal.out_channels // mem_channels
+                    for d in range(n_dir):
+                        w[:, d * mem_channels:(d + 1) * mem_channels, 0, 0] = torch.eye(512, mem_channels) / n_dir
+                    self.post.weight.copy_(w.to(self.post.weight))
+                    self.post.bias.zero_()
+        self.head = make_head()
+        if reinit_head:
+            if isinstance(self.head, FastRCNNHead):
+                self.head.reset_parameters()
+            else:
+                self.head = make_head()
+        self.ensemble_branch = None
+        if ens:
+            branch = {"conv": nn.Sequential(copy.deepcopy(replaced), nn.ReLU(inplace=True))}
+            if detector == "rfcn":
+                branch["post"] = make_post(embed_channels)
+                branch["head"] = make_head()
+            self.ensemble_branch = nn.ModuleDict(branch)
+        self.rpn = build_rpn(rpn_in, anchor_sizes, aspect_ratios, rpn_pre_nms_train, rpn_pre_nms_test,
+                             rpn_post_nms_train, rpn_post_nms_test)
+        self.roi_loss = RoILoss(roi_batch_size=roi_batch_size, fg_fraction=fg_fraction, ohem=ohem)
+        n_obj = num_classes - 1
+        names = VID_CLASSES if num_classes == 31 else None
+        self.val_map = VIDMeanAP(n_obj, class_names=names)
+        self.test_map = VIDMeanAP(n_obj, class_names=names)
+        self._buffers_eval: dict[str, dict] = {}
+
+    # ------------------------------------------------------------------ network
+    def example_input(self, batch_size: int = 1):
+        """An 11-frame window at 337x600 (the thesis speed setting)."""
+        return torch.randn(batch_size, 3, self.hparams.test_window, 337, 600)
+
+    def _trunk(self, frames: torch.Tensor):
+        x = self.backbone(frames)
+        base = self.reduce(x)
+        return base, self.embed(base)
+
+    def _temporal(self, emb: torch.Tensor, b: int, t: int) -> torch.Tensor:
+        if self.hparams.temporal == "none":
+            return self.post(self.temporal(emb))
+        mem = self.temporal(emb.view(b, t, *emb.shape[1:]))
+        return self.post(mem.flatten(0, 1))
+
+    def _branch(self, emb: torch.Tensor) -> torch.Tensor:
+        h = self.ensemble_branch["conv"](emb)
+        return self.ensemble_branch["post"](h) if "post" in self.ensemble_branch else h
+
+    def _branch_head(self):
+        return self.ensemble_branch["head"] if "head" in self.ensemble_branch else self.head
+
+    def _window(self, video: torch.Tensor, sizes: list, gt_boxes=None):
+        b, _, t, h, w = video.shape
+        frames = video.permute(0, 2, 1, 3, 4).reshape(b * t, 3, h, w)
+        base, emb = self._trunk(frames)
+        feats = self._temporal(emb, b, t)
+        proposals, rpn_losses = run_rpn(self.rpn, frames, sizes, base, gt_boxes)
+        branch = self._branch(emb) if self.ensemble_branch is not None else None
+        return feats, branch, proposals, rpn_losses
+
+    def forward(self, video: torch.Tensor, sizes: Optional[list] = None) -> list[dict]:
+        """Detections for every frame of ``video`` [B, 3, T, H, W] (pixels of the input frames).
+
+        Frames are processed in windows of ``test_window`` frames (the memory restarts at each
+        window); Seq-NMS is not applied here (see :meth:`detect_snippet`). ``sizes``: the valid
+        (h, w) of each of the ``B*T`` frames (padding excluded); defaults to the full frame.
+        Returns ``B*T`` dicts ``{"boxes" [N,4], "scores" [N], "labels" [N]}``, sample-major.
+        """
+        b, _, t, h, w = video.shape
+        sizes = sizes or [(h, w)] * (b * t)
+        outs: list[list[dict]] = [[] for _ in range(b)]
+        win = self.hparams.test_window
+        for s in range(0, t, win):
+            chunk = video[:, :, s:s + win]
+            tc = chunk.shape[2]
+            csz = [sizes[i * t + s + k] for i in range(b) for k in range(tc)]
+            dets = self._detect_window(chunk, csz)
+            for i in range(b):
+                outs[i].extend(dets[i * tc:(i + 1) * tc])
+        return [d for per in outs for d in per]
+
+    def _detect_window(self, video, sizes):
+        hp = self.hparams
+        feats, branch, proposals, _ = self._window(video, sizes)
+        n = len(proposals)
+        rois = torch.cat([torch.cat([torch.full((len(p), 1), float(i), device=p.device), p], 1)
+                          for i, p in enumerate(proposals)])
+        logits, deltas = self.head(feats, rois)
+        post = dict(score_thresh=hp.test_score_thresh, nms_thresh=hp.test_nms, max_dets=hp.max_dets)
+        if branch is None:
+            return postprocess(logits, deltas, rois, sizes, n, **post)
+        l2, d2 = self._branch_head()(branch, rois)
+        if hp.ensemble == "score_avg":
+            probs = (F.softmax(logits, 1) + F.softmax(l2, 1)) / 2
+            return postprocess(probs, (deltas + d2) / 2, rois, sizes, n, probs=True, **post)
+        a = postprocess(logits, deltas, rois, sizes, n, **{**post, "nms_thresh": 1.0})
+        c = postprocess(l2, d2, rois, sizes, n, **{**post, "nms_thresh": 1.0})
+        from torchvision.ops import batched_nms
+
+        out = []
+        for x, y in zip(a, c):
+            bx, sc, lb = (torch.cat([x[k], y[k]]) for k in ("boxes", "scores", "labels"))
+            keep = batched_nms(bx, sc, lb, hp.test_nms)[: hp.max_dets]
+            out.append({"boxes": bx[keep], "scores": sc[keep], "labels": lb[keep]})
+        return out
+
+    def apply_seq_nms(self, frames: list[dict]) -> list[dict]:
+        hp = self.hparams
+        return seq_nms(frames, hp.num_classes - 1, hp.seq_nms_link_iou, hp.seq_nms_nms_iou, hp.seq_nms_rescore,
+                       top_k=hp.seq_nms_top_k)
+
+    @torch.no_grad()
+    def detect_snippet(self, video: torch.Tensor, sizes: Optional[list] = None) -> list[dict]:
+        """Every frame of one snippet [1, 3, T, H, W]: sliding windows + (optional) Seq-NMS."""
+        dets = self(video, sizes)
+        return self.apply_seq_nms(dets) if self.hparams.seq_nms else dets
+
+    # ------------------------------------------------------------------ training
+    def _losses(self, batch: dict) -> dict:
+        video = batch["video"]
+        sizes = [m["size"] for m in batch["meta"]]
+        gtb = [b.to(video.device) for b in batch["boxes"]]
+        gtl = [lab.to(video.device) for lab in batch["labels"]]
+        feats, branch, proposals, rpn_losses = self._window(video, sizes, gtb)
+        proposals = [p.detach() for p in proposals]
+        rois, labels, targets = self.roi_loss.label(proposals, gtb, gtl)
+        logits, deltas = self.head(feats, rois)
+        losses = {"loss_rpn_cls": rpn_losses["loss_objectness"], "loss_rpn_box": rpn_losses["loss_rpn_box_reg"]}
+        losses.update(self.roi_loss(logits, deltas, labels, targets, rois[:, 0]))
+        if branch is not None:
+            l2, d2 = self._branch_head()(branch, rois)
+            for k, v in self.roi_loss(l2, d2, labels, targets, rois[:, 0]).items():
+                losses["ens_" + k] = v
+        return losses
+
+    def training_step(self, batch: dict, batch_idx: int):
+        losses = self._losses(batch)
+        loss = sum(losses.values())
+        bs = batch["video"].shape[0]
+        self.log("train/loss", loss, prog_bar=True, batch_size=bs)
+        for k, v in losses.items():
+            self.log(f"train/{k}", v, batch_size=bs)
+        return loss
+
+    def configure_optimizers(self):
+        hp = self.hparams
+        params = [p for p in self.parameters() if p.requires_grad]
+        opt = torch.optim.SGD(params, lr=hp.lr, momentum=hp.momentum, weight_decay=hp.weight_decay)
+        sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[hp.lr_drop_epoch], gamma=0.1)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
+
+    # ------------------------------------------------------------------ evaluation
+    def _eval_step(self, batch: dict, metric: VIDMeanAP, buffers: dict) -> None:
+        video = batch["video"]
+        meta = batch["meta"]
+        dets = self(video, [m["size"] for m in meta])
+        for d, m, gb, gl in zip(dets, meta, batch["boxes"], batch["labels"]):
+            pred = {"boxes": to_devkit_boxes(d["boxes"], m), "scores": d["scores"], "labels": d["labels"]}
+            tgt = {"boxes": to_devkit_boxes(gb.to(video.device), m), "labels": gl.to(video.device)}
+            buf = buffers.setdefault(m["snippet"], {"pred": [], "gt": []})
+            buf["pred"].append(pred)
+            buf["gt"].append(tgt)
+        for sid in {m["snippet"] for m in meta if m["last"]}:
+            self._flush(sid, metric, buffers)
+
+    def _flush(self, sid: str, metric: VIDMeanAP, buffers: dict) -> None:
+        buf = buffers.pop(sid)
+        preds = self.apply_seq_nms(buf["pred"]) if self.hparams.seq_nms else buf["pred"]
+        metric.update(preds, buf["gt"])
+
+    def validation_step(self, batch: dict, batch_idx: int):
+        self._eval_step(batch, self.val_map, self._buffers_eval.setdefault("val", {}))
+
+    def test_step(self, batch: dict, batch_idx: int):
+        self._eval_step(batch, self.test_map, self._buffers_eval.setdefault("test", {}))
+
+    def _epoch_end(self, stage: str, metric: VIDMeanAP) -> None:
+        bufs = self._buffers_eval.setdefault(stage, {})
+        for sid in list(bufs):  # snippets whose last window never came (truncated runs)
+            self._flush(sid, metric, bufs)
+        r = metric.compute()
+        self.log(f"{stage}/map", r["map"], prog_bar=True, sync_dist=False)
+        self.last_eval_result = {"map": float(r["map"]), "ap": metric.per_class(r), "num_frames": int(r["num_frames"])}
+        metric.reset()
+
+    def on_validation_epoch_end(self):
+        self._epoch_end("val", self.val_map)
+
+    def on_test_epoch_end(self):
+        self._epoch_end("test", self.test_map)
+
+    def predict_step(self, batch: dict, batch_idx: int = 0, dataloader_idx: int = 0) -> list[dict]:
+        """Per-frame detections of a ``vid`` batch in the original frames' devkit coordinates."""
+        meta = batch["meta"]
+        dets = self(batch["video"], [m["size"] for m in meta])
+        out = []
+        for d, m in zip(dets, meta):
+            out.append({"snippet": m["snippet"], "frame": m["frame"], "eval_index": m["eval_index"],
+                        "boxes": to_devkit_boxes(d["boxes"], m).cpu(), "scores": d["scores"].cpu(),
+                        "labels": d["labels"].cpu()})
+        return out
+
+
+# ---------------------------------------------------------------------- predict on a video
+def _load_frames(path: Path) -> tuple[torch.Tensor, Optional[float]]:
+    """uint8 T,H,W,C frames of a video file or a folder of JPEG / PNG frames (sorted by name)."""
+    if path.is_dir():
+        from torchvision.io import ImageReadMode, decode_image
+
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in (".jpeg", ".jpg", ".png"))
+        if not files:
+            raise FileNotFoundError(f"{path}: no .JPEG / .jpg / .png frames in this folder")
+        frames = [decode_image(str(p), mode=ImageReadMode.RGB).permute(1, 2, 0) for p in files]
+        return torch.stack(frames), None
+    from mmzoo.data.decode import VideoReader
+
+    with VideoReader(path) as r:
+        clip = r.frames_in_range(0.0, None)
+        fps = r.fps
+    frames = clip.frames if hasattr(clip, "frames") else clip[0]
+    return torch.as_tensor(frames), fps
+
+
+@torch.no_grad()
+def predict_video(model: STMN, path: str | os.PathLike, out_dir: str | os.PathLike, draw_threshold: float = 0.3,
+                  device: Optional[str] = None) -> dict:
+    """Detect objects in a video file or a frame folder and write the results to ``out_dir``.
+
+    Writes ``frames/%06d.jpg`` with boxes, class names and scores drawn (and ``detections.mp4``
+    when the input is a video), and ``detections.json``: ``{"source", "classes", "frames":
+    [{"frame", "detections": [{"box": [x1, y1, x2, y2], "score", "label", "class"}]}]}`` with
+    boxes in pixels of the input frames (every detection, not only the drawn ones). Frames are
+    processed in windows of ``model.hparams.test_window`` with Seq-NMS over the whole input when
+    the model enables it. Returns the JSON dict.
+    """
+    from torchvision.utils import draw_bounding_boxes
+
+    from mmzoo.data.transforms import IMAGENET_MEAN, IMAGENET_STD, normalize, short_side_scale, to_cthw_float
+    from mmzoo.data.vid import scaled_size
+
+    path, out_dir = Path(path), Path(out_dir)
+    frames, fps = _load_frames(path)
+    hp = model.hparams
+    model.eval()
+    dev = torch.device(device) if device else next(model.parameters()).device
+    model.to(dev)
+    t, h, w, _ = frames.shape
+    _, short = scaled_size(h, w, hp.short_side, hp.max_side)
+    dets: list[dict] = []
+    for s in range(0, t, hp.test_window):
+        clip = to_cthw_float(frames[s:s + hp.test_window])
+        clip, _ = short_side_scale(clip, short)
+        clip = normalize(clip, IMAGENET_MEAN, IMAGENET_STD)
+        nh, nw = clip.shape[-2:]
+        out = model(clip[None].to(dev), [(nh, nw)] * clip.shape[1])
+        scale = torch.tensor([nw / w, nh / h, nw / w, nh / h], device=dev)
+        dets.extend({"boxes": d["boxes"] / scale, "scores": d["scores"], "labels": d["labels"]} for d in out)
+    if hp.seq_nms:
+        dets = model.apply_seq_nms(dets)
+    names = model.class_names
+    (out_dir / "frames").mkdir(parents=True, exist_ok=True)
+    record = {"source": str(path), "classes": list(names[1:]), "frames": []}
+    drawn = []
+    for i, d in enumerate(dets):
+        boxes, scores, labels = d["boxes"].cpu(), d["scores"].cpu(), d["labels"].cpu()
+        record["frames"].append({"frame": i, "detections": [
+            {"box": [round(float(v), 2) for v in b], "score": float(s), "label": int(lab), "class": names[int(lab)]}
+            for b, s, lab in zip(boxes, scores, labels)]})
+        keep = scores >= draw_threshold
+        img = frames[i].permute(2, 0, 1)
+        if keep.any():
+            text = [f"{names[int(lab)]} {float(s):.2f}" for s, lab in zip(scores[keep], labels[keep])]
+            img = draw_bounding_boxes(img, boxes[keep], labels=text, colors="red", width=2)
+        drawn.append(img.permute(1, 2, 0))
+        from PIL import Image
+
+        Image.fromarray(drawn[-1].numpy()).save(out_dir / "frames" / f"{i:06d}.jpg", quality=92)
+    if fps is not None:
+        from mmzoo.data.synthetic.media import write_mp4
+
+        arr = torch.stack(drawn)
+        arr = arr[:, : arr.shape[1] // 2 * 2, : arr.shape[2] // 2 * 2]
+        write_mp4(out_dir / "detections.mp4", arr.numpy(), fps=fps)
+    (out_dir / "detections.json").write_text(json.dumps(record, indent=1))
+    return record
+
+
+# ---------------------------------------------------------------------- registry
+_PAPER = "Xiao & Lee, Video Object Detection with an Aligned Spatial-Temporal Memory (ECCV 2018); F. Xiao, PhD thesis ch. 3 (UC Davis 2020)"
+_TASK = "video object detection"
+_INPUTS = {"video": "float [B,3,T,H,W], ImageNet-normalised RGB, short side 360 / long side <= 600",
+           "train_frames": 7, "train_stride": 10, "test_window": 11}
+_DATA = {"datamodule": "vid", "num_frames": 7, "stride": 10, "eval_window": 11, "short_side": 360, "max_side": 600,
+         "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225], "classes": list(VID_CLASSES)}
+_STMN_DRIVE = "https://drive.google.com/open?id=1rUchPUSRrksDp4JRboj2h1z-GfG1zbDu"
+_RFCN_DRIVE = "https://drive.google.com/open?id=14Cb39nOP9DA0dl6GxY2D_KzWLVnTTmbL"
+
+
+def _drive_weights(converter: str, url: str, what: str) -> list[Weights]:
+    return [Weights(
+        tag="vid", hub_repo=None, converter=converter, dataset="ImageNet VID (+DET)",
+        notes=(f"not published on the Hub; the authors' Torch7 {what} is on Google Drive ({url}), which serves "
+               f"an interactive confirmation page instead of the file and publishes no checksum, so it is not "
+               f"downloaded automatically: fetch it by hand and run `mmzoo convert <id>.vid {what}`"))]
+
+
+_R101 = dict(backbone="resnet101", detector="rfcn", w_scale=20.0, weight_decay=0.0)
+_VGG = dict(backbone="vgg16", detector="fastrcnn", w_scale=1.0, weight_decay=5e-4)
+
+for _id, _cfg, _rep, _w in (
+    ("stmn-r101", {**_R101, "temporal": "stmm"}, {"vid_val_map": 80.5, "table": "3.1"},
+     _drive_weights("mmzoo.convert.torch7:convert_stmn_r101", _STMN_DRIVE, "stmn.t7")),
+    ("rfcn-r101", {**_R101, "temporal": "none", "ensemble": "none", "seq_nms": False},
+     {"vid_val_map": 73.4, "table": "3.1 (R-FCN [42] row)"},
+     _drive_weights("mmzoo.convert.torch7:convert_rfcn_r101", _RFCN_DRIVE, "rfcn.t7")),
+    ("stmn-vgg16", {**_VGG, "temporal": "stmm"},
+     {"vid_val_map": 61.7, "vid_test_map": 56.5, "table": "3.1", "ablation_test_map_no_aug": 50.7}, []),
+    ("fastrcnn-vgg16", {**_VGG, "temporal": "none", "ensemble": "none", "seq_nms": False},
+     {"note": "the thesis reports no Fast R-CNN VGG-16 baseline on VID; its closest row is Faster-RCNN VGG-16 "
+              "52.2 val / 48.2 test (Table 3.1)"}, []),
+    ("stmn-vgg16-nomatchtrans", {**_VGG, "temporal": "stmm", "matchtrans": False, "ensemble": "none", "seq_nms": False},
+     {"vid_test_map_no_aug": 49.0, "table": "3.2 (STMN-No-MatchTrans)"}, []),
+    ("convgru-vgg16", {**_VGG, "temporal": "convgru", "matchtrans": False, "ensemble": "none", "seq_nms": False},
+     {"vid_test_map_no_aug": 48.0, "table": "3.2 (ConvGRU-Pretrain; reinit_head=True gives ConvGRU-FreshFC, 44.8)"}, []),
+):
+    register_model(_id, defaults=_cfg, task=_TASK, paper=_PAPER, inputs=_INPUTS, weights=_w, reported=_rep,
+                   data=_DATA, family="stmn")(STMN)

@@ -1,0 +1,136 @@
+"""VID mAP against hand-computed cases of the ILSVRC devkit rules."""
+import math
+
+import torch
+
+from mmzoo.metrics.vid_map import VIDMeanAP, devkit_iou, devkit_thresholds, voc_ap
+
+
+def _p(boxes, scores, labels):
+    return {"boxes": torch.tensor(boxes, dtype=torch.float).reshape(-1, 4), "scores": torch.tensor(scores),
+            "labels": torch.tensor(labels, dtype=torch.long)}
+
+
+def _t(boxes, labels):
+    return {"boxes": torch.tensor(boxes, dtype=torch.float).reshape(-1, 4), "labels": torch.tensor(labels, dtype=torch.long)}
+
+
+def test_iou_and_small_object_threshold():
+    a = torch.tensor([0.0, 0, 9, 9])  # 10x10 with the +1 convention
+    b = torch.tensor([5.0, 0, 14, 9])
+    assert math.isclose(float(devkit_iou(a, b)), 50 / 150, rel_tol=1e-6)
+    assert float(devkit_iou(a, torch.tensor([20.0, 20, 30, 30]))) == 0
+    thr = devkit_thresholds(torch.tensor([[0.0, 0, 9, 9], [0, 0, 99, 99]]))
+    assert math.isclose(float(thr[0]), 100 / 400, rel_tol=1e-6)  # 10x10 -> 0.25
+    assert float(thr[1]) == 0.5
+
+
+def test_voc_ap_hand_computed():
+    # recall .5 at precision 1, then recall 1 at precision 2/3 -> 0.5*1 + 0.5*(2/3)
+    ap = voc_ap(torch.tensor([0.5, 0.5, 1.0]), torch.tensor([1.0, 0.5, 2 / 3]))
+    assert math.isclose(ap, 0.5 + 0.5 * 2 / 3, rel_tol=1e-6)
+
+
+def test_map_hand_computed_two_classes():
+    m = VIDMeanAP(num_classes=3)
+    gt1 = _t([[0, 0, 99, 99], [200, 200, 299, 299]], [1, 1])
+    gt2 = _t([[0, 0, 49, 49]], [2])
+    # frame 1: tp (0.9), duplicate on same object -> fp (0.8), miss the second object
+    p1 = _p([[0, 0, 99, 99], [2, 2, 99, 99]], [0.9, 0.8], [1, 1])
+    # frame 2: class-2 box with IoU 0.4 -> fp (0.95); correct class-1 box on a class-2 object -> fp (0.7)
+    p2 = _p([[0, 0, 49, 19], [0, 0, 49, 49]], [0.95, 0.7], [2, 1])
+    m.update([p1], [gt1])
+    m.update([p2], [gt2])
+    r = m.compute()
+    # class 1: scores 0.9 tp, 0.8 fp, 0.7 fp ; npos 2 -> rec [.5,.5,.5], prec [1,.5,1/3] -> AP .5
+    # class 2: 0.95 fp ; npos 1 -> AP 0 ; class 3 no positives -> NaN, excluded from the mean
+    assert math.isclose(float(r["ap"][0]), 0.5, rel_tol=1e-6)
+    assert float(r["ap"][1]) == 0.0
+    assert math.isnan(float(r["ap"][2]))
+    assert math.isclose(float(r["map"]), 0.25, rel_tol=1e-6)
+    assert int(r["num_frames"]) == 2
+
+
+def test_small_object_threshold_decides_tp():
+    # 10x10 object: a 20x20 box containing it has IoU 0.25 -> tp only thanks to the devkit rule
+    gt = _t([[10, 10, 19, 19]], [1])
+    det = _p([[5, 5, 24, 24]], [0.9], [1])
+    m = VIDMeanAP(num_classes=1)
+    m.update([det], [gt])
+    assert float(m.compute()["map"]) == 1.0
+    big = _t([[0, 0, 99, 99]], [1])
+    m2 = VIDMeanAP(num_classes=1)
+    m2.update([_p([[0, 0, 99, 49]], [0.9], [1])], [big])  # IoU exactly 0.5 -> tp (>=)
+    m2.update([_p([[0, 0, 99, 48]], [0.9], [1])], [big])  # IoU 0.49 -> fp
+    r = m2.compute()
+    # sorted: tie at 0.9, stable by frame: tp then fp; npos 2 -> AP = 0.5 * 1
+    assert math.isclose(float(r["map"]), 0.5, rel_tol=1e-6)
+
+
+def test_greedy_picks_best_iou_among_unmatched():
+    gt = _t([[0, 0, 99, 99], [10, 0, 109, 99]], [1, 1])
+    dets = _p([[10, 0, 109, 99], [0, 0, 99, 99]], [0.9, 0.8], [1, 1])
+    m = VIDMeanAP(num_classes=1)
+    m.update([dets], [gt])
+    assert float(m.compute()["map"]) == 1.0
+
+
+def test_matches_loop_reference_on_random_data():
+    g = torch.Generator().manual_seed(0)
+    preds, gts = [], []
+    for _ in range(40):
+        ng = int(torch.randint(0, 4, (1,), generator=g))
+        xy = torch.rand(ng, 2, generator=g) * 200
+        wh = torch.rand(ng, 2, generator=g) * 80 + 5
+        gb = torch.cat([xy, xy + wh], 1)
+        gl = torch.randint(1, 4, (ng,), generator=g)
+        nd = int(torch.randint(0, 6, (1,), generator=g))
+        pick = torch.randint(0, max(ng, 1), (nd,), generator=g)
+        db = (gb[pick] if ng else torch.rand(nd, 4, generator=g) * 100) + torch.randn(nd, 4, generator=g) * 8
+        db[:, 2:] = torch.maximum(db[:, 2:], db[:, :2] + 1)
+        dl = gl[pick] if ng else torch.randint(1, 4, (nd,), generator=g)
+        flip = torch.rand(nd, generator=g) < 0.2
+        dl = torch.where(flip, torch.randint(1, 4, (nd,), generator=g), dl)
+        preds.append({"boxes": db, "scores": torch.rand(nd, generator=g), "labels": dl})
+        gts.append({"boxes": gb, "labels": gl})
+    m = VIDMeanAP(num_classes=3)
+    m.update(preds[:20], gts[:20])
+    m.update(preds[20:], gts[20:])
+    got = m.compute()["ap"]
+    # straightforward per-frame loop, as eval_vid_detection.m is written
+    tps, scores, labels = [], [], []
+    npos = torch.zeros(4)
+    for p, t in zip(preds, gts):
+        for lab in t["labels"]:
+            npos[lab] += 1
+        thr = devkit_thresholds(t["boxes"].double())
+        used = [False] * len(t["labels"])
+        order = torch.argsort(-p["scores"], stable=True)
+        for j in order.tolist():
+            best, kbest = -math.inf, -1
+            for k in range(len(t["labels"])):
+                if t["labels"][k] != p["labels"][j] or used[k]:
+                    continue
+                ov = float(devkit_iou(p["boxes"][j].double(), t["boxes"][k].double()))
+                if ov >= float(thr[k]) and ov > best:
+                    best, kbest = ov, k
+            if kbest >= 0:
+                used[kbest] = True
+            tps.append(kbest >= 0)
+            scores.append(float(p["scores"][j]))
+            labels.append(int(p["labels"][j]))
+    order = sorted(range(len(scores)), key=lambda i: -scores[i])
+    for c in range(1, 4):
+        t = torch.tensor([float(tps[i]) for i in order if labels[i] == c])
+        ctp, cfp = torch.cumsum(t, 0), torch.cumsum(1 - t, 0)
+        ref = voc_ap(ctp / npos[c], ctp / (ctp + cfp))
+        assert math.isclose(float(got[c - 1]), ref, rel_tol=1e-5, abs_tol=1e-6), c
+
+
+def test_state_is_list_cat_for_ddp():
+    m = VIDMeanAP(num_classes=2)
+    assert all(m._reductions[k].__name__ in ("dim_zero_cat", "_cat") or "cat" in str(m._reductions[k])
+               for k in ("det_boxes", "gt_boxes", "det_keys"))
+    m.update([_p([[0, 0, 9, 9]], [0.5], [1])], [_t([[0, 0, 9, 9]], [1])])
+    m.reset()
+    assert len(m.det_boxes) == 0
