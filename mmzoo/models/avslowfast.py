@@ -1,0 +1,287 @@
+"""Audiovisual SlowFast Networks (seed 000, chapter 4; spec digest-000 section 3).
+
+SlowFast plus an Audio pathway on an 80-bin log-mel spectrogram (beta_A = 1/2 of the Slow
+width, alpha_A = audio frames per Slow frame, conv1 = parallel 9-tap time and frequency convs,
+no pool1, decomposed time/frequency blocks in res2-res3), fused into the visual pathways by
+A->FS connections after res3 and res4 and by concatenation at pool5, trained with DropPathway
+(P_d = 0.8) and hierarchical audio-visual synchronisation losses at res3-res5 whose negatives
+switch from easy to easy+hard at half of training.
+
+Choices the thesis leaves open are constructor arguments whose defaults follow the authors'
+public code (github.com/fanyix/SlowFast, configs/Kinetics/AVSLOWFAST_4x16_R50.yaml); with them
+the measured GFLOPs reproduce Table 4.6a exactly (36.0 / 36.8 / 39.8 / 51.9 for
+beta_A = 1/8 .. 1).
+"""
+from __future__ import annotations
+
+from typing import Literal, Optional
+
+import torch
+
+from mmzoo.models.slowfast import KINETICS_MEAN, KINETICS_STD, PAPER, HeadArg, SlowFastFamilyModule, res4_temporal_kernels
+from mmzoo.nn.av_sync import NegativeCurriculum
+from mmzoo.nn.slowfast import MultiPathwayHead, SlowFastBackbone
+from mmzoo.registry import register_model
+
+__all__ = ["AVSlowFast"]
+
+_AUDIO_FRONT_END = {
+    "sample_rate": 16000,
+    "window_ms": 32,
+    "hop_ms": 16,
+    "n_fft": 512,
+    "mel_bins": 80,
+    "mel_scale": "htk",
+    "log_offset": 1e-8,
+    "logmel_mean": -7.03,
+    "logmel_std": 4.66,
+}
+_DATA = {"mean": KINETICS_MEAN, "std": KINETICS_STD, "train_crop": 224, "test_crop": 256, "test_views": "10 clips x 3 crops"}
+
+
+def _data(slow: int, fast: int, audio_frames: int, **extra) -> dict:
+    return {**_DATA, "slow_frames": slow, "fast_frames": fast, "sampling_rate": 2, "audio": {**_AUDIO_FRONT_END, "frames": audio_frames}, **extra}
+
+
+def _inputs(slow: int, fast: int, audio_frames: int) -> dict:
+    return {"video": f"[slow B,3,{slow},256,256 ; fast B,3,{fast},256,256]", "audio": f"log-mel B,1,{audio_frames},80"}
+
+
+@register_model(
+    "avslowfast-r50-4x16",
+    defaults={},
+    task="audio-visual video classification",
+    paper=PAPER,
+    inputs=_inputs(4, 32, 128),
+    reported={
+        "k400_top1": 77.0, "k400_top5": 92.7, "kinetics_sounds_top1": 83.7, "gflops_per_view": 39.8, "views": 30,
+        "ava_v2.1_map": 25.4, "ava_v2.2_map": 25.9, "ava_gflops": 67.1,
+        "ssl_params_m": 38.5, "ssl_gflops": 36.2, "ssl_linear_ucf101": 76.8, "ssl_linear_hmdb51": 41.0,
+    },
+    data=_data(4, 32, 128),
+)
+@register_model(
+    "avslowfast-r50-8x8",
+    defaults={"slow_frames": 8, "alpha": 4, "recipe_epochs": 196},
+    task="audio-visual video classification",
+    paper=PAPER,
+    inputs=_inputs(8, 32, 128),
+    reported={"ssl_params_m": 38.5, "ssl_gflops": 63.4, "ssl_linear_ucf101": 77.4, "ssl_linear_hmdb51": 42.2},
+    data=_data(8, 32, 128),
+)
+@register_model(
+    "avslowfast-r50-16x4",
+    defaults={"slow_frames": 16, "alpha": 2, "recipe_epochs": 196},
+    task="audio-visual video classification",
+    paper=PAPER,
+    inputs=_inputs(16, 32, 128),
+    reported={
+        "ssl_params_m": 38.5, "ssl_gflops": 117.9, "ssl_linear_ucf101": 77.4, "ssl_linear_hmdb51": 44.1,
+        "ssl_finetune_ucf101": 87.0, "ssl_finetune_hmdb51": 54.6,
+    },
+    data=_data(16, 32, 128),
+)
+@register_model(
+    "avslowfast-r101-8x8",
+    defaults={"depth": 101, "slow_frames": 8, "alpha": 4, "res4_temporal_blocks": 6, "recipe_epochs": 196},
+    task="audio-visual video classification",
+    paper=PAPER,
+    inputs=_inputs(8, 32, 128),
+    reported={
+        "k400_top1": 78.8, "k400_top5": 93.6, "kinetics_sounds_top1": 85.0, "gflops_per_view": 129, "views": 30,
+        "epic_val_verb_top1": 58.7, "epic_val_verb_top5": 83.6, "epic_val_noun_top1": 31.7, "epic_val_noun_top5": 58.4,
+        "epic_val_action_top1": 24.2, "epic_val_action_top5": 43.6,
+        "epic_s1_verb_top1": 65.7, "epic_s1_verb_top5": 89.5, "epic_s1_noun_top1": 46.4, "epic_s1_noun_top5": 71.7,
+        "epic_s1_action_top1": 35.9, "epic_s1_action_top5": 57.8,
+        "epic_s2_verb_top1": 55.8, "epic_s2_verb_top5": 81.7, "epic_s2_noun_top1": 32.7, "epic_s2_noun_top5": 58.9,
+        "epic_s2_action_top1": 24.0, "epic_s2_action_top5": 43.2,
+    },
+    data=_data(8, 32, 128, train_scale=[256, 340]),
+)
+@register_model(
+    "avslowfast-r101nl-16x8",
+    defaults={
+        "depth": 101, "slow_frames": 16, "alpha": 4, "res4_temporal_blocks": 6, "audio_frames": 256,
+        "nonlocal_res4": [6, 13, 20], "nonlocal_mode": "dot_product", "recipe_epochs": 196,
+    },
+    task="audio-visual video classification",
+    paper=PAPER,
+    inputs=_inputs(16, 64, 256),
+    reported={"charades_map": 43.7, "charades_gflops_per_view": 278, "views": 30, "slowfast_baseline_charades_map": 42.5, "slowfast_baseline_gflops": 234},
+    data=_data(16, 64, 256, train_scale=[256, 340]),
+)
+class AVSlowFast(SlowFastFamilyModule):
+    """Audiovisual SlowFast network.
+
+    Args (see `mmzoo.models.slowfast.SlowFast` for the visual and recipe arguments, which mean
+    the same here):
+        audio_frames: log-mel frames of one clip (128 spans the 4x16 / 8x8 clips; [SILENT] for
+            16x8, 256 is used so that the spectrogram spans the 128-frame clip).
+        mel_bins: mel bins of the spectrogram (80).
+        audio_beta_inv: Slow / Audio channel ratio (2, beta_A = 1/2).
+        audio_downsample_from: first audio stage with a stride-2 time/frequency downsampling:
+            "res3" (authors' code, default; reproduces Table 4.6a FLOPs) or "res2" (thesis text).
+        audio_decomposed_stages: leading audio stages with decomposed time/frequency blocks (2 =
+            res2, res3).
+        fs_fusion: Fast->Slow connections after pool1, res2, res3, res4. The authors' AVSlowFast
+            config has them only after res3 and res4 (default), unlike SlowFast.
+        afs_fusion: A->FS connections after pool1, res2, res3, res4 (res3 + res4 by default,
+            Table 4.5a's best).
+        afs_dim_inner / afs_kernel / afs_num_convs: the A->FS convs (64, 5, 2; authors' code).
+        use_avs: train with the synchronisation losses.
+        avs_stages: AVS losses after pool1, res2, res3, res4, res5 (res3-res5, Table 4.6c).
+        avs_head: "contrastive" (authors' code) or "classifier" (binary in-sync classifier).
+        avs_proj_dim / avs_margin: projection size (64) and contrastive margin (0.99).
+        avs_weight: weight of the summed AVS losses ([SILENT]; 1.0).
+        avs_switch_at: fraction of training after which hard negatives are mixed in (0.5).
+        avs_hard_ratio: share of hard negatives after the switch (0.25).
+        avs_hard_gap: frames by which the clip's own spectrogram is rolled to make a hard negative
+            when the batch has no "audio_shifted" field (32 = 0.5 s).
+        drop_pathway: DropPathway probability P_d (0.8).
+        logmel_normalize: normalise the input spectrogram with (x - logmel_mean) / logmel_std
+            inside the model; leave False when the DataModule already does it.
+        logmel_mean / logmel_std: -7.03 / 4.66 (authors' code).
+    """
+
+    uses_audio = True
+
+    def __init__(
+        self,
+        num_classes: int = 400,
+        head: HeadArg = "single",
+        num_verbs: int = 125,
+        num_nouns: int = 352,
+        depth: int = 50,
+        slow_frames: int = 4,
+        alpha: int = 8,
+        beta_inv: int = 8,
+        fusion_kernel: int = 5,
+        fs_fusion: list[bool] = [False, False, True, True],  # noqa: B006
+        res4_temporal_blocks: Optional[int] = None,
+        nonlocal_res4: list[int] = [],  # noqa: B006
+        nonlocal_mode: Literal["softmax", "dot_product"] = "softmax",
+        nonlocal_pool: list[int] = [1, 2, 2],  # noqa: B006
+        audio_frames: int = 128,
+        mel_bins: int = 80,
+        audio_beta_inv: int = 2,
+        audio_downsample_from: Literal["res2", "res3"] = "res3",
+        audio_decomposed_stages: int = 2,
+        afs_fusion: list[bool] = [False, False, True, True],  # noqa: B006
+        afs_dim_inner: int = 64,
+        afs_kernel: int = 5,
+        afs_num_convs: int = 2,
+        use_avs: bool = True,
+        avs_stages: list[bool] = [False, False, True, True, True],  # noqa: B006
+        avs_head: Literal["contrastive", "classifier"] = "contrastive",
+        avs_proj_dim: int = 64,
+        avs_margin: float = 0.99,
+        avs_weight: float = 1.0,
+        avs_switch_at: float = 0.5,
+        avs_hard_ratio: float = 0.25,
+        avs_hard_gap: int = 32,
+        drop_pathway: float = 0.8,
+        logmel_normalize: bool = False,
+        logmel_mean: float = -7.03,
+        logmel_std: float = 4.66,
+        dropout: float = 0.5,
+        crop_size: int = 256,
+        mode: Literal["supervised", "ssl"] = "supervised",
+        rotation_weight: float = 1.0,
+        view_aggregation: Literal["mean", "max"] = "mean",
+        base_lr: float = 1.6,
+        base_batch_size: int = 1024,
+        batch_size: Optional[int] = None,
+        momentum: float = 0.9,
+        weight_decay: float = 1e-4,
+        bn_weight_decay: float = 0.0,
+        lr_schedule: Literal["cosine", "steps"] = "cosine",
+        lr_steps: list[float] = [],  # noqa: B006
+        warmup_epochs: float = 34.0,
+        warmup_start_factor: float = 0.1,
+        recipe_epochs: int = 256,
+        freeze_bn: bool = False,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        if audio_frames % slow_frames:
+            raise ValueError(f"audio_frames ({audio_frames}) must be a multiple of slow_frames ({slow_frames})")
+        strides = (1, 2, 2, 2) if audio_downsample_from == "res3" else (2, 2, 2, 2)
+        self.backbone = SlowFastBackbone(
+            depth=depth,
+            alpha=alpha,
+            beta_inv=beta_inv,
+            fusion_kernel=fusion_kernel,
+            fs_fusion=fs_fusion,
+            slow_temporal_kernels=(1, 1, res4_temporal_kernels(depth, 3, res4_temporal_blocks), 3),
+            fast_temporal_kernels=(3, 3, res4_temporal_kernels(depth, 3, res4_temporal_blocks), 3),
+            slow_nonlocal=((), (), tuple(nonlocal_res4), ()),
+            nonlocal_mode=nonlocal_mode,
+            nonlocal_pool=tuple(nonlocal_pool),
+            use_audio=True,
+            audio_beta_inv=audio_beta_inv,
+            audio_time_ratio=audio_frames // slow_frames,
+            audio_stage_strides=strides,
+            audio_decomposed_stages=audio_decomposed_stages,
+            afs_fusion=afs_fusion,
+            afs_dim_inner=afs_dim_inner,
+            afs_kernel=afs_kernel,
+            afs_num_convs=afs_num_convs,
+            avs_stages=avs_stages if use_avs else [False] * 5,
+            avs_head=avs_head,
+            avs_proj_dim=avs_proj_dim,
+            avs_margin=avs_margin,
+            drop_pathway=drop_pathway,
+        )
+        self.head = MultiPathwayHead(self.backbone.out_channels, head, num_classes, num_verbs, num_nouns, dropout)
+        self.curriculum = NegativeCurriculum(avs_switch_at, avs_hard_ratio, avs_hard_gap)
+        self._setup_common()
+
+    def _prepare_audio(self, audio: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
+        if audio is None:
+            raise ValueError("AVSlowFast needs batch['audio'] (log-mel B, 1, T, F)")
+        if audio.dim() == 3:
+            audio = audio.unsqueeze(1)
+        if self.hparams.logmel_normalize:
+            audio = (audio - self.hparams.logmel_mean) / self.hparams.logmel_std
+        return audio
+
+    def _audio_negatives(self, batch: dict) -> Optional[torch.Tensor]:
+        """Out-of-sync audio for the AVS losses, following the curriculum at the current
+        training progress; None (no AVS this step) without AVS or with a single clip."""
+        if not self.hparams.use_avs or not any(self.hparams.avs_stages):
+            return None
+        audio = self._prepare_audio(batch["audio"])
+        if audio.shape[0] < 2:
+            return None
+        shifted = batch.get("audio_shifted")
+        if shifted is not None:
+            shifted = self._prepare_audio(shifted)
+        neg, hard = self.curriculum.negatives(audio, self.training_progress(), shifted)
+        self.last_hard_negatives = hard
+        self.log("train/avs_hard_fraction", hard.float().mean(), batch_size=audio.shape[0])
+        return neg
+
+    def extract(self, video, audio=None, audio_neg=None):
+        slow, fast = self._pathways(video)
+        if audio is not None and audio.dim() == 3:
+            audio = audio.unsqueeze(1)
+        return self.backbone(slow, fast, audio, audio_neg)
+
+    def forward(self, video=None, audio=None):
+        """Logits (or {"verb", "noun"}) from `video` ([slow, fast] or one clip) and `audio`
+        (log-mel B, 1, T, F)."""
+        return super().forward(video, self._prepare_audio(audio))
+
+    def features(self, video=None, audio=None) -> torch.Tensor:
+        return super().features(video, self._prepare_audio(audio))
+
+    def example_input(self, batch_size: int = 1) -> dict:
+        hp = self.hparams
+        s = hp.crop_size
+        return {
+            "video": [
+                torch.randn(batch_size, 3, hp.slow_frames, s, s),
+                torch.randn(batch_size, 3, hp.slow_frames * hp.alpha, s, s),
+            ],
+            "audio": torch.randn(batch_size, 1, hp.audio_frames, hp.mel_bins),
+        }
