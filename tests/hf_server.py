@@ -11,7 +11,7 @@ client's real download and upload code:
   `/api/models/{repo}/branch/{branch}`;
 - GET `/files/{path}` for plain downloads (original checkpoints).
 
-Every request is recorded in `hub.requests` as (method, path, headers) so tests can check what
+Every request is recorded in `hub.requests` as (method, path, headers with lower-case names) so tests can check what
 the client did. Private repos answer 401/404 unless the `Authorization` header carries `token`.
 """
 from __future__ import annotations
@@ -98,7 +98,7 @@ class FakeHub:
         Handler.hub = hub
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
         return self.url
 
@@ -149,7 +149,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _record(self) -> str:
         path = urlsplit(self.path).path
         with self.hub._lock:
-            self.hub.requests.append((self.command, path, dict(self.headers)))
+            self.hub.requests.append((self.command, path, {k.lower(): v for k, v in self.headers.items()}))
         return path
 
     # ---- routes ----------------------------------------------------------------------------
@@ -216,7 +216,8 @@ class _Handler(BaseHTTPRequestHandler):
             payload = json.loads(body)
             repo_id = f"{payload['organization']}/{payload['name']}" if payload.get("organization") else payload["name"]
             if repo_id in self.hub.repos:
-                return self._error(409, None, "You already created this model repo", extra={"X-Repo-Url": f"{self.hub.url}/{repo_id}"})
+                # like the Hub, a 409 still carries the repo url (create_repo(exist_ok=True) reads it)
+                return self._json(409, {"error": "You already created this model repo", "url": f"{self.hub.url}/{repo_id}"})
             self.hub.create_repo(repo_id, private=payload.get("visibility") == "private" or bool(payload.get("private")))
             return self._json(200, {"url": f"{self.hub.url}/{repo_id}", "name": repo_id})
         if path == "/api/validate-yaml":
