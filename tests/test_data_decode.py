@@ -1,0 +1,136 @@
+"""PyAV decoding and JPEG frame folders on real encoded files (H.264 + AAC, JPEG)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from mmzoo.data.decode import (
+    CorruptFrameError,
+    CorruptVideoError,
+    FrameNotFoundError,
+    NoAudioStreamError,
+    VideoNotFoundError,
+    VideoReader,
+    probe,
+    read_audio,
+    read_frames,
+    read_video_clip,
+)
+from mmzoo.data.synthetic.media import write_jpeg_frames, write_mp4
+
+SR = 16000
+FPS = 30
+T = 60
+
+
+def _frames(n: int, h: int = 48, w: int = 64) -> np.ndarray:
+    f = np.zeros((n, h, w, 3), dtype=np.uint8)
+    f[..., 1] = 100
+    for t in range(n):
+        f[t, :16, :16] = 4 * t  # frame index written in pixels
+    return f
+
+
+def _tone(seconds: float, hz: float = 440.0) -> np.ndarray:
+    n = int(round(seconds * SR))
+    return (0.5 * np.sin(2 * np.pi * hz * np.arange(n) / SR)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory):
+    d = tmp_path_factory.mktemp("decode")
+    av_path = write_mp4(d / "av.mp4", _frames(T), FPS, _tone(T / FPS), SR)
+    silent = write_mp4(d / "noaudio.mp4", _frames(20), FPS)
+    ntsc = write_mp4(d / "ntsc.mp4", _frames(30), 30000 / 1001)
+    corrupt = d / "corrupt.mp4"
+    corrupt.write_bytes(bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8)))
+    frames_dir = d / "P01_01"
+    write_jpeg_frames(frames_dir, _frames(12), pattern="frame_{:010d}.jpg", start=1)
+    return {"av": av_path, "silent": silent, "ntsc": ntsc, "corrupt": corrupt, "frames": frames_dir, "dir": d}
+
+
+def _index_from_pixels(frames: torch.Tensor) -> list[int]:
+    return [int(round(float(x) / 4)) for x in frames[:, 4:12, 4:12, 0].float().mean(dim=(1, 2))]
+
+
+def test_probe(media):
+    info = probe(media["av"])
+    assert (info.fps, info.num_frames, info.width, info.height) == (30.0, T, 64, 48)
+    assert info.has_audio and info.audio_sample_rate == SR and info.audio_channels == 1
+    assert abs(info.duration - 2.0) < 1e-6
+    assert not probe(media["silent"]).has_audio
+
+
+def test_frames_by_index_exact_and_in_any_order(media):
+    clip = read_video_clip(media["av"], frame_indices=[25, 3, 40, 3])
+    assert clip.frames.shape == (4, 48, 64, 3) and clip.frames.dtype == torch.uint8
+    assert clip.frame_indices.tolist() == [25, 3, 40, 3]
+    assert _index_from_pixels(clip.frames) == [25, 3, 40, 3]
+    assert torch.allclose(clip.pts_sec, torch.tensor([25, 3, 40, 3], dtype=torch.float64) / FPS)
+
+
+def test_num_frames_stride_and_time_range(media):
+    clip = read_video_clip(media["av"], 0.5, num_frames=4, stride=8)
+    assert clip.frame_indices.tolist() == [15, 23, 31, 39]
+    assert _index_from_pixels(clip.frames) == [15, 23, 31, 39]
+    clip = read_video_clip(media["av"], 1.0, 1.2)
+    assert clip.frame_indices.tolist() == [30, 31, 32, 33, 34, 35]
+    assert _index_from_pixels(clip.frames) == [30, 31, 32, 33, 34, 35]
+
+
+def test_past_the_end_is_clamped_and_reported(media):
+    clip = read_video_clip(media["av"], frame_indices=[58, 59, 60, 75])
+    assert clip.frame_indices.tolist() == [58, 59, 59, 59]
+    with VideoReader(media["av"]) as r, pytest.raises(IndexError, match="past the last frame"):
+        r.frames_by_index([70], clamp=False)
+
+
+def test_short_side_in_decoder(media):
+    clip = read_video_clip(media["av"], frame_indices=[0, 10], short_side=24)
+    assert clip.frames.shape == (2, 24, 32, 3)
+
+
+def test_fractional_frame_rate_indices(media):
+    info = probe(media["ntsc"])
+    assert abs(info.fps - 30000 / 1001) < 1e-9 and info.num_frames == 30
+    clip = read_video_clip(media["ntsc"], frame_indices=[0, 7, 29])
+    assert _index_from_pixels(clip.frames) == [0, 7, 29]
+
+
+def test_audio_window_is_aligned_and_exact(media):
+    w = read_audio(media["av"], 0.5, 0.75, sample_rate=SR)
+    assert w.shape == (4000,) and w.dtype == torch.float32
+    ref = _tone(2.0)[8000:12000]
+    assert float(np.abs(w.numpy() - ref).max()) < 0.02
+    # resampled to 8 kHz: same tone, half the samples
+    w8 = read_audio(media["av"], 0.5, 1.0, sample_rate=8000)
+    ref8 = 0.5 * np.sin(2 * np.pi * 440 * np.arange(4000, 8000) / 8000)
+    assert w8.shape == (4000,) and float(np.abs(w8.numpy() - ref8)[50:-50].max()) < 0.02
+    # past the end of the track: zeros, length kept
+    tail = read_audio(media["av"], 1.9, 2.2, sample_rate=SR)
+    assert tail.shape == (4800,) and float(tail[1700:].abs().max()) == 0.0 and float(tail[:1500].abs().max()) > 0.3
+
+
+def test_missing_and_corrupt_inputs_name_the_file(media):
+    with pytest.raises(NoAudioStreamError, match="noaudio.mp4: no audio stream"):
+        read_audio(media["silent"], 0, 0.5)
+    with pytest.raises(VideoNotFoundError, match="nope.mp4: video file not found"):
+        read_video_clip(media["dir"] / "nope.mp4")
+    with pytest.raises(CorruptVideoError, match="corrupt.mp4"):
+        read_video_clip(media["corrupt"], frame_indices=[0])
+
+
+def test_read_frames_exact_and_errors(media):
+    f = read_frames(media["frames"], [1, 5, 12, 5])
+    assert f.shape == (4, 48, 64, 3) and f.dtype == torch.uint8
+    assert _index_from_pixels(f) == [0, 4, 11, 4]  # file n holds frame n-1
+    f2 = read_frames(media["frames"], [3], pattern="frame_{:010d}.jpg")  # str.format-style pattern
+    assert torch.equal(f2[0], read_frames(media["frames"], [3])[0]) and _index_from_pixels(f2) == [2]
+    with pytest.raises(FrameNotFoundError, match="frame_0000000013.jpg: frame file not found"):
+        read_frames(media["frames"], [12, 13])
+    bad = media["dir"] / "badjpeg"
+    bad.mkdir()
+    (bad / "frame_0000000001.jpg").write_bytes(b"\xff\xd8\xff garbage")
+    with pytest.raises(CorruptFrameError, match="frame_0000000001.jpg: cannot decode JPEG"):
+        read_frames(bad, [1])
