@@ -372,7 +372,8 @@ class STMN(ZooModule):
         for sid in list(bufs):  # snippets whose last window never came (truncated runs)
             self._flush(sid, metric, bufs)
         r = metric.compute()
-        self.log(f"{stage}/map", r["map"], prog_bar=True, sync_dist=False)
+        if self._trainer is not None:
+            self.log(f"{stage}/map", r["map"], prog_bar=True, sync_dist=False)
         self.last_eval_result = {"map": float(r["map"]), "ap": metric.per_class(r), "num_frames": int(r["num_frames"])}
         metric.reset()
 

@@ -1,0 +1,84 @@
+"""STMN family: full-size construction (meta device) and the layers the thesis specifies."""
+import pytest
+import torch
+
+import mmzoo
+from mmzoo.models.stmn import STMN
+from mmzoo.nn.stmm import STMM
+from mmzoo.registry import get_spec
+
+IDS = ["stmn-r101", "rfcn-r101", "stmn-vgg16", "fastrcnn-vgg16", "stmn-vgg16-nomatchtrans", "convgru-vgg16"]
+
+
+def _stmm_params(d, m, k=3):
+    return 3 * (d * m * k * k + m) + 3 * m * m * k * k
+
+
+def _count(mod):
+    return sum(p.numel() for p in mod.parameters())
+
+
+@pytest.fixture(scope="module")
+def full_models():
+    out = {}
+    with torch.device("meta"):
+        for i in IDS:
+            out[i] = get_spec(i).build(pretrained_backbone=False)
+    return out
+
+
+def test_all_ids_registered_and_construct(full_models):
+    assert set(IDS) <= set(mmzoo.list_models("*"))
+    counts = {i: _count(m) for i, m in full_models.items()}
+    print("params:", counts)
+    # timm ResNet-101 trunk without fc: 42.5M; VGG-16 conv1_1..conv5_2: 12.35M + conv5_3 2.36M + fc6/fc7 119.5M
+    r101 = full_models["rfcn-r101"]
+    assert 42.0e6 < _count(r101.backbone) < 43.0e6
+    assert _count(r101.reduce) == 2048 * 512 * 9 + 512  # 3x3 dilated 2048 -> 512
+    assert _count(r101.temporal) == 1024 * 1024 * 9 + 1024  # the conv the STMM replaces
+    stmn = full_models["stmn-r101"]
+    # two STMMs 1024 -> 512 with 3x3 W / U, U without bias; 1x1 1024 -> 512 after the concat
+    assert _count(stmn.temporal) == 2 * _stmm_params(1024, 512)
+    assert _count(stmn.post) == 1024 * 512 + 512
+    # the R-FCN head: 7x7 position-sensitive maps for 31 classes + class-agnostic 4-d boxes
+    assert _count(stmn.head) == 512 * 49 * 31 + 49 * 31 + 512 * 49 * 4 + 49 * 4
+    assert stmn.ensemble_branch is not None and r101.ensemble_branch is None
+    vgg = full_models["fastrcnn-vgg16"]
+    assert _count(vgg.temporal) == 512 * 512 * 9 + 512  # conv5_3
+    assert _count(vgg.head.fc6) == 512 * 49 * 4096 + 4096
+    assert vgg.head.box.out_features == 4 * 31  # Fast R-CNN: per-class boxes
+    assert _count(full_models["stmn-vgg16"].temporal) == 2 * _stmm_params(512, 512)
+    nomt = full_models["stmn-vgg16-nomatchtrans"]
+    assert nomt.temporal.forward_cell.align is None
+    assert full_models["stmn-vgg16"].temporal.forward_cell.align.k == 2
+    gru = full_models["convgru-vgg16"]
+    assert type(gru.temporal.forward_cell).__name__ == "ConvGRUCell"
+
+
+def test_silent_points_are_arguments():
+    spec = get_spec("stmn-r101")
+    for arg in ("u_init", "w_init", "bn_stats", "ensemble", "seq_nms_link_iou", "seq_nms_nms_iou", "w_scale",
+                "affinity_grad", "anchor_sizes"):
+        assert arg in STMN.__init__.__code__.co_varnames
+    assert spec.defaults["w_scale"] == 20.0 and spec.build.__self__ is spec
+    info = spec.weights_for("vid")
+    assert not info.available and "drive.google.com" in info.notes
+
+
+def test_stmm_initialised_from_replaced_conv():
+    torch.manual_seed(0)
+    m = STMN(backbone="resnet18", pretrained_backbone=False, head_channels=16, embed_channels=24, mem_channels=8,
+             ensemble="score_avg")
+    conv = m.ensemble_branch["conv"][0]  # a copy of the conv the memory replaced
+    for cell in (m.temporal.forward_cell, m.temporal.backward_cell):
+        assert isinstance(cell, STMM)
+        assert torch.equal(cell.w.weight, conv.weight[:8]) and torch.equal(cell.w_z.bias, conv.bias[:8])
+    assert m.temporal.out_channels == 16
+
+
+def test_vgg_merge_initialised_to_average():
+    m = STMN(backbone="vgg16", detector="fastrcnn", temporal="stmm", pretrained_backbone=False, w_scale=1.0,
+             ensemble="none", seq_nms=False)
+    x = torch.rand(1, 1024, 2, 2)
+    y = m.post(x)
+    assert torch.allclose(y, (x[:, :512] + x[:, 512:]) / 2, atol=1e-6)
