@@ -11,7 +11,7 @@ OpenCV), so the loaders under test read exactly what they would read on a real d
 Note on AAC: the encoder works in blocks of 1024 samples. The mp4 container records the audio
 duration (``stream.duration``, to the millisecond of the edit list), but FFmpeg-based decoders return the last block padded
 with silence, i.e. up to 1023 extra trailing samples. Readers that need the exact length should
-trim to ``stream.duration`` (``mmzoo.data.ave_features.read_audio`` does).
+trim to ``stream.duration`` (``mmzoo.data.decode.read_audio`` does).
 """
 from __future__ import annotations
 
