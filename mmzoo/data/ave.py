@@ -529,7 +529,11 @@ class AVEDataModule(LightningDataModule):
         num_workers: DataLoader workers (also used to decode videos during extraction).
         pin_memory: pin host memory (default: when CUDA is available).
         progress: show a progress bar during extraction.
+
+    ``visual_dim`` is linked to the model's ``visual_dim`` by ``mmzoo fit`` (``model_links``).
     """
+
+    model_links = ("visual_dim",)
 
     def __init__(
         self,
