@@ -266,10 +266,12 @@ def _read_weights(path: Path) -> dict[str, torch.Tensor]:
     try:
         return safetensors.torch.load_file(str(path), device="cpu")
     except Exception as err:  # noqa: BLE001 - SafetensorError, OSError, ...: all mean unreadable
+        target = path.resolve()
+        also = f" (and {target}, the cached blob it links to)" if target != path.absolute() else ""
         raise CorruptWeightsError(
             f"{path} is not a readable safetensors file ({type(err).__name__}: {err}). It is "
             "probably truncated (an interrupted download or copy) or not a safetensors file at all. "
-            "Delete it and download / push it again."
+            f"Delete it{also} and download / push it again."
         ) from err
 
 
