@@ -173,6 +173,7 @@ class KineticsDataModule(ClipDataModule):
         )  # fmt: skip
         self.classes: list[str] | None = None
         self.missing_videos: list[str] = []
+        self._index: dict[str, dict[str, list[Path]]] = {}
         self._rows: dict[str, list[tuple[str, int, dict]]] = {}
 
     # ------------------------------------------------------------------ layout
@@ -233,16 +234,39 @@ class KineticsDataModule(ClipDataModule):
             )
         return sorted(wanted)
 
+    def _split_index(self, split_dir: str) -> dict[str, list[Path]]:
+        """File name -> paths under ``root/<split_dir>`` (flat and one folder deep), scanned once."""
+        if split_dir not in self._index:
+            idx: dict[str, list[Path]] = {}
+            base = self.root / split_dir
+            if base.is_dir():
+                with os.scandir(base) as it:
+                    for e in it:
+                        if e.is_file():
+                            idx.setdefault(e.name, []).append(Path(e.path))
+                        elif e.is_dir():
+                            with os.scandir(e.path) as it2:
+                                for f in it2:
+                                    if f.is_file():
+                                        idx.setdefault(f.name, []).append(Path(f.path))
+            self._index[split_dir] = idx
+        return self._index[split_dir]
+
     def _video_path(self, row: dict) -> Path | None:
+        """``<split>/<label>/<name>``, ``<split>/<label with _>/<name>``, ``<split>/<name>``; for
+        unlabelled rows, the file in any folder of the split (an error if it is in several)."""
         name = kinetics_clip_name(row["youtube_id"], row["time_start"], row["time_end"])
+        found = self._split_index(row["split"]).get(name, [])
+        if not found:
+            return None
         base = self.root / row["split"]
-        candidates = []
-        if row.get("label"):
-            candidates += [base / row["label"] / name, base / row["label"].replace(" ", "_") / name]
-        candidates.append(base / name)
-        for c in candidates:
-            if c.is_file():
+        label = row.get("label", "")
+        order = ([base / label / name, base / label.replace(" ", "_") / name] if label else []) + [base / name]
+        for c in order:
+            if c in found:
                 return c
+        if not label and len(found) == 1:
+            return found[0]
         return None
 
     def _validate_layout(self) -> None:

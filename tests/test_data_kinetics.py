@@ -1,0 +1,230 @@
+"""`kinetics` DataModule on synthetic datasets in the official layout (real mp4 + AAC, CSVs)."""
+from __future__ import annotations
+
+import shutil
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+
+from mmzoo.data import get_datamodule
+from mmzoo.data.decode import CorruptVideoError, NoAudioStreamError
+from mmzoo.data.kinetics import KINETICS_SOUNDS_CLASSES, KineticsDataModule
+from mmzoo.data.synthetic.kinetics import write_kinetics
+from mmzoo.data.video_dataset import AnnotationError, LayoutError
+
+SMALL = dict(
+    version="any", num_frames=8, stride=2, train_scale=(64, 72), crop_size=56, test_scale=64, test_crop_size=64,
+    batch_size=6, num_workers=0,
+)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def kin(tmp_path_factory):
+    root = tmp_path_factory.mktemp("kinetics")
+    return write_kinetics(root, per_class={"train": 2, "val": 1}, no_audio=[("train", 1)])
+
+
+def _dm(root, **kw):
+    args = {**SMALL, **kw}
+    return KineticsDataModule(root=str(root), **args)
+
+
+def test_registered_and_classes_from_csv(kin):
+    assert get_datamodule("kinetics") is KineticsDataModule
+    dm = _dm(kin["root"])
+    dm.setup("fit")
+    assert dm.classes == ["abseiling", "playing drums", "tickling"] and dm.num_classes == 3
+    recs = dm.datasets["train"].records
+    assert [r.targets["label"] for r in recs] == [r["label_index"] for r in kin["rows"]["train"]] == [0, 0, 1, 1, 2, 2]
+    assert [r.video for r in recs] == [r["path"] for r in kin["rows"]["train"]]
+    assert recs[3].meta["line"] == 5 and recs[3].meta["csv"].endswith("annotations/train.csv")
+
+
+def test_train_batch_fields_labels_and_audio_policy(kin):
+    dm = _dm(kin["root"], with_audio=True, alpha=4)
+    dm.setup("fit")
+    batch = next(iter(dm.train_dataloader()))
+    slow, fast = batch["video"]
+    assert fast.shape == (6, 3, 8, 56, 56) and slow.shape == (6, 3, 2, 56, 56) and fast.dtype == torch.float32
+    assert torch.equal(slow, fast[:, :, [0, 7]])  # linspace(0, 7, 8 // 4).long()
+    assert batch["audio"].shape == (6, 1, 128, 80)
+    by_path = {r["path"]: r for r in kin["rows"]["train"]}
+    for i, m in enumerate(batch["meta"]):
+        row = by_path[m["source"]]
+        assert batch["label"][i].item() == row["label_index"]
+        assert batch["has_audio"][i].item() == row["has_audio"]
+        idx = m["frame_indices"]
+        assert [b - a for a, b in zip(idx, idx[1:])] == [2] * 7 and 0 <= idx[0] <= 40 - 15
+        if not row["has_audio"]:
+            assert batch["audio"][i].abs().sum() == 0
+        else:
+            assert batch["audio"][i].std() > 0.5
+    dm.record_batch(batch, "train")
+    assert dm.missing_audio_count["train"] == 1 and dm.pop_epoch_report("train")["missing_audio"] == 1
+    assert batch["skipped"] == []
+
+
+def test_eval_views_meta_and_frame_pixels(kin):
+    dm = _dm(kin["root"], num_clips=2, num_crops=3, batch_size=6)
+    dm.setup("test")
+    ds = dm.datasets["test"]
+    assert len(ds) == 3 * 2 * 3  # val videos x clips x crops (test defaults to val.csv)
+    batch = next(iter(dm.test_dataloader()))
+    assert [m["video_index"] for m in batch["meta"]] == [0] * 6
+    assert [m["clip_index"] for m in batch["meta"]] == [0, 0, 0, 1, 1, 1]
+    assert [m["crop_index"] for m in batch["meta"]] == [0, 1, 2, 0, 1, 2]
+    # 40 frames, span 15 -> delta 25, starts floor(25 * (k + .5) / 2) = 6, 18
+    assert batch["meta"][0]["frame_indices"] == [6, 8, 10, 12, 14, 16, 18, 20]
+    assert batch["meta"][3]["frame_indices"][0] == 18
+    assert batch["video"].shape == (6, 3, 8, 64, 64)
+    pixels = (batch["video"][0] * 0.225 + 0.45) * 255  # left crop keeps the 8x8 index block
+    grey = pixels[:, :, 2:6, 2:6].mean(dim=(0, 2, 3))  # mean over RGB: chroma of the background bleeds in
+    assert torch.allclose(grey, torch.tensor([4.0 * i for i in batch["meta"][0]["frame_indices"]]), atol=3)
+    assert batch["label"].tolist() == [0] * 6
+
+
+def test_missing_audio_error_and_skip(kin):
+    dm = _dm(kin["root"], with_audio=True, missing_audio="error")
+    dm.setup("fit")
+    with pytest.raises(NoAudioStreamError, match="_000.*mp4: no audio stream"):
+        dm.datasets["train"][1]
+    dm = _dm(kin["root"], with_audio=True, missing_audio="skip")
+    dm.setup("fit")
+    s = dm.datasets["train"][1]
+    assert s["meta"]["source"] == kin["rows"]["train"][2]["path"]  # replaced by the next record
+    assert len(s["skipped"]) == 1 and kin["rows"]["train"][1]["path"] in s["skipped"][0]
+
+
+def test_corrupt_video_raises_or_is_skipped_and_reported(tmp_path):
+    d = write_kinetics(tmp_path, classes=("a", "b"), per_class={"train": 2, "val": 1}, corrupt=[("train", 0)], num_frames=20)
+    dm = _dm(tmp_path)
+    dm.setup("fit")
+    with pytest.raises(CorruptVideoError, match=Path(d["rows"]["train"][0]["path"]).name):
+        dm.datasets["train"][0]
+    dm = _dm(tmp_path, skip_corrupt=True, batch_size=4)
+    dm.setup("fit")
+    batch = next(iter(torch.utils.data.DataLoader(dm.datasets["train"], batch_size=4, collate_fn=dm.train_dataloader().collate_fn)))
+    assert len(batch["skipped"]) == 1 and d["rows"]["train"][0]["path"] in batch["skipped"][0]
+    with pytest.warns(UserWarning, match="skipped .*corrupt|skipped .*mp4"):
+        dm.record_batch(batch, "train")
+    from mmzoo.data.video_dataset import DataReportCallback
+
+    with pytest.warns(UserWarning, match=r"train epoch: 1 sample\(s\) skipped"):
+        DataReportCallback(dm).on_train_epoch_end(None, None)
+    assert dm.skipped["train"] == batch["skipped"]
+
+
+def test_missing_videos_policy(tmp_path):
+    d = write_kinetics(tmp_path, classes=("a", "b"), per_class={"train": 1, "val": 1}, num_frames=10)
+    Path(d["rows"]["val"][1]["path"]).unlink()
+    with pytest.raises(LayoutError, match=r"1 video\(s\) of the val split are missing, e.g.: .*val.csv:3: .*val/b/"):
+        _dm(tmp_path).setup("fit")
+    dm = _dm(tmp_path, missing_videos="skip")
+    with pytest.warns(UserWarning, match="1 annotated video"):
+        dm.setup("fit")
+    assert len(dm.datasets["val"]) == 1 and len(dm.missing_videos) == 1
+
+
+def test_layout_variants_flat_and_underscore(tmp_path):
+    d = write_kinetics(tmp_path / "flat", classes=("a b", "c"), per_class={"train": 1, "val": 1}, num_frames=10, flat=True)
+    dm = _dm(tmp_path / "flat")
+    dm.setup("fit")
+    assert [r.video for r in dm.datasets["train"].records] == [r["path"] for r in d["rows"]["train"]]
+    d2 = write_kinetics(tmp_path / "us", classes=("a b", "c"), per_class={"train": 1, "val": 1}, num_frames=10)
+    src = Path(d2["root"]) / "train" / "a b"
+    shutil.move(str(src), str(src.with_name("a_b")))
+    dm = _dm(tmp_path / "us")
+    dm.setup("fit")
+    assert "/train/a_b/" in dm.datasets["train"].records[0].video
+
+
+def _rewrite(path: str, lineno: int, text: str) -> None:
+    lines = Path(path).read_text().splitlines()
+    lines[lineno - 1] = text
+    Path(path).write_text("\n".join(lines) + "\n")
+
+
+def test_bad_annotations_name_file_and_line(tmp_path):
+    d = write_kinetics(tmp_path, classes=("a", "b"), per_class={"train": 1, "val": 1}, num_frames=10)
+    val = d["csv"]["val"]
+    good = Path(val).read_text()
+    _rewrite(val, 3, "b,xyz,ten,20,val")
+    with pytest.raises(AnnotationError, match=r"val.csv:3: column 'time_start': cannot parse 'ten' as int"):
+        _dm(tmp_path).setup("fit")
+    _rewrite(val, 3, "b,xyz,10,20")
+    with pytest.raises(AnnotationError, match=r"val.csv:3: expected 5 fields"):
+        _dm(tmp_path).setup("fit")
+    _rewrite(val, 3, "zebra,xyz,10,20,val")
+    with pytest.raises(AnnotationError, match=r"val.csv:3: label 'zebra' is not a class of the training CSV"):
+        _dm(tmp_path).setup("fit")
+    _rewrite(val, 3, "b,xyz,30,20,val")
+    with pytest.raises(AnnotationError, match=r"val.csv:3: time_end 20 <= time_start 30"):
+        _dm(tmp_path).setup("fit")
+    Path(val).write_text(good.replace("label,youtube_id", "name,youtube_id"))
+    _dm(tmp_path).setup("fit")  # val.csv may lack labels (label column only required for train)
+    Path(d["csv"]["train"]).write_text("label,youtube_id,time_start,split\n")
+    with pytest.raises(AnnotationError, match=r"train.csv:1: header lacks column\(s\) \['time_end'\]"):
+        _dm(tmp_path).setup("fit")
+    with pytest.raises(LayoutError, match="Kinetics root not found"):
+        _dm(tmp_path / "nope").setup("fit")
+    with pytest.raises(LayoutError, match=r"annotation file not found: .*missing.csv \(val_csv\)"):
+        _dm(tmp_path, val_csv="missing.csv").setup("fit")
+
+
+def test_version_class_count_check(kin):
+    with pytest.raises(AnnotationError, match="Kinetics-400 has 400 classes, the training CSV has 3"):
+        KineticsDataModule(root=kin["root"], version="400").setup("fit")
+
+
+def test_kinetics_sounds_and_custom_subsets(tmp_path, kin):
+    classes = list(KINETICS_SOUNDS_CLASSES) + ["abseiling"]
+    d = write_kinetics(tmp_path / "ks", classes=classes, per_class={"train": 1, "val": 1}, num_frames=4, size=(32, 32))
+    dm = _dm(tmp_path / "ks", subset="kinetics-sounds")
+    dm.setup("fit")
+    assert dm.num_classes == 32 and dm.classes == sorted(KINETICS_SOUNDS_CLASSES)
+    recs = dm.datasets["train"].records
+    assert len(recs) == 32 and all("abseiling" not in r.video for r in recs)
+    expected = {r["path"]: sorted(KINETICS_SOUNDS_CLASSES).index(r["label"]) for r in d["rows"]["train"] if r["label"] != "abseiling"}
+    assert {r.video: r.targets["label"] for r in recs} == expected
+    with pytest.raises(AnnotationError, match=r"30 class\(es\) of the Kinetics-Sounds .* absent"):
+        _dm(kin["root"], subset="kinetics-sounds").setup("fit")
+    f = tmp_path / "mini.txt"
+    f.write_text("tickling\nabseiling\n")
+    dm = _dm(kin["root"], subset="custom", subset_classes_file=str(f))
+    dm.setup("fit")
+    assert dm.classes == ["abseiling", "tickling"]
+    assert [r.targets["label"] for r in dm.datasets["train"].records] == [0, 0, 1, 1]
+    with pytest.raises(ValueError, match="subset='custom' needs subset_classes_file"):
+        _dm(kin["root"], subset="custom")
+
+
+def test_lightning_fit_reports_skips_at_epoch_end(tmp_path):
+    import pytorch_lightning as pl
+
+    write_kinetics(tmp_path, classes=("a", "b"), per_class={"train": 2, "val": 1}, corrupt=[("train", 2)], num_frames=12)
+
+    class Tiny(pl.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.fc = torch.nn.Linear(3, 2)
+
+        def training_step(self, batch, i):
+            return torch.nn.functional.cross_entropy(self.fc(batch["video"].mean(dim=(2, 3, 4))), batch["label"])
+
+        def validation_step(self, batch, i):
+            pass
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    dm = _dm(tmp_path, skip_corrupt=True, batch_size=4, num_frames=4)
+    trainer = pl.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                         enable_model_summary=False, num_sanity_val_steps=0)  # fmt: skip
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        trainer.fit(Tiny(), datamodule=dm)
+    msgs = [str(w.message) for w in caught]
+    assert any("train epoch: 1 sample(s) skipped" in m for m in msgs), msgs
+    assert len(dm.skipped["train"]) == 1
