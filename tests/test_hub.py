@@ -297,6 +297,10 @@ def test_push_from_lightning_checkpoint(tiny, tmp_path):
     # Two ids share TinyMLP: the checkpoint alone cannot say which one it is.
     with pytest.raises(IncompatibleConfigError, match="matching ids: zootest-bare, zootest-mlp"):
         mmzoo.push(str(ckpt), "me/from-ckpt")
+    # A checkpoint that records its id (an "mmzoo" entry) needs no hint.
+    raw = torch.load(ckpt, map_location="cpu", weights_only=True)
+    torch.save({**raw, "mmzoo": {"model_id": TINY_ID}}, tmp_path / "tagged.ckpt")
+    assert torch.equal(hub.model_from_checkpoint(tmp_path / "tagged.ckpt")(X), model(X))
     folder = Path(mmzoo.push(str(ckpt), "me/from-ckpt", model_id=TINY_ID))
     loaded = mmzoo.load(folder)
     assert loaded.hparams.hidden == 4 and torch.equal(loaded(X), model(X))
@@ -305,3 +309,27 @@ def test_push_from_lightning_checkpoint(tiny, tmp_path):
     assert torch.equal(hub.model_from_checkpoint(ckpt)(X), model(X))
     with pytest.raises(UnknownModelError):
         hub.model_from_checkpoint(ckpt, model_id="zootest-nope")
+
+
+def test_real_zoo_model_round_trip_with_its_card():
+    """A registered family model (the thesis's best AVE model) through push/load, with its real card."""
+    from mmzoo.cards import card_path
+    from mmzoo.registry import all_specs
+
+    model_id = "cmcoatt-avsdn"
+    if model_id not in all_specs():
+        pytest.skip(f"{model_id} is not registered in this checkout")
+    torch.manual_seed(0)
+    model = mmzoo.create(model_id, visual_dim=64, region_dim=32, hidden_dim=16).eval()
+    path = Path(mmzoo.push(model, "me/avsdn-small"))
+    card = card_path(model_id)
+    if card.is_file():
+        assert (path / "README.md").read_text() == card.read_text()
+    loaded = mmzoo.load("me/avsdn-small")
+    assert type(loaded) is type(model) and loaded.init_kwargs() == model.init_kwargs()
+    example = model.example_input(2)
+    with torch.no_grad():
+        a, b = model.run_forward(example), loaded.run_forward(example)
+    flat_a = a if isinstance(a, torch.Tensor) else torch.cat([t.flatten() for t in torch.utils._pytree.tree_leaves(a)])
+    flat_b = b if isinstance(b, torch.Tensor) else torch.cat([t.flatten() for t in torch.utils._pytree.tree_leaves(b)])
+    assert torch.equal(flat_a, flat_b)

@@ -84,6 +84,8 @@ def test_revision_pinning(fake_hub, tmp_path):
         mmzoo.load("hf-hub:alice/mlp@v1.0", revision="main")
     with pytest.raises(RepoNotFoundError, match="does not exist or is private"):
         mmzoo.load("hf-hub:alice/nothing")
+    fake_hub.commit("alice/mlp", {}, deletions=["README.md"])  # the card is optional
+    assert torch.equal(mmzoo.load("hf-hub:alice/mlp")(X), v2(X))
     fake_hub.commit("alice/mlp", {}, deletions=["model.safetensors"])
     with pytest.raises(RepoNotFoundError, match="has no model.safetensors"):
         mmzoo.load("hf-hub:alice/mlp")
