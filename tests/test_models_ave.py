@@ -143,3 +143,9 @@ def test_single_modality_ignores_the_other_stream(modality, classifier):
     same = model(v, torch.randn_like(a)) if modality == "audio" else model(torch.randn_like(v), a)
     torch.testing.assert_close(other, base)
     assert not torch.allclose(same, base)
+
+
+def test_class_names_match_the_ave_datamodule():
+    from mmzoo.data.ave import AVE_CLASSES as DATA_CLASSES
+
+    assert AVE_CLASSES[:28] == list(DATA_CLASSES) and AVE_CLASSES[28] == "background"

@@ -231,12 +231,17 @@ def _tiny(**kw) -> AVEventLocalizer:
 
 
 def test_weak_loss_is_on_the_mean_of_segment_predictions():
-    model = _tiny(supervision="weak")
+    model = _tiny(supervision="weak", weak_target="average")
     label = torch.tensor([[0, 0, 4, 4, 4, 1, 1, 1, 1, 1]])
     batch = {"visual": torch.randn(1, 10, 7, 7, 16), "audio": torch.randn(1, 10, 128), "label": label}
     out = model.forward_with_attention(batch["visual"], batch["audio"])
     Y = torch.tensor([[0.2, 0.5, 0.0, 0.0, 0.3]])  # Y = (1/T) sum_t y_t, background mass included
     torch.testing.assert_close(model.video_target(batch), Y)
+    # by default the DataModule's video_label is the target (its weak_label rule decides Y)
+    default = _tiny(supervision="weak")
+    torch.testing.assert_close(default.video_target({**batch, "video_label": Y}), Y)
+    with pytest.raises(KeyError, match="video_label"):
+        default.video_target(batch)
     expected = F.binary_cross_entropy(torch.softmax(out["logits"].mean(1), -1), Y)  # Eq. 3.3
     torch.testing.assert_close(model.compute_loss(out, batch), expected)
     # weak loss ignores where in time the labels are; the supervised loss does not
@@ -247,7 +252,7 @@ def test_weak_loss_is_on_the_mean_of_segment_predictions():
     seg = F.binary_cross_entropy(torch.softmax(out["logits"], -1), F.one_hot(label, 5).float())
     torch.testing.assert_close(full.compute_loss(out, batch), seg)
     # Tian's MIL max pooling and one-hot video labels are options
-    tian = _tiny(supervision="weak", weak_pool="max", weak_target="video_label")
+    tian = _tiny(supervision="weak", weak_pool="max")
     vl = torch.tensor([[0.0, 1.0, 0.0, 0.0, 0.0]])
     got = tian.compute_loss(out, {**batch, "video_label": vl})
     torch.testing.assert_close(got, F.binary_cross_entropy(torch.softmax(out["logits"].amax(1), -1), vl))
@@ -256,7 +261,7 @@ def test_weak_loss_is_on_the_mean_of_segment_predictions():
 def test_label_guided_variant_adds_encoder_losses():
     model = AVEventLocalizer(classifier="avsdn", attention="none", intra_v=False, inter_v="none", visual_dim=16,
                              region_dim=8, hidden_dim=8, num_classes=5, supervision="weak", init_state="sum",
-                             label_guided_weight=0.5)
+                             label_guided_weight=0.5, weak_target="average")
     batch = {"visual": torch.randn(2, 10, 7, 7, 16), "audio": torch.randn(2, 10, 128),
              "label": torch.randint(0, 5, (2, 10))}
     out = model.forward_with_attention(batch["visual"], batch["audio"])

@@ -32,8 +32,7 @@ def make_batch(n: int, seed: int, with_meta: bool = False) -> dict:
         for t in range(s, e):
             audio[i, t] += proto_a[c]
             visual[i, t, int(torch.randint(0, 49, (1,), generator=g))] += proto_v[c]
-    video_label = torch.zeros(n, C)
-    video_label[torch.arange(n), label.min(dim=1).values] = 1.0  # one-hot event (Tian's MIL label)
+    video_label = torch.nn.functional.one_hot(label, C).float().mean(1)  # the thesis's averaged Y
     batch = {"visual": visual.reshape(n, 10, 7, 7, DIM), "audio": audio, "label": label, "video_label": video_label}
     if with_meta:
         batch["meta"] = [{"row": i} for i in range(n)]

@@ -289,9 +289,10 @@ class AVEventLocalizer(ZooModule):
         full_target: "segment" (each softmax(m_t) against y_t, the plausible reading and Tian's
             code) or "video" (the literal sentence: even supervised training uses video labels).
         weak_pool: "mean" (Eq. 3.3, softmax of the average of m_t) or "max" (Tian's MIL max).
-        weak_target: "average" (the thesis: Y = mean_t y_t, soft, with background mass) or
-            "video_label" (the batch's ``video_label``, e.g. the DataModule's one-hot MIL label as
-            Tian's ``mil_labels.h5``).
+        weak_target: "video_label" (the batch's ``video_label``: the `ave` DataModule builds it by
+            its ``weak_label`` rule, by default the thesis's Y = mean_t y_t, soft, with background
+            mass; ``weak_label=one_hot`` gives Tian's ``mil_labels.h5``) or "average" (compute the
+            thesis's Y here from the batch's segment labels).
         Evaluation is always per segment on argmax m_t (before pooling), in both settings.
 
     Optimisation (the thesis gives none; Tian's public AVEL code): Adam, lr 1e-3, weight decay
@@ -334,7 +335,7 @@ class AVEventLocalizer(ZooModule):
         loss: Literal["bce", "ce", "mlsm"] = "bce",
         full_target: Literal["segment", "video"] = "segment",
         weak_pool: Literal["mean", "max"] = "mean",
-        weak_target: Literal["average", "video_label"] = "average",
+        weak_target: Literal["video_label", "average"] = "video_label",
         lr: float = 1e-3,
         weight_decay: float = 0.0,
         lr_step_iters: int = 15000,
@@ -354,7 +355,7 @@ class AVEventLocalizer(ZooModule):
         if label_guided_weight > 0 and classifier != "avsdn":
             raise ValueError("label_guided_weight applies to the AVSDN encoders (classifier='avsdn')")
         for name, value, allowed in (("loss", loss, ("bce", "ce", "mlsm")), ("full_target", full_target, ("segment", "video")),
-                                     ("weak_pool", weak_pool, ("mean", "max")), ("weak_target", weak_target, ("average", "video_label"))):
+                                     ("weak_pool", weak_pool, ("mean", "max")), ("weak_target", weak_target, ("video_label", "average"))):
             if value not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
         if class_names is not None and len(class_names) != num_classes:
