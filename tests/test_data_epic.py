@@ -1,0 +1,191 @@
+"""`epic-kitchens` DataModule on synthetic EPIC-55 / EPIC-100 datasets in the official layouts."""
+from __future__ import annotations
+
+import shutil
+import tarfile
+from pathlib import Path
+
+import pytest
+import torch
+
+from mmzoo.data import get_datamodule
+from mmzoo.data.epic_kitchens import EpicKitchensDataModule, parse_timestamp
+from mmzoo.data.synthetic.epic_kitchens import format_timestamp, write_epic
+from mmzoo.data.video_dataset import AnnotationError, LayoutError
+
+SMALL = dict(
+    num_frames=8, stride=2, train_scale=(48, 56), crop_size=40, test_scale=48, test_crop_size=48, batch_size=4,
+    num_workers=0,
+)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def e100(tmp_path_factory):
+    return write_epic(tmp_path_factory.mktemp("epic100"), version="100", no_audio_videos=["P02_101"])
+
+
+@pytest.fixture(scope="module")
+def e55(tmp_path_factory):
+    return write_epic(tmp_path_factory.mktemp("epic55"), version="55")
+
+
+def _dm(d, **kw):
+    return EpicKitchensDataModule(root=d["root"], version=d["version"], **{**SMALL, **kw})
+
+
+def _grey(video: torch.Tensor) -> list[float]:
+    """Mean grey level of the top-left index block per frame of a normalised C,T,H,W clip."""
+    px = (video * 0.225 + 0.45) * 255
+    return px[:, :, 2:6, 2:6].mean(dim=(0, 2, 3)).tolist()
+
+
+def test_timestamps():
+    assert parse_timestamp("00:00:01.089") == pytest.approx(1.089)
+    assert parse_timestamp("01:02:03.5") == pytest.approx(3723.5)
+    assert format_timestamp(3723.5) == "01:02:03.50"
+    with pytest.raises(ValueError, match="not a HH:MM:SS.ff timestamp"):
+        parse_timestamp("1.5")
+
+
+def test_epic100_targets_exact(e100):
+    assert get_datamodule("epic-kitchens") is EpicKitchensDataModule
+    dm = _dm(e100)
+    dm.setup("fit")
+    assert (dm.num_verbs, dm.num_nouns, dm.num_actions) == (5, 6, 30)
+    for split in ("train", "val"):
+        recs = dm.datasets[split].records
+        rows = e100["rows"][split]
+        assert [r.targets for r in recs] == [
+            {"verb": x["verb_class"], "noun": x["noun_class"], "action": x["verb_class"] * 6 + x["noun_class"]} for x in rows
+        ]
+        assert [r.frames_dir for r in recs] == [e100["frames_dirs"][x["video_id"]] for x in rows]
+        assert [(r.first_frame, r.last_frame) for r in recs] == [(x["start_frame"], x["stop_frame"]) for x in rows]
+        assert [r.meta["line"] for r in recs] == [x["line"] for x in rows]
+
+
+def test_epic100_frames_and_video_agree_on_frames(e100):
+    out = {}
+    for source in ("frames", "video"):
+        dm = _dm(e100, source=source, num_crops=3, batch_size=6)
+        dm.setup("test")
+        batch = next(iter(dm.test_dataloader()))
+        assert batch["video"].shape == (6, 3, 8, 48, 48)
+        assert batch["verb"].tolist() == [e100["rows"]["val"][0]["verb_class"]] * 3 + [e100["rows"]["val"][1]["verb_class"]] * 3
+        assert batch["action"].tolist() == [r["verb_class"] * 6 + r["noun_class"] for r in e100["rows"]["val"] for _ in range(3)]
+        out[source] = batch
+    # val segment 0 = frames 6..30: span 15 -> centre start 6 + floor(10 / 2) = 11
+    assert out["frames"]["meta"][0]["frame_indices"] == [11, 13, 15, 17, 19, 21, 23, 25]
+    assert out["frames"]["meta"][3]["frame_indices"] == [51, 53, 55, 57, 59, 61, 63, 65]
+    # video mode uses the 2-decimal timestamps: [0.17 s, 0.97 s) at 30 fps -> stream frames 6..29
+    assert out["video"]["meta"][0]["frame_indices"] == [10, 12, 14, 16, 18, 20, 22, 24]
+    # frame file n holds stream frame n - 1: grey level 4 (n - 1)
+    assert _grey(out["frames"]["video"][0]) == pytest.approx([4.0 * (n - 1) for n in out["frames"]["meta"][0]["frame_indices"]], abs=3)
+    assert _grey(out["video"]["video"][0]) == pytest.approx([4.0 * i for i in out["video"]["meta"][0]["frame_indices"]], abs=3)
+
+
+def test_epic100_train_audio_from_video_and_missing_audio(e100):
+    dm = _dm(e100, with_audio=True, alpha=4, batch_size=4)
+    dm.setup("fit")
+    ds = dm.datasets["train"]
+    by_vid = {}
+    for i in range(len(ds)):
+        s = ds[i]
+        by_vid.setdefault(s["meta"]["video_id"], []).append(s)
+        slow, fast = s["video"]
+        assert fast.shape == (3, 8, 40, 40) and slow.shape == (3, 2, 40, 40)
+        seg = (s["meta"]["start_frame"], s["meta"]["stop_frame"])
+        assert all(seg[0] <= n <= seg[1] for n in s["meta"]["frame_indices"])
+        assert s["audio"].shape == (1, 128, 80)
+    assert all(s["has_audio"] and s["audio"].std() > 0.3 for s in by_vid["P01_01"])
+    assert all((not s["has_audio"]) and s["audio"].abs().sum() == 0 for s in by_vid["P02_101"])
+    dm = _dm(e100, with_audio=True, missing_audio="error")
+    dm.setup("fit")
+    with pytest.raises(Exception, match="P02_101.MP4: no audio stream"):
+        dm.datasets["train"][2]
+
+
+def test_epic100_test_split_unlabelled(e100):
+    dm = _dm(e100, test_set="test")
+    dm.setup("test")
+    batch = next(iter(dm.test_dataloader()))
+    assert batch["verb"].tolist() == batch["noun"].tolist() == batch["action"].tolist() == [-1, -1]
+    assert [m["narration_id"] for m in batch["meta"]] == ["P03_101_0", "P03_101_1"]
+    with pytest.raises(ValueError, match="test_set 's1' does not exist for EPIC-100"):
+        _dm(e100, test_set="s1")
+
+
+def test_epic55_split_arguments_and_test_sets(e55):
+    dm = _dm(e55)  # default validation participants P26-P31
+    dm.setup("fit")
+    assert (dm.num_verbs, dm.num_nouns) == (5, 6)
+    assert {r.meta["video_id"] for r in dm.datasets["train"].records} == {"P01_01"}
+    assert {r.meta["video_id"] for r in dm.datasets["val"].records} == {"P26_01"}
+    assert "/frames_rgb_flow/rgb/train/P26/P26_01" in dm.datasets["val"].records[0].frames_dir
+    dm = _dm(e55, val_videos=["P01_01"])
+    dm.setup("fit")
+    assert {r.meta["video_id"] for r in dm.datasets["val"].records} == {"P01_01"}
+    f = Path(e55["root"]) / "val_videos.txt"
+    f.write_text("P26_01\n")
+    dm = _dm(e55, val_videos_file=str(f), val_videos=["P01_01"])  # the file wins
+    dm.setup("fit")
+    assert {r.meta["video_id"] for r in dm.datasets["val"].records} == {"P26_01"}
+    with pytest.raises(LayoutError, match="EPIC-55 val split is empty"):
+        _dm(e55, val_participants=["P99"]).setup("fit")
+    for test_set, vid in (("s1", "P01_05"), ("s2", "P32_01")):
+        dm = _dm(e55, test_set=test_set, source="video")
+        dm.setup("test")
+        recs = dm.datasets["test"].records
+        assert {r.meta["video_id"] for r in recs} == {vid} and all(r.targets["verb"] == -1 for r in recs)
+        assert f"/videos/test/{vid.split('_')[0]}/{vid}.MP4" in recs[0].video
+        assert next(iter(dm.test_dataloader()))["video"].shape[0] == 2
+
+
+def test_layout_errors_name_paths(tmp_path, e100):
+    root = tmp_path / "e"
+    shutil.copytree(e100["root"], root)
+    d = {**e100, "root": str(root)}
+    fdir = root / "P01" / "rgb_frames" / "P01_11"
+    with tarfile.open(str(fdir) + ".tar", "w") as tar:
+        tar.add(fdir, arcname=".")
+    shutil.rmtree(fdir)
+    with pytest.raises(LayoutError, match=r"EPIC_100_validation.csv:2: frame folder of P01_11 not found; .*P01_11.tar exists: extract it"):
+        _dm(d).setup("fit")
+    (root / "P01" / "videos" / "P01_01.MP4").unlink()
+    with pytest.raises(LayoutError, match=r"EPIC_100_train.csv:2: video of P01_01 not found; looked for .*P01/videos/P01_01.MP4"):
+        _dm(d, source="video").setup("fit")
+    with pytest.raises(LayoutError, match="EPIC-Kitchens annotations folder not found"):
+        _dm(d, annotations_dir="nowhere").setup("fit")
+    (root / "annotations" / "EPIC_100_validation.csv").unlink()
+    with pytest.raises(LayoutError, match="annotation file not found: .*EPIC_100_validation.csv"):
+        _dm(d).setup("fit")
+
+
+def _rewrite(path: str, lineno: int, fn) -> None:
+    lines = Path(path).read_text().splitlines()
+    lines[lineno - 1] = fn(lines[lineno - 1])
+    Path(path).write_text("\n".join(lines) + "\n")
+
+
+def test_bad_annotation_lines(tmp_path, e100):
+    root = tmp_path / "e"
+    shutil.copytree(e100["root"], root)
+    d = {**e100, "root": str(root)}
+    train = root / "annotations" / "EPIC_100_train.csv"
+    good = train.read_text()
+    cases = [
+        (lambda l: l.replace("00:00:00.17", "0:0:x"), r"EPIC_100_train.csv:2: not a HH:MM:SS.ff timestamp: '0:0:x'"),
+        (lambda l: l.replace(",6,30,", ",6,abc,"), r"EPIC_100_train.csv:2: column 'stop_frame': cannot parse 'abc' as int"),
+        (lambda l: l.replace(",6,30,", ",30,6,"), r"EPIC_100_train.csv:2: bad frame range 30..6"),
+        (lambda l: ",".join(l.split(",")[:10] + ["9"] + l.split(",")[11:]), r"EPIC_100_train.csv:2: verb_class 9 outside \[0, 5\)"),
+        (lambda l: ",".join(l.split(",")[:-1]), r"EPIC_100_train.csv:2: expected 15 fields"),
+    ]
+    for fn, msg in cases:
+        train.write_text(good)
+        _rewrite(str(train), 2, fn)
+        with pytest.raises(AnnotationError, match=msg):
+            _dm(d).setup("fit")
+    train.write_text(good)
+    nouns = root / "annotations" / "EPIC_100_noun_classes.csv"
+    _rewrite(str(nouns), 3, lambda l: "7" + l[1:])
+    with pytest.raises(AnnotationError, match=r"EPIC_100_noun_classes.csv: class ids are not 0..5"):
+        _dm(d).setup("fit")
