@@ -335,7 +335,7 @@ class T2VLAD(ZooModule):
 
         name = self.hparams.text_encoder
         try:
-            pre = BertModel.from_pretrained(name, add_pooling_layer=False)
+            pre = BertModel.from_pretrained(name, add_pooling_layer=False, local_files_only=_hf_offline())
         except Exception as e:  # offline, not cached, wrong name
             raise RuntimeError(
                 f"T2VLAD could not load the pretrained text encoder '{name}' ({type(e).__name__}: {e}). "
@@ -369,7 +369,7 @@ class T2VLAD(ZooModule):
                 if os.path.isfile(src):
                     self._tokenizer = BertTokenizerFast(vocab_file=src, do_lower_case=True)
                 else:
-                    self._tokenizer = BertTokenizerFast.from_pretrained(src)
+                    self._tokenizer = BertTokenizerFast.from_pretrained(src, local_files_only=_hf_offline())
             except Exception as e:
                 raise RuntimeError(
                     f"T2VLAD could not load the tokenizer '{src}' ({type(e).__name__}: {e}). Pass "
@@ -590,6 +590,11 @@ class T2VLAD(ZooModule):
             opt = torch.optim.AdamW(params, lr=h.lr, weight_decay=h.weight_decay)
         sched = torch.optim.lr_scheduler.StepLR(opt, step_size=h.lr_decay_every, gamma=h.lr_decay)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
+
+
+def _hf_offline() -> bool:
+    """HF_HUB_OFFLINE read at call time (huggingface_hub reads it once, at import)."""
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def _first_occurrence(keys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

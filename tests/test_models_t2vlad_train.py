@@ -1,0 +1,74 @@
+"""A tiny T2VLAD trains and tests through a Lightning Trainer on the synthetic MSR-VTT with the
+real msrvtt DataModule; rank_videos and predict_step rank the test videos for a query."""
+import pytest
+import pytorch_lightning as pl
+import torch
+
+from mmzoo.data.msrvtt import MSRVTTDataModule
+from mmzoo.data.synthetic.msrvtt import SYNTHETIC_VOCAB, write_msrvtt
+from mmzoo.models.t2vlad import T2VLAD, rank_videos
+
+
+@pytest.fixture(scope="module")
+def setup_data(tmp_path_factory):
+    root = write_msrvtt(tmp_path_factory.mktemp("msrvtt"), num_videos=24, num_mp4=0)
+    vocab = root / "vocab.txt"
+    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + SYNTHETIC_VOCAB) + "\n")
+    return root, vocab
+
+
+def _model(vocab, **kw):
+    cfg = dict(vocab_size=len(SYNTHETIC_VOCAB) + 5, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+               intermediate_size=64, max_position_embeddings=64)
+    return T2VLAD(text_encoder_config=cfg, text_encoder_init="random", tokenizer=str(vocab), embed_dim=32,
+                  transformer_ffn_dim=32, num_clusters=3, text_max_tokens=16, lr=1e-3, **kw)
+
+
+def _trainer(epochs):
+    return pl.Trainer(max_epochs=epochs, accelerator="cpu", logger=False, enable_checkpointing=False,
+                      enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0)
+
+
+def test_fit_and_test_full_protocol(setup_data):
+    root, vocab = setup_data
+    torch.manual_seed(0)
+    m = _model(vocab)
+    before = {k: v.clone() for k, v in m.state_dict().items()}
+    dm = MSRVTTDataModule(str(root), split="full", batch_size=8, eval_batch_size=4)
+    tr = _trainer(2)
+    tr.fit(m, dm)
+    assert torch.isfinite(tr.callback_metrics["train/loss"])
+    changed = [k for k, v in m.state_dict().items() if v.dtype.is_floating_point and not torch.equal(v, before[k])]
+    assert any(k.startswith("text_encoder.") for k in changed) and "vlad.assign_centers.0" in changed
+    res = tr.test(m, dm)[0]
+    # full protocol: 7 test videos, 139 queries (one video has 19 captions); ranks are within range
+    assert m.last_eval_sims.shape == (7 * 20 - 1, 7)
+    for d in ("t2v", "v2t"):
+        assert 0.0 <= res[f"test/{d}/R@1"] <= res[f"test/{d}/R@5"] <= res[f"test/{d}/R@10"] <= 100.0
+        assert 1.0 <= res[f"test/{d}/MdR"] <= 7 * 20
+    assert res["test/t2v/R@10"] == 100.0  # only 7 videos: every query's video is in the top 10
+
+
+def test_1ka_protocol_and_ranking(setup_data):
+    root, vocab = setup_data
+    torch.manual_seed(0)
+    m = _model(vocab, vlad_sharing="port", loss="hardest_negative", margin=0.2, optimizer="adamw")
+    dm = MSRVTTDataModule(str(root), split="1k-A", batch_size=8, eval_batch_size=8)
+    tr = _trainer(1)
+    tr.fit(m, dm)
+    tr.test(m, dm)
+    n_test = len(dm.split_ids["test"])
+    assert m.last_eval_sims.shape == (n_test, n_test)  # one caption per test video
+    ranked = rank_videos(m, "a red man is running", dm)
+    assert sorted(v for v, _ in ranked) == sorted(dm.split_ids["test"])
+    scores = [s for _, s in ranked]
+    assert scores == sorted(scores, reverse=True)
+    # rank_videos agrees with the model's own similarity for the first video
+    b = next(iter(dm.predict_dataloader()))
+    m.eval()
+    with torch.no_grad():
+        s = m.similarity(m.encode_texts(["a red man is running"]), m.encode_video(b["experts"], b["expert_masks"], b["expert_available"]))
+    assert dict(ranked)[b["video_id"][0]] == pytest.approx(float(s[0, 0]), abs=1e-5)
+    m.query = "a red man is running"
+    out = m.predict_step(b, 0)
+    assert out["scores"].shape == (len(b["video_id"]),) and out["local"].shape[1] == 3 * 32
