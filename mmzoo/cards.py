@@ -177,7 +177,7 @@ def render_card(model_id: str, tag: str | None = None, kwargs: Mapping[str, Any]
         "",
         "```python",
         "import mmzoo",
-        f'model = mmzoo.load("<this repo>")',
+        'model = mmzoo.load("hf-hub:<owner>/<this repo>")',
         "```",
     ]
     if kwargs:
