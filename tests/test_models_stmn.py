@@ -82,3 +82,25 @@ def test_vgg_merge_initialised_to_average():
     x = torch.rand(1, 1024, 2, 2)
     y = m.post(x)
     assert torch.allclose(y, (x[:, :512] + x[:, 512:]) / 2, atol=1e-6)
+
+
+def test_forward_windows_and_external_proposals():
+    torch.manual_seed(0)
+    m = STMN(backbone="resnet18", pretrained_backbone=False, head_channels=16, embed_channels=24, mem_channels=8,
+             test_window=3, ensemble="concat", test_score_thresh=0.0, max_dets=1000, test_nms=1.0).eval()
+    video = torch.randn(1, 3, 5, 64, 96)
+    props = [torch.tensor([[4.0, 4, 40, 40], [30, 10, 90, 60]]) for _ in range(5)]
+    with torch.no_grad():
+        out = m(video, proposals=props)
+        assert len(out) == 5
+        # every detection comes from one of the two given proposals after box regression: 2 RoIs x 30
+        # classes x 2 heads
+        assert all(len(d["boxes"]) == 2 * 30 * 2 for d in out)
+        # windows of 3: frames 3-4 do not depend on frames 0-2
+        out2 = m(video[:, :, 3:], proposals=props[3:])
+        assert torch.allclose(out[3]["scores"].sort().values, out2[0]["scores"].sort().values, atol=1e-5)
+        # a window's frames depend on each other (the memory): changing frame 0 changes frame 2
+        v2 = video.clone()
+        v2[:, :, 0] += 1
+        out3 = m(v2, proposals=props)
+        assert not torch.allclose(out[2]["scores"].sort().values, out3[2]["scores"].sort().values)

@@ -242,22 +242,29 @@ class STMN(ZooModule):
     def _branch_head(self):
         return self.ensemble_branch["head"] if "head" in self.ensemble_branch else self.head
 
-    def _window(self, video: torch.Tensor, sizes: list, gt_boxes=None):
+    def _window(self, video: torch.Tensor, sizes: list, gt_boxes=None, proposals=None):
         b, _, t, h, w = video.shape
         frames = video.permute(0, 2, 1, 3, 4).reshape(b * t, 3, h, w)
         base, emb = self._trunk(frames)
         feats = self._temporal(emb, b, t)
-        proposals, rpn_losses = run_rpn(self.rpn, frames, sizes, base, gt_boxes)
+        if proposals is None:
+            proposals, rpn_losses = run_rpn(self.rpn, frames, sizes, base, gt_boxes)
+        else:  # precomputed proposals (the thesis: DeepMask; the authors' released proposal files)
+            proposals = [p.to(video.device, video.dtype).reshape(-1, 4) for p in proposals]
+            zero = video.new_zeros(())
+            rpn_losses = {"loss_objectness": zero, "loss_rpn_box_reg": zero}
         branch = self._branch(emb) if self.ensemble_branch is not None else None
         return feats, branch, proposals, rpn_losses
 
-    def forward(self, video: torch.Tensor, sizes: Optional[list] = None) -> list[dict]:
+    def forward(self, video: torch.Tensor, sizes: Optional[list] = None, proposals: Optional[list] = None) -> list[dict]:
         """Detections for every frame of ``video`` [B, 3, T, H, W] (pixels of the input frames).
 
         Frames are processed in windows of ``test_window`` frames (the memory restarts at each
         window); Seq-NMS is not applied here (see :meth:`detect_snippet`). ``sizes``: the valid
         (h, w) of each of the ``B*T`` frames (padding excluded); defaults to the full frame.
-        Returns ``B*T`` dicts ``{"boxes" [N,4], "scores" [N], "labels" [N]}``, sample-major.
+        ``proposals``: optional precomputed boxes, one [K, 4] tensor per frame (the RPN is then
+        skipped). Returns ``B*T`` dicts ``{"boxes" [N,4], "scores" [N], "labels" [N]}``,
+        sample-major.
         """
         b, _, t, h, w = video.shape
         sizes = sizes or [(h, w)] * (b * t)
@@ -266,15 +273,16 @@ class STMN(ZooModule):
         for s in range(0, t, win):
             chunk = video[:, :, s:s + win]
             tc = chunk.shape[2]
-            csz = [sizes[i * t + s + k] for i in range(b) for k in range(tc)]
-            dets = self._detect_window(chunk, csz)
+            sel = [i * t + s + k for i in range(b) for k in range(tc)]
+            dets = self._detect_window(chunk, [sizes[j] for j in sel],
+                                       None if proposals is None else [proposals[j] for j in sel])
             for i in range(b):
                 outs[i].extend(dets[i * tc:(i + 1) * tc])
         return [d for per in outs for d in per]
 
-    def _detect_window(self, video, sizes):
+    def _detect_window(self, video, sizes, proposals=None):
         hp = self.hparams
-        feats, branch, proposals, _ = self._window(video, sizes)
+        feats, branch, proposals, _ = self._window(video, sizes, proposals=proposals)
         n = len(proposals)
         rois = torch.cat([torch.cat([torch.full((len(p), 1), float(i), device=p.device), p], 1)
                           for i, p in enumerate(proposals)])
@@ -314,7 +322,7 @@ class STMN(ZooModule):
         sizes = [m["size"] for m in batch["meta"]]
         gtb = [b.to(video.device) for b in batch["boxes"]]
         gtl = [lab.to(video.device) for lab in batch["labels"]]
-        feats, branch, proposals, rpn_losses = self._window(video, sizes, gtb)
+        feats, branch, proposals, rpn_losses = self._window(video, sizes, gtb, batch.get("proposals"))
         proposals = [p.detach() for p in proposals]
         rois, labels, targets = self.roi_loss.label(proposals, gtb, gtl)
         logits, deltas = self.head(feats, rois)
@@ -346,7 +354,7 @@ class STMN(ZooModule):
     def _eval_step(self, batch: dict, metric: VIDMeanAP, buffers: dict) -> None:
         video = batch["video"]
         meta = batch["meta"]
-        dets = self(video, [m["size"] for m in meta])
+        dets = self(video, [m["size"] for m in meta], batch.get("proposals"))
         for d, m, gb, gl in zip(dets, meta, batch["boxes"], batch["labels"]):
             pred = {"boxes": to_devkit_boxes(d["boxes"], m), "scores": d["scores"], "labels": d["labels"]}
             tgt = {"boxes": to_devkit_boxes(gb.to(video.device), m), "labels": gl.to(video.device)}
@@ -386,7 +394,7 @@ class STMN(ZooModule):
     def predict_step(self, batch: dict, batch_idx: int = 0, dataloader_idx: int = 0) -> list[dict]:
         """Per-frame detections of a ``vid`` batch in the original frames' devkit coordinates."""
         meta = batch["meta"]
-        dets = self(batch["video"], [m["size"] for m in meta])
+        dets = self(batch["video"], [m["size"] for m in meta], batch.get("proposals"))
         out = []
         for d, m in zip(dets, meta):
             out.append({"snippet": m["snippet"], "frame": m["frame"], "eval_index": m["eval_index"],
