@@ -131,3 +131,33 @@ def test_missing_and_corrupt_videos(ave_vid, tmp_path):
     assert dm.skipped_rows == [0, 2]
     assert set(dm.skipped) == {str(corrupt), str(missing)}
     assert len(dm.datasets["train"]) == 0 and len(dm.datasets["val"]) == 1 and len(dm.datasets["test"]) == 0
+
+
+def test_frame_preprocessing_and_offline_backbone_fallback(monkeypatch):
+    import timm
+
+    from mmzoo.data.ave_features import VisualExtractor, _preprocess_frames
+
+    frames = torch.zeros(1, 64, 128, 3, dtype=torch.uint8)
+    frames[:, :, :24] = 255  # left strip white: cut by a centre crop, kept by squash
+    mean, std = (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)
+    sq = _preprocess_frames(frames, "squash", mean, std)
+    cc = _preprocess_frames(frames, "center_crop", mean, std)
+    assert sq.shape == cc.shape == (1, 3, 224, 224)
+    assert sq[0, 0, 112, 10] == pytest.approx(1.0, abs=1e-3) and sq[0, 0, 112, 200] == pytest.approx(-1.0, abs=1e-3)
+    assert cc.max() == pytest.approx(-1.0, abs=1e-3)  # the white strip lies outside the central square
+    # pretrained weights unreachable (simulated: no network in tests) -> warned, seeded random init
+    real = timm.create_model
+
+    def offline(name, pretrained=False, **kw):
+        if pretrained:
+            raise OSError("We couldn't connect to 'https://huggingface.co' (simulated offline)")
+        return real(name, pretrained=False, **kw)
+
+    monkeypatch.setattr(timm, "create_model", offline)
+    with pytest.warns(UserWarning, match="RANDOMLY INITIALISED backbone"):
+        v = VisualExtractor("resnet18", pretrained=True, seed=0)
+    assert v.pretrained_loaded is False and v.dim == 512
+    w = VisualExtractor("resnet18", pretrained=False, seed=0)
+    x = torch.randn(1, 3, 224, 224)
+    assert torch.equal(v(x), w(x))  # seeded random init: the cache is reproducible
