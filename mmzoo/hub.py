@@ -52,6 +52,7 @@ __all__ = [
     "read_config",
     "load_folder",
     "load",
+    "load_pretrained_state",
     "pull",
     "push",
     "model_from_checkpoint",
@@ -180,11 +181,41 @@ def _config_for(model) -> dict[str, Any]:
     return config
 
 
+ALIASES_KEY = "mmzoo.aliases"
+
+
 def _write_weights(model, path: Path) -> None:
-    """model.safetensors: tensors shared between names are stored once, views made contiguous."""
+    """model.safetensors. Names sharing one tensor (tied weights) are stored once and recorded in
+    the file's metadata (`mmzoo.aliases`: name -> stored name); non-contiguous tensors and
+    tensors overlapping another one's memory are written as contiguous copies."""
     import safetensors.torch
 
-    safetensors.torch.save_model(model, str(path), metadata={"format": "pt"}, force_contiguous=True)
+    state = model.state_dict()
+    kept: dict[str, torch.Tensor] = {}
+    aliases: dict[str, str] = {}
+    first: dict[tuple, str] = {}
+    for name in sorted(state):
+        t = state[name].detach()
+        key = (t.device, t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape), tuple(t.stride()), t.dtype)
+        if t.numel() > 0 and key in first:
+            aliases[name] = first[key]
+            continue
+        first[key] = name
+        kept[name] = t
+    storages: dict[tuple, int] = {}
+    for t in kept.values():
+        if t.numel() > 0:
+            k = (t.device, t.untyped_storage().data_ptr())
+            storages[k] = storages.get(k, 0) + 1
+    tensors = {}
+    for name, t in kept.items():
+        shared = t.numel() > 0 and storages[(t.device, t.untyped_storage().data_ptr())] > 1
+        whole = t.is_contiguous() and t.storage_offset() == 0 and t.untyped_storage().nbytes() == t.numel() * t.element_size()
+        tensors[name] = t.clone(memory_format=torch.contiguous_format) if (shared or not whole) else t
+    metadata = {"format": "pt"}
+    if aliases:
+        metadata[ALIASES_KEY] = json.dumps(aliases, sort_keys=True)
+    safetensors.torch.save_file(tensors, str(path), metadata=metadata)
 
 
 def save_pretrained(model, folder: str | os.PathLike, card: str | None = None) -> Path:
@@ -264,7 +295,12 @@ def _read_weights(path: Path) -> dict[str, torch.Tensor]:
             f"{path} is missing: the repo folder is incomplete. Push or download it again."
         )
     try:
-        return safetensors.torch.load_file(str(path), device="cpu")
+        state = safetensors.torch.load_file(str(path), device="cpu")
+        with safetensors.safe_open(str(path), "pt") as f:
+            aliases = json.loads((f.metadata() or {}).get(ALIASES_KEY, "{}"))
+        for alias, stored in aliases.items():
+            state[alias] = state[stored]
+        return state
     except Exception as err:  # noqa: BLE001 - SafetensorError, OSError, ...: all mean unreadable
         target = path.resolve()
         also = f" (and {target}, the cached blob it links to)" if target != path.absolute() else ""
@@ -596,6 +632,21 @@ def pull(name: str | os.PathLike, revision: str | None = None, token: str | bool
     if w.sha256:
         verify_sha256(folder / WEIGHTS_NAME, w.sha256)
     return folder
+
+
+def load_pretrained_state(
+    name: str, tag: str | None = None, revision: str | None = None, token: str | bool | None = None
+) -> dict[str, torch.Tensor]:
+    """The state dict of a registry tag's weights ('id.tag', or `name` + `tag`), sha256-checked,
+    for a model built elsewhere (e.g. by LightningCLI from its own arguments). Tied weights are
+    present under every name, so `model.load_state_dict(state, strict=True)` works."""
+    from mmzoo.convert import verify_sha256
+
+    spec = get_spec(name)
+    folder, w = _registry_folder(spec, tag or split_name(name)[1], revision, token)
+    if w.sha256:
+        verify_sha256(folder / WEIGHTS_NAME, w.sha256)
+    return _read_weights(folder / WEIGHTS_NAME)
 
 
 def load(
