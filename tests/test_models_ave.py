@@ -90,6 +90,19 @@ def test_registry_records_thesis_numbers_and_no_weights():
     assert set(IDS) <= set(mmzoo.list_models())
 
 
+@pytest.mark.parametrize("model_id", IDS)
+def test_state_dict_saves_as_safetensors(model_id, tmp_path):
+    # no aliased modules: safetensors refuses tensors that share memory
+    from safetensors.torch import load_file, save_file
+
+    model = mmzoo.create(model_id, visual_dim=512)
+    save_file(model.state_dict(), str(tmp_path / "model.safetensors"))
+    again = mmzoo.create(model_id, visual_dim=512)
+    again.load_state_dict(load_file(str(tmp_path / "model.safetensors")), strict=True)
+    x = model.example_input(1)
+    torch.testing.assert_close(again.eval()(*x), model.eval()(*x))
+
+
 def test_config_round_trip_rebuilds_identical_model():
     model = mmzoo.create("cmcoatt-avsdn", visual_dim=512, supervision="weak", attn_values="keys")
     kwargs = json.loads(json.dumps(model.init_kwargs()))  # must be JSON-serialisable

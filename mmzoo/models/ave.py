@@ -145,12 +145,15 @@ class DMRNStateFusion(nn.Module):
         super().__init__()
         if combine not in ("sum", "mean"):
             raise ValueError(f"fusion_combine must be 'sum' or 'mean', got {combine!r}")
+        # One module per set of weights (no aliasing), so the state dict has no shared tensors
+        # and safetensors can store it.
         self.g_audio = _state_mlp(dim)
-        self.g_visual = self.g_audio if share else _state_mlp(dim)
+        self.g_visual = None if share else _state_mlp(dim)
         self.combine = combine
 
     def forward(self, xa: torch.Tensor, xv: torch.Tensor) -> torch.Tensor:
-        merged = 0.5 * (self.g_audio(xa) + self.g_visual(xv))
+        g_visual = self.g_audio if self.g_visual is None else self.g_visual
+        merged = 0.5 * (self.g_audio(xa) + g_visual(xv))
         fused = torch.tanh(xa + merged) + torch.tanh(xv + merged)
         return fused if self.combine == "sum" else 0.5 * fused
 
@@ -183,7 +186,8 @@ class AVSDNClassifier(nn.Module):
         self.fuse_c: Optional[DMRNStateFusion] = None
         if init_state == "fusion":
             self.fuse_h = DMRNStateFusion(hidden, fusion_share, fusion_combine)
-            self.fuse_c = self.fuse_h if cell_fusion == "shared" else DMRNStateFusion(hidden, fusion_share, fusion_combine)
+            if cell_fusion == "separate":  # "shared": the cell states reuse fuse_h
+                self.fuse_c = DMRNStateFusion(hidden, fusion_share, fusion_combine)
         self.decoder = nn.LSTM(audio_dim + visual_dim, hidden, batch_first=True)
         if head_hidden > 0:
             self.head: nn.Module = nn.Sequential(nn.Linear(hidden, head_hidden), nn.ReLU(inplace=True),
@@ -203,7 +207,8 @@ class AVSDNClassifier(nn.Module):
             return hv, cv
         if self.init_state == "sum":
             return ha + hv, ca + cv
-        return self.fuse_h(ha, hv), self.fuse_c(ca, cv)
+        fuse_c = self.fuse_h if self.fuse_c is None else self.fuse_c
+        return self.fuse_h(ha, hv), fuse_c(ca, cv)
 
     def forward(self, audio: torch.Tensor, visual: torch.Tensor) -> tuple[torch.Tensor, dict]:
         _, (ha, ca) = self.audio_encoder(audio)  # [1, B, H] each: last step T
