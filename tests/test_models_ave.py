@@ -61,7 +61,9 @@ def test_every_id_builds_and_runs(model_id, visual_dim):
     # the segments of one video are decided jointly, but videos of a batch independently
     with torch.no_grad():
         single = model(visual[:1], audio[:1])
+        half = model(visual[:1].half(), audio[:1].half())  # float16 feature caches are accepted
     torch.testing.assert_close(single, logits[:1], atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(half, single, atol=0.05, rtol=0.05)
 
 
 def test_full_size_parameter_counts_and_flops():

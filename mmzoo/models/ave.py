@@ -406,6 +406,8 @@ class AVEventLocalizer(ZooModule):
         classifier's extras (``guide_logits`` [B,2,C] with label guidance)."""
         if audio.dim() != 3 or audio.shape[-1] != self.hparams.audio_dim:
             raise ValueError(f"audio must be [B, T, {self.hparams.audio_dim}], got {tuple(audio.shape)}")
+        dtype = next(self.parameters()).dtype  # e.g. float16 feature caches into a float32 model
+        visual, audio = visual.to(dtype), audio.to(dtype)
         regions = self._regions(visual)
         if regions.shape[:2] != audio.shape[:2]:
             raise ValueError(f"visual has {tuple(regions.shape[:2])} (batch, segments) but audio {tuple(audio.shape[:2])}")
