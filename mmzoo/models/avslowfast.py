@@ -152,6 +152,7 @@ class AVSlowFast(SlowFastFamilyModule):
         num_verbs: int = 125,
         num_nouns: int = 352,
         depth: int = 50,
+        width: int = 64,
         slow_frames: int = 4,
         alpha: int = 8,
         beta_inv: int = 8,
@@ -208,6 +209,7 @@ class AVSlowFast(SlowFastFamilyModule):
         strides = (1, 2, 2, 2) if audio_downsample_from == "res3" else (2, 2, 2, 2)
         self.backbone = SlowFastBackbone(
             depth=depth,
+            width=width,
             alpha=alpha,
             beta_inv=beta_inv,
             fusion_kernel=fusion_kernel,

@@ -72,7 +72,9 @@ def _as_int(v: Any) -> int:
 def res4_temporal_kernels(depth: int, kernel: int, temporal_blocks: Optional[int]) -> Union[int, list[int]]:
     """conv_a temporal kernels of res4: `kernel` for the first `temporal_blocks` blocks, 1 after
     (PySlowFast's "R101_50_50" pattern uses 6 of the 23 blocks); None = every block."""
-    n = {50: 6, 101: 23, 152: 36}[depth]
+    from mmzoo.nn.resnet3d import STAGE_DEPTHS
+
+    n = STAGE_DEPTHS[depth][2]
     if temporal_blocks is None or temporal_blocks >= n:
         return kernel
     return [kernel] * temporal_blocks + [1] * (n - temporal_blocks)
@@ -377,7 +379,8 @@ class SlowFast(SlowFastFamilyModule):
         head: "single" (softmax, Kinetics), "verb_noun" (EPIC-Kitchens verb and noun
             classifiers; action = verb x noun at evaluation) or "multilabel" (sigmoid, Charades).
         num_verbs / num_nouns: EPIC-Kitchens-55 class counts (125 / 352) for "verb_noun".
-        depth: 50 or 101.
+        depth: 50 or 101 (14 = one block per stage, a tiny variant for tests).
+        width: Slow conv1 channels (64 = ResNet; smaller only for tiny variants).
         slow_frames: T, frames of the Slow pathway (4 for 4x16, 8 for 8x8).
         alpha: Fast / Slow frame ratio (8 for 4x16, 4 for 8x8 as in PySlowFast's configs).
         beta_inv: Slow / Fast channel ratio (8).
@@ -414,6 +417,7 @@ class SlowFast(SlowFastFamilyModule):
         num_verbs: int = 125,
         num_nouns: int = 352,
         depth: int = 50,
+        width: int = 64,
         slow_frames: int = 4,
         alpha: int = 8,
         beta_inv: int = 8,
@@ -445,6 +449,7 @@ class SlowFast(SlowFastFamilyModule):
         self.save_hyperparameters()
         self.backbone = SlowFastBackbone(
             depth=depth,
+            width=width,
             alpha=alpha,
             beta_inv=beta_inv,
             fusion_kernel=fusion_kernel,

@@ -44,7 +44,7 @@ __all__ = [
 
 Triple = tuple[int, int, int]
 STAGE_DEPTHS: dict[int, tuple[int, int, int, int]] = {
-    18: (2, 2, 2, 2),  # used with bottleneck blocks only for tiny test variants
+    14: (1, 1, 1, 1),  # one bottleneck per stage: tiny variants for tests and demos
     50: (3, 4, 6, 3),
     101: (3, 4, 23, 3),
     152: (3, 8, 36, 3),

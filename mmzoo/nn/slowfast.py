@@ -44,7 +44,8 @@ class SlowFastBackbone(nn.Module):
     """Slow + Fast (+ Audio) pathways with lateral connections.
 
     Args:
-        depth: ResNet depth of every pathway (50 or 101).
+        depth: ResNet depth of every pathway (50 or 101; 14 = one block per stage, for tests).
+        width: Slow conv1 channels (64; Fast and Audio widths follow from beta_inv, audio_beta_inv).
         alpha: Fast / Slow frame-rate ratio (temporal stride of the Fast->Slow convs).
         beta_inv: Slow / Fast channel ratio (8).
         fusion_kernel: temporal kernel of the Fast->Slow convs (5; 7 in the public 8x8 R50).
@@ -72,6 +73,7 @@ class SlowFastBackbone(nn.Module):
     def __init__(
         self,
         depth: int = 50,
+        width: int = 64,
         alpha: int = 8,
         beta_inv: int = 8,
         fusion_kernel: int = 5,
@@ -99,7 +101,6 @@ class SlowFastBackbone(nn.Module):
         drop_pathway: float = 0.8,
     ) -> None:
         super().__init__()
-        width = 64
         fast_width = width // beta_inv
         self.alpha = alpha
         self.fs_fusion = tuple(bool(b) for b in fs_fusion)
@@ -196,16 +197,20 @@ class SlowFastBackbone(nn.Module):
                 if x_a is not None:
                     x_a = self.audio.stages[j - 1](x_a)
             key = str(j)
+            avs_here = with_neg and key in self.avs
+            fuse_audio = j < 4 and self.afs_fusion[j]
+            if j == 4 and not avs_here:
+                break  # the res5 branch only serves the AVS loss: skipped at inference
             fused = x_s
             if key in self.f2s and (j == 4 or self.fs_fusion[j]):
                 fused = self.f2s[key](x_s, x_f)
-            if key in self.afs:
+            if key in self.afs and (avs_here or fuse_audio):
                 a = self.afs[key](x_a)
                 a_pos = a[:b]
-                if with_neg and key in self.avs:
+                if avs_here:
                     loss = self.avs[key](fused, a_pos, a[b:], mask)
                     losses[f"avs_res{j + 1}" if j else "avs_pool1"] = loss if pattern[j] else loss * 0.0
-                if j < 4 and self.afs_fusion[j]:
+                if fuse_audio:
                     fused = fused + self.drop(a_pos)
             if j < 4:
                 x_s = fused

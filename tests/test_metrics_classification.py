@@ -1,0 +1,143 @@
+"""Multi-view top-k, EPIC verb/noun/action top-k and multi-label mAP."""
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+
+from mmzoo.metrics.classification import (
+    EpicActionAccuracy,
+    MultiLabelMeanAP,
+    MultiViewAccuracy,
+    aggregate_views,
+    average_precision,
+)
+
+
+def test_aggregate_views_mean_and_max():
+    s = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.2, 0.4], [0.5, 0.5]])
+    vid = torch.tensor([7, 3, 7, 3])
+    ids, mean, first = aggregate_views(s, vid, "mean")
+    assert ids.tolist() == [3, 7]
+    assert torch.allclose(mean, torch.tensor([[0.25, 0.75], [0.6, 0.2]]))
+    assert first.tolist() == [1, 0]
+    _, mx, _ = aggregate_views(s, vid, "max")
+    assert torch.allclose(mx, torch.tensor([[0.5, 1.0], [1.0, 0.4]]))
+
+
+def test_multiview_average_changes_the_decision():
+    # video 0 (label 0): 3 views, two weakly wrong, one strongly right -> right after averaging
+    # video 1 (label 1): 3 views, two weakly right, one strongly wrong -> wrong after averaging
+    scores = torch.tensor(
+        [[0.4, 0.6, 0.0], [0.45, 0.55, 0.0], [1.0, 0.0, 0.0],
+         [0.35, 0.4, 0.25], [0.3, 0.45, 0.25], [0.0, 0.0, 1.0]]
+    )  # fmt: skip
+    labels = torch.tensor([0, 0, 0, 1, 1, 1])
+    vid = torch.tensor([0, 0, 0, 1, 1, 1])
+    m = MultiViewAccuracy(top_k=(1, 2))
+    # feed in two batches that split views of the same video
+    m.update(scores[:2], labels[:2], vid[:2])
+    m.update(scores[2:], labels[2:], vid[2:])
+    res = m.compute()
+    assert res["top1"].item() == pytest.approx(50.0)  # video 0 right, video 1 wrong
+    assert res["top2"].item() == pytest.approx(100.0)
+    # clip-level (no video index): view-wise top1 = [F, F, T, T, T, F]
+    clip = MultiViewAccuracy(top_k=(1,))
+    clip.update(scores, labels)
+    assert clip.compute()["top1"].item() == pytest.approx(50.0)
+    # max aggregation: video 1 max scores = [0.35, 0.45, 1.0] -> class 2, wrong; video 0 -> class 0
+    mx = MultiViewAccuracy(top_k=(1,), aggregate="max")
+    mx.update(scores, labels, vid)
+    assert mx.compute()["top1"].item() == pytest.approx(50.0)
+
+
+def test_multiview_rejects_inconsistent_labels_and_bad_index():
+    m = MultiViewAccuracy()
+    m.update(torch.rand(2, 5), torch.tensor([1, 2]), torch.tensor([0, 0]))
+    with pytest.raises(ValueError, match="different labels"):
+        m.compute()
+    with pytest.raises(ValueError):
+        MultiViewAccuracy().update(torch.rand(2, 5), torch.tensor([1, 2]), torch.tensor([0]))
+
+
+def test_views_of_a_video_split_across_processes_are_merged():
+    # two "ranks" each see some views of video 5; merging states (what the DDP gather does
+    # with dist_reduce_fx='cat') must give the same result as one process seeing all views.
+    torch.manual_seed(0)
+    scores = torch.rand(12, 10).softmax(-1)
+    labels = torch.tensor([3] * 6 + [7] * 6)
+    vid = torch.tensor([5] * 6 + [9] * 6)
+    single = MultiViewAccuracy()
+    single.update(scores, labels, vid)
+    r0, r1 = MultiViewAccuracy(), MultiViewAccuracy()
+    idx0, idx1 = [0, 2, 4, 6, 8, 10], [1, 3, 5, 7, 9, 11]
+    r0.update(scores[idx0], labels[idx0], vid[idx0])
+    r1.update(scores[idx1], labels[idx1], vid[idx1])
+    r0.merge_state(r1)
+    a, b = single.compute(), r0.compute()
+    assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k]) for k in a)
+    # every state is gathered by concatenation under DDP
+    assert all(r0._reductions[k] is not None for k in ("scores", "target", "video_index"))
+
+
+def _brute_force_epic(vs, ns, verb, noun, k):
+    correct = 0
+    for i in range(vs.shape[0]):
+        pairs = sorted(itertools.product(range(vs.shape[1]), range(ns.shape[1])), key=lambda p: -(vs[i, p[0]] * ns[i, p[1]]).item())
+        correct += (verb[i].item(), noun[i].item()) in pairs[:k]
+    return 100.0 * correct / vs.shape[0]
+
+
+def test_epic_verb_noun_action_topk_against_brute_force():
+    torch.manual_seed(1)
+    n, nv, nn_ = 40, 6, 7
+    vs = torch.rand(n, nv).softmax(-1)
+    ns = torch.rand(n, nn_).softmax(-1)
+    verb = torch.randint(0, nv, (n,))
+    noun = torch.randint(0, nn_, (n,))
+    m = EpicActionAccuracy(top_k=(1, 5))
+    m.update(vs, ns, verb, noun)
+    res = m.compute()
+    for k in (1, 5):
+        assert res[f"action_top{k}"].item() == pytest.approx(_brute_force_epic(vs, ns, verb, noun, k), abs=1e-4)
+        v_ok = sum(verb[i].item() in vs[i].topk(k).indices.tolist() for i in range(n))
+        assert res[f"verb_top{k}"].item() == pytest.approx(100.0 * v_ok / n, abs=1e-4)
+    # action top-1 needs both verb and noun right: never above either of them
+    assert res["action_top1"] <= min(res["verb_top1"], res["noun_top1"])
+
+
+def _ap_reference(scores, target):
+    # precision at each positive, ranks counted by hand (no ties in the fixtures)
+    order = sorted(range(len(scores)), key=lambda i: -scores[i])
+    hits, precisions = 0, []
+    for rank, i in enumerate(order, 1):
+        if target[i]:
+            hits += 1
+            precisions.append(hits / rank)
+    return sum(precisions) / len(precisions)
+
+
+def test_average_precision_known_values():
+    s = torch.tensor([0.9, 0.8, 0.7, 0.6, 0.5])
+    t = torch.tensor([1, 0, 1, 0, 1])
+    # positives at ranks 1, 3, 5: (1/1 + 2/3 + 3/5) / 3
+    assert average_precision(s, t).item() == pytest.approx((1 + 2 / 3 + 3 / 5) / 3)
+    assert torch.isnan(average_precision(s, torch.zeros(5, dtype=torch.long)))
+
+
+def test_multilabel_map_with_max_pooled_views():
+    torch.manual_seed(2)
+    v, c = 8, 5
+    target = (torch.rand(v, c) > 0.6).long()
+    target[:, 4] = 0  # a class without positives is left out of the mean
+    views = torch.rand(v, 3, c)
+    m = MultiLabelMeanAP()
+    vid = torch.arange(v).repeat_interleave(3)
+    m.update(views.reshape(v * 3, c), target.repeat_interleave(3, 0), vid)
+    res = m.compute()["mAP"].item()
+    pooled = views.max(1).values
+    aps = [_ap_reference(pooled[:, j].tolist(), target[:, j].tolist()) for j in range(c) if target[:, j].any()]
+    assert res == pytest.approx(100 * sum(aps) / len(aps), abs=1e-4)
+    with pytest.raises(ValueError, match="multi-hot"):
+        m.update(torch.rand(2, c), torch.tensor([1, 2]))
