@@ -1,7 +1,14 @@
 """Shared fixtures: every test runs offline with its own empty local hub and HF cache."""
 from __future__ import annotations
 
-import pytest
+import os
+
+# huggingface_hub reads HF_HUB_OFFLINE once, at import: set it before anything imports it, so no
+# test can reach the network by accident (tests of the online path patch the client explicitly).
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+import pytest  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
