@@ -167,10 +167,10 @@ def _cmd_info(args: argparse.Namespace) -> None:
 
 
 def _cmd_push(args: argparse.Namespace) -> None:
-    from mmzoo.hub import model_from_checkpoint, push
+    from mmzoo.hub import push
 
-    model = model_from_checkpoint(args.source)
-    where = push(model, args.repo_id, hub=args.hub, token=args.token, private=args.private)
+    where = push(args.source, args.repo_id, hub=args.hub, token=args.token, private=args.private,
+                 model_id=args.model)
     print(f"pushed {args.source} to {where}")
 
 
@@ -212,6 +212,7 @@ def _zoo_parser() -> argparse.ArgumentParser:
                    help="local: the MMZOO_HUB directory; hf: the Hugging Face Hub")
     p.add_argument("--token", default=None)
     p.add_argument("--private", action="store_true")
+    p.add_argument("--model", default=None, help="model id of a checkpoint when it cannot be inferred")
     p.set_defaults(fn=_cmd_push)
     p = sub.add_parser("pull", help="download a model's files into the cache and print the folder")
     p.add_argument("name", help="'id', 'id.tag', 'hf-hub:owner/repo' or a local hub repo id")
@@ -239,7 +240,14 @@ def main(argv: Sequence[str] | None = None) -> Any:
         print("\nLightning verbs: mmzoo {fit,validate,test,predict} --model <id> --data <name> [--help]")
         return None
     args = _zoo_parser().parse_args(argv)
-    return args.fn(args)
+    from mmzoo.errors import MmzooError
+    from mmzoo.registry import UnknownModelError
+
+    try:
+        return args.fn(args)
+    except (MmzooError, UnknownModelError) as err:
+        print(f"mmzoo {args.verb}: error: {err}", file=sys.stderr)
+        raise SystemExit(1) from None
 
 
 if __name__ == "__main__":

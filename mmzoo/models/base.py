@@ -30,6 +30,12 @@ class ZooModule(pl.LightningModule):
         """A representative input for `forward` (a tensor, tuple or dict) at paper resolution."""
         raise NotImplementedError(f"{type(self).__name__} does not define example_input().")
 
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Record the registry id in Lightning checkpoints so `mmzoo push x.ckpt` can rebuild it."""
+        from mmzoo import __version__
+
+        checkpoint["mmzoo"] = {"model_id": self.zoo_id, "mmzoo_version": __version__}
+
     def num_parameters(self, trainable_only: bool = False) -> int:
         return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
 
