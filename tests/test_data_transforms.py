@@ -145,3 +145,20 @@ def test_collate_variable_boxes_and_pathways():
         collate_dicts([{"video": torch.zeros(1), "label": 1}, {"video": torch.zeros(1)}])
     with pytest.raises(ValueError, match="empty batch"):
         collate_dicts([])
+
+
+def test_fused_uint8_path_matches_float_path():
+    g = torch.Generator().manual_seed(0)
+    f = torch.randint(0, 256, (4, 20, 30, 3), dtype=torch.uint8, generator=g)
+    view = f[:, 3:19, 5:21].flip(2)  # non-contiguous crop + flip, as in the datasets
+    fused = TF.to_normalized_cthw(view, (0.4, 0.5, 0.6), (0.2, 0.25, 0.3))
+    ref = TF.normalize(TF.to_cthw_float(view.contiguous()), (0.4, 0.5, 0.6), (0.2, 0.25, 0.3))
+    assert fused.is_contiguous() and fused.shape == (3, 4, 16, 16)
+    assert torch.allclose(fused, ref, atol=1e-5)
+    r = TF.resize_short_side_uint8(f, 10)
+    assert r.shape == (4, 10, 15, 3) and r.dtype == torch.uint8
+    flat = torch.full((2, 20, 30, 3), 77, dtype=torch.uint8)
+    assert TF.resize_short_side_uint8(flat, 10).eq(77).all()
+    assert TF.resize_short_side_uint8(f, 20) is f
+    with pytest.raises(ValueError, match="expected T,H,W,3"):
+        TF.to_normalized_cthw(torch.zeros(2, 4, 4, 1, dtype=torch.uint8), (0.5,) * 3, (0.5,) * 3)

@@ -252,7 +252,7 @@ class VideoReader:
     def _to_array(frame, size: tuple[int, int] | None) -> np.ndarray:
         if size is None:
             return frame.to_ndarray(format="rgb24")
-        return frame.reformat(width=size[1], height=size[0], format="rgb24").to_ndarray()
+        return frame.reformat(width=size[1], height=size[0], format="rgb24", interpolation="BILINEAR").to_ndarray()
 
     def _out_size(self, short_side: int | None) -> tuple[int, int] | None:
         if short_side is None:

@@ -86,6 +86,9 @@ def kinetics_clip_name(youtube_id: str, time_start: int, time_end: int) -> str:
 class KineticsDataModule(ClipDataModule):
     """Kinetics-400/600 clips with labels, optional audio, train / val / test views.
 
+    ``mmzoo fit`` links ``num_classes`` (read from the CSV, after ``subset``) to the model's
+    ``num_classes`` (``model_links``).
+
     Args:
         root: dataset folder (layout in the module docstring).
         version: ``"400"`` or ``"600"`` (checked against the number of training classes unless
@@ -116,6 +119,8 @@ class KineticsDataModule(ClipDataModule):
         missing_videos: ``"error"`` or ``"skip"`` (drop annotation rows whose video is absent,
             with a warning giving the count).
     """
+
+    model_links = ("num_classes",)
 
     def __init__(
         self,

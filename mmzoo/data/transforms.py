@@ -23,6 +23,8 @@ __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "to_cthw_float",
+    "to_normalized_cthw",
+    "resize_short_side_uint8",
     "short_side_scale",
     "random_short_side_scale",
     "crop",
@@ -48,6 +50,32 @@ def to_cthw_float(frames: torch.Tensor) -> torch.Tensor:
     if frames.ndim != 4 or frames.shape[-1] not in (1, 3):
         raise ValueError(f"expected T,H,W,C frames, got shape {tuple(frames.shape)}")
     return frames.permute(3, 0, 1, 2).float().div_(255.0)
+
+
+def to_normalized_cthw(frames: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    """uint8 ``T,H,W,C`` (any strides, e.g. a crop view) -> contiguous float32 ``C,T,H,W`` with
+    ``(x / 255 - mean) / std`` per channel; same result as ``normalize(to_cthw_float(x))`` but one
+    pass over contiguous memory."""
+    if frames.ndim != 4 or frames.shape[-1] != len(mean) or len(std) != len(mean):
+        raise ValueError(f"expected T,H,W,{len(mean)} frames, got shape {tuple(frames.shape)}")
+    out = torch.empty((frames.shape[3],) + tuple(frames.shape[:3]), dtype=torch.float32)
+    out.copy_(frames.permute(3, 0, 1, 2))
+    for ch, (m, s) in enumerate(zip(mean, std)):
+        out[ch].mul_(1.0 / (255.0 * s)).sub_(m / s)
+    return out
+
+
+def resize_short_side_uint8(frames: torch.Tensor, size: int) -> torch.Tensor:
+    """Resize uint8 ``T,H,W,C`` frames so that the shorter side is ``size`` (bilinear,
+    antialiased, torchvision's uint8 kernels); the longer side is ``floor(long * size / short)``."""
+    from torchvision.transforms.v2 import functional as VF
+
+    h, w = int(frames.shape[1]), int(frames.shape[2])
+    nh, nw = (size, int(w * size / h)) if h <= w else (int(h * size / w), size)
+    if (nh, nw) == (h, w):
+        return frames
+    x = VF.resize(frames.permute(0, 3, 1, 2), [nh, nw], antialias=True)
+    return x.permute(0, 2, 3, 1)
 
 
 def _hw(video: torch.Tensor) -> tuple[int, int]:

@@ -181,7 +181,6 @@ class ClipDataset(Dataset):
     def _sample(self, rec_index: int, clip_index: int, crop_index: int) -> dict[str, Any]:
         c = self.cfg
         rec = self.records[rec_index]
-        gen = None
         if c.train:
             short = int(torch.randint(c.train_scale[0], c.train_scale[1] + 1, (1,)))
         else:
@@ -195,20 +194,24 @@ class ClipDataset(Dataset):
             frames, indices, _, _ = load(rec, clip_index, short, False)
             has_audio = False
             audio = self._zero_audio()
-        video = TF.to_cthw_float(frames)
-        if min(video.shape[-2:]) != short:
-            video, _ = TF.short_side_scale(video, short)  # frame folders are resized here
+        # geometry on uint8 T,H,W,C (cheap views), then one contiguous float conversion + normalise
+        if min(frames.shape[1:3]) != short:  # frame folders are resized here (uint8 bilinear, antialiased)
+            frames = TF.resize_short_side_uint8(frames, short)
+        h, w = int(frames.shape[1]), int(frames.shape[2])
+        flipped = False
         if c.train:
-            video, _ = TF.random_crop(video, c.crop_size, generator=gen)
-            flipped = False
-            if c.flip:
-                video, _, flipped = TF.random_horizontal_flip(video, generator=gen)
+            if c.crop_size > h or c.crop_size > w:
+                raise ValueError(f"{rec.source}: crop {c.crop_size} larger than frame {h}x{w}")
+            y0 = int(torch.randint(0, h - c.crop_size + 1, (1,)))
+            x0 = int(torch.randint(0, w - c.crop_size + 1, (1,)))
+            frames = frames[:, y0 : y0 + c.crop_size, x0 : x0 + c.crop_size]
+            if c.flip and bool(torch.rand(()) < 0.5):
+                frames = frames.flip(2)
+                flipped = True
         else:
-            h, w = video.shape[-2:]
             y0, x0 = S.spatial_crop_offsets(h, w, c.test_crop_size, c.num_crops)[crop_index]
-            video, _ = TF.crop(video, y0, x0, c.test_crop_size)
-            flipped = False
-        video = TF.normalize(video, c.mean, c.std)
+            frames = frames[:, y0 : y0 + c.test_crop_size, x0 : x0 + c.test_crop_size]
+        video = TF.to_normalized_cthw(frames, c.mean, c.std)
         out: dict[str, Any] = {"video": TF.pack_pathway(video, c.alpha, c.pathway_mode) if c.alpha else video}
         if c.with_audio:
             out["audio"] = audio
