@@ -495,7 +495,7 @@ class AVEventLocalizer(ZooModule):
 # ---------------------------------------------------------------------- registry
 _PAPER = ("Y.-B. Lin, Cross-Modality Co-Attention for Audio-Visual Event Localization, "
           "MSc thesis, National Taiwan University, 2019 (doi:10.6342/NTU201902224)")
-_TASK = "audio-visual event localization (AVE, per 1-s segment, 28 events + background)"
+_TASK = "audio-visual event localization"
 _INPUTS = {"visual": "float [B,10,7,7,visual_dim] (ResNet-152 7x7x2048 maps; 512 for Tian's released features)",
            "audio": "float [B,10,128] (VGGish, one per 1-s segment)"}
 _DATA = {"dataset": "ave", "segments": NUM_SEGMENTS, "grid": GRID, "visual_backbone": "ResNet-152 (ImageNet)",
