@@ -228,3 +228,24 @@ def test_lightning_fit_reports_skips_at_epoch_end(tmp_path):
     msgs = [str(w.message) for w in caught]
     assert any("train epoch: 1 sample(s) skipped" in m for m in msgs), msgs
     assert len(dm.skipped["train"]) == 1
+
+
+def test_audio_shifted_hard_negative_window(kin):
+    from mmzoo.data.audio import avslowfast_logmel
+    from mmzoo.data.decode import read_audio
+
+    dm = _dm(kin["root"], with_audio=True, audio_shift_sec=0.5, num_clips=1, num_crops=1)
+    dm.setup("test")
+    s = dm.datasets["test"][0]
+    assert s["audio"].shape == s["audio_shifted"].shape == (1, 128, 80)
+    idx = s["meta"]["frame_indices"]
+    t0, t1 = idx[0] / 30, (idx[-1] + 2) / 30
+    a0 = 0.5 * (t0 + t1) - 0.5 * 33024 / 16000
+    lm = avslowfast_logmel()
+    path = s["meta"]["source"]
+    aligned = lm(read_audio(path, a0, a0 + 33024 / 16000))
+    # 1.33 s video: the 2.064 s window fits neither after nor before -> shifted later (zero-padded)
+    shifted = lm(read_audio(path, a0 + 0.5, a0 + 0.5 + 33024 / 16000))
+    assert torch.allclose(s["audio"], aligned, atol=1e-4)
+    assert torch.allclose(s["audio_shifted"], shifted, atol=1e-4)
+    assert not torch.allclose(s["audio"], s["audio_shifted"], atol=1e-2)

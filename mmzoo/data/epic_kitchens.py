@@ -39,7 +39,7 @@ al.) or ``val_videos`` / ``val_videos_file`` (video ids, one per line), which ta
 ``"s2"`` (EPIC-55 seen / unseen kitchens). Test rows have no labels: their targets are -1.
 
 Batch fields: ``video`` (float ``B,3,T,H,W`` normalised, or ``[slow, fast]``), ``audio`` (log-mel
-``B,1,128,80``, with ``with_audio``), ``has_audio`` (bool ``B``), ``verb`` / ``noun`` (long ``B``),
+``B,1,128,80``, with ``with_audio``; ``audio_shifted`` with ``audio_shift_sec``), ``has_audio`` (bool ``B``), ``verb`` / ``noun`` (long ``B``),
 ``action`` (long ``B``: ``verb * num_nouns + noun``, -1 when unlabelled), ``meta`` (list of dicts:
 ``narration_id`` / ``uid``, ``video_id``, ``participant_id``, ``start_frame``, ``stop_frame``,
 ``start_sec``, ``stop_sec``, ``csv``, ``line``, ``source``, ``video_index``, ``clip_index``,
@@ -125,8 +125,8 @@ class EpicKitchensDataModule(ClipDataModule):
         val_num_clips / val_num_crops: validation views during training.
         train_scale / crop_size / test_scale / test_crop_size / mean / std: as for Kinetics.
         alpha / pathway_mode: SlowFast pathway packing (``None``: one tensor).
-        with_audio / audio_normalization / missing_audio / skip_corrupt: as for Kinetics; audio comes
-            from the video file (AVSlowFast front end).
+        with_audio / audio_normalization / missing_audio / audio_shift_sec / skip_corrupt: as for
+            Kinetics; audio comes from the video file (AVSlowFast front end).
     """
 
     def __init__(
@@ -160,6 +160,7 @@ class EpicKitchensDataModule(ClipDataModule):
         with_audio: bool = False,
         audio_normalization: Literal["fixed", "instance", "none"] = "fixed",
         missing_audio: Literal["zeros", "skip", "error"] = "zeros",
+        audio_shift_sec: Optional[float] = None,
         skip_corrupt: bool = False,
     ):
         super().__init__()
@@ -187,7 +188,7 @@ class EpicKitchensDataModule(ClipDataModule):
             crop_size=crop_size, test_scale=test_scale, test_crop_size=test_crop_size, mean=mean, std=std,
             alpha=alpha, pathway_mode=pathway_mode, with_audio=with_audio,
             audio_normalization=audio_normalization, missing_audio=missing_audio,
-            skip_corrupt=skip_corrupt, pin_memory=pin_memory,
+            skip_corrupt=skip_corrupt, pin_memory=pin_memory, audio_shift_sec=audio_shift_sec,
         )  # fmt: skip
         self.num_verbs: int | None = None
         self.num_nouns: int | None = None

@@ -22,6 +22,7 @@ Batch fields (``batch_size`` B):
 * ``video``: float ``B,3,T,H,W`` normalised with ``mean`` / ``std``, or ``[slow, fast]`` with
   ``slow`` ``B,3,T//alpha,H,W`` when ``alpha`` is set;
 * ``audio``: log-mel ``B,1,128,80`` (AVSlowFast front end), only with ``with_audio=True``;
+* ``audio_shifted``: log-mel ``B,1,128,80`` shifted by ``audio_shift_sec`` (only when set);
 * ``has_audio``: bool ``B`` (``False``: the video has no audio stream, ``audio`` is zeros);
 * ``label``: long ``B`` (-1 for unlabelled test rows);
 * ``meta``: list of dicts: ``youtube_id``, ``time_start``, ``time_end``, ``csv`` / ``line``,
@@ -114,6 +115,10 @@ class KineticsDataModule(ClipDataModule):
             ``"none"`` (the thesis is [SILENT]).
         missing_audio: videos without an audio stream: ``"zeros"`` (zero audio, ``has_audio=False``,
             counted), ``"skip"`` (replaced by the next video, counted and reported) or ``"error"``.
+        audio_shift_sec: with ``with_audio``, also return ``audio_shifted``: the log-mel of the same
+            window shifted by this many seconds (later when the track allows, else earlier; random
+            direction in training when both fit): hard negatives for AVSlowFast's AVS loss (>= 0.5 s
+            in the thesis). ``None``: no such field.
         skip_corrupt: replace undecodable videos by the next one, counted and reported, instead of
             raising.
         missing_videos: ``"error"`` or ``"skip"`` (drop annotation rows whose video is absent,
@@ -151,6 +156,7 @@ class KineticsDataModule(ClipDataModule):
         with_audio: bool = False,
         audio_normalization: Literal["fixed", "instance", "none"] = "fixed",
         missing_audio: Literal["zeros", "skip", "error"] = "zeros",
+        audio_shift_sec: Optional[float] = None,
         skip_corrupt: bool = False,
         missing_videos: Literal["error", "skip"] = "error",
     ):
@@ -174,7 +180,7 @@ class KineticsDataModule(ClipDataModule):
             crop_size=crop_size, test_scale=test_scale, test_crop_size=test_crop_size, mean=mean, std=std,
             alpha=alpha, pathway_mode=pathway_mode, with_audio=with_audio,
             audio_normalization=audio_normalization, missing_audio=missing_audio,
-            skip_corrupt=skip_corrupt, pin_memory=pin_memory,
+            skip_corrupt=skip_corrupt, pin_memory=pin_memory, audio_shift_sec=audio_shift_sec,
         )  # fmt: skip
         self.classes: list[str] | None = None
         self.missing_videos: list[str] = []

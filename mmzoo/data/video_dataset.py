@@ -10,7 +10,8 @@ JPEG frame folder, plus integer targets) into dict samples:
   be averaged per video.
 
 Sample fields: ``video`` (float ``C,T,H,W`` normalised, or ``[slow, fast]``), ``audio`` (log-mel
-``1,T,F``, only with ``with_audio``), ``has_audio`` (bool), the record's targets (``label`` or
+``1,T,F``, only with ``with_audio``), ``audio_shifted`` (the same-length window shifted by
+``audio_shift_sec``: hard negatives for audio-visual synchronisation), ``has_audio`` (bool), the record's targets (``label`` or
 ``verb`` / ``noun`` / ``action``, ints), ``meta`` (dict) and ``skipped`` (list of ``"path: reason"``
 strings for records replaced by this one under ``skip_corrupt`` / ``missing_audio="skip"``).
 
@@ -97,6 +98,7 @@ class ClipConfig:
     audio_sample_rate: int = 16000
     audio_align: Literal["center", "start"] = "center"
     missing_audio: Literal["zeros", "skip", "error"] = "zeros"
+    audio_shift_sec: float | None = None
     skip_corrupt: bool = False
     max_retries: int = 10
 
@@ -165,13 +167,29 @@ class ClipDataset(Dataset):
                 audio = self._audio(r, t0, t1)
         return frames, numbers, audio, rec.audio_video is not None
 
-    def _audio(self, reader: VideoReader, t0: float, t1: float) -> torch.Tensor:
+    def _audio(self, reader: VideoReader, t0: float, t1: float) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Log-mel of the window aligned with ``[t0, t1)`` and, with ``audio_shift_sec``, of the
+        same-length window shifted by that many seconds (later if the track allows, else earlier;
+        random direction when both fit, in training)."""
         win = self.logmel.window_seconds
         a0, a1 = S.aligned_audio_window(t0, t1, window_sec=win, align=self.cfg.audio_align)
         if win is not None:  # exact sample count for the fixed number of mel frames
             a1 = a0 + self.logmel.num_samples() / self.cfg.audio_sample_rate
-        wav = reader.audio(a0, a1, sample_rate=self.cfg.audio_sample_rate, mono=True)
-        return self.logmel(wav)
+        sr = self.cfg.audio_sample_rate
+        aligned = self.logmel(reader.audio(a0, a1, sample_rate=sr, mono=True))
+        shift = self.cfg.audio_shift_sec
+        if not shift:
+            return aligned, None
+        dur = reader.info.duration
+        fits_after = not math.isfinite(dur) or a1 + shift <= dur
+        fits_before = a0 - shift >= 0
+        if fits_after and fits_before:
+            sign = 1 if (not self.cfg.train or bool(torch.rand(()) < 0.5)) else -1
+        else:
+            sign = 1 if fits_after or not fits_before else -1
+        d = sign * shift
+        shifted = self.logmel(reader.audio(a0 + d, a1 + d, sample_rate=sr, mono=True))
+        return aligned, shifted
 
     def _zero_audio(self) -> torch.Tensor:
         lm = self.logmel
@@ -193,7 +211,7 @@ class ClipDataset(Dataset):
                 raise
             frames, indices, _, _ = load(rec, clip_index, short, False)
             has_audio = False
-            audio = self._zero_audio()
+            audio = (self._zero_audio(), self._zero_audio() if c.audio_shift_sec else None)
         # geometry on uint8 T,H,W,C (cheap views), then one contiguous float conversion + normalise
         if min(frames.shape[1:3]) != short:  # frame folders are resized here (uint8 bilinear, antialiased)
             frames = TF.resize_short_side_uint8(frames, short)
@@ -214,7 +232,9 @@ class ClipDataset(Dataset):
         video = TF.to_normalized_cthw(frames, c.mean, c.std)
         out: dict[str, Any] = {"video": TF.pack_pathway(video, c.alpha, c.pathway_mode) if c.alpha else video}
         if c.with_audio:
-            out["audio"] = audio
+            out["audio"] = audio[0]
+            if c.audio_shift_sec:
+                out["audio_shifted"] = audio[1]
         out["has_audio"] = has_audio
         out.update({k: int(v) for k, v in rec.targets.items()})
         meta = dict(rec.meta)
@@ -336,6 +356,7 @@ class ClipDataModule(LightningDataModule):
         missing_audio: str,
         skip_corrupt: bool,
         pin_memory: bool,
+        audio_shift_sec: float | None = None,
     ) -> None:
         if missing_audio not in ("zeros", "skip", "error"):
             raise ValueError(f"missing_audio must be zeros/skip/error, got {missing_audio!r}")
@@ -362,6 +383,7 @@ class ClipDataModule(LightningDataModule):
             pathway_mode=pathway_mode,
             with_audio=with_audio,
             missing_audio=missing_audio,
+            audio_shift_sec=audio_shift_sec,
             skip_corrupt=skip_corrupt,
         )
         self.train_cfg = ClipConfig(train=True, **base)
