@@ -168,3 +168,16 @@ def test_offline_text_encoder_and_tokenizer_fail_clearly(tmp_path):
         m2.load_pretrained_text_encoder()
     with pytest.raises(ValueError, match="embed_dim"):
         tiny(embed_dim=32)
+
+
+def test_token_masks_make_padding_irrelevant():
+    torch.manual_seed(0)
+    m = tiny(use_token_masks=True).eval()
+    _, _, experts = tiny_batch(m, b=2)
+    masks = {e: torch.tensor([[True] * 2 + [False] * (x.shape[1] - 2)] * 2) for e, x in experts.items()}
+    noisy = {e: torch.where(masks[e].unsqueeze(-1), x, torch.randn_like(x) * 10) for e, x in experts.items()}
+    a, b = m.encode_video(experts, masks), m.encode_video(noisy, masks)
+    assert torch.allclose(a["local"], b["local"], atol=1e-5) and torch.allclose(a["global"], b["global"], atol=1e-5)
+    unmasked = tiny(use_token_masks=False).eval()
+    unmasked.load_state_dict(m.state_dict())
+    assert not torch.allclose(unmasked.encode_video(experts, masks)["local"], unmasked.encode_video(noisy, masks)["local"], atol=1e-3)
