@@ -45,6 +45,7 @@ def test_matches_naive_loop():
     fast = MatchTrans(k=2)(cur, prev, mem)
     slow = matchtrans_naive(cur, prev, mem, k=2)
     assert torch.allclose(fast, slow, atol=1e-5)
+    assert torch.allclose(MatchTrans(k=2, impl="unfold")(cur, prev, mem), slow, atol=1e-5)
     fast1 = MatchTrans(k=1)(cur, prev, mem)
     assert torch.allclose(fast1, matchtrans_naive(cur, prev, mem, k=1), atol=1e-5)
     assert not torch.allclose(fast1, fast)

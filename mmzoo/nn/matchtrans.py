@@ -16,9 +16,12 @@ constructor argument:
 * no gradient reaches the two feature maps through the affinity (the authors return zeros);
   ``affinity_grad=True`` lets autograd differentiate it instead.
 
-The implementation is vectorised with ``F.unfold`` (one gather of the ``(2k+1)^2`` neighbours
-for all positions at once); :func:`matchtrans_naive` is a per-position loop kept as the
-reference for tests and the speed benchmark.
+Two vectorised implementations, both without any loop over positions: ``impl="shift"`` (default)
+visits the ``(2k+1)^2`` offsets and handles every position and channel of an offset with one
+shifted slice of the zero-padded map (nothing larger than the input is materialised);
+``impl="unfold"`` gathers all neighbours at once with ``F.unfold`` (``(2k+1)^2`` times the input
+in memory, 2-4x slower on CPU in benchmarks/stmn_speed.py). :func:`matchtrans_naive` is a
+per-position loop kept as the reference for tests and the speed benchmark.
 """
 from __future__ import annotations
 
@@ -36,9 +39,14 @@ def _neighbours(x: torch.Tensor, k: int) -> torch.Tensor:
     return F.unfold(x, kernel_size=win, padding=k).view(b, c, win * win, h * w)
 
 
+def _offsets(k: int):
+    win = 2 * k + 1
+    return [(n // win, n % win) for n in range(win * win)]
+
+
 def matchtrans_affinity(
     cur: torch.Tensor, prev: torch.Tensor, k: int = 2, aff_threshold: float = 0.0,
-    eps: float = 1e-8, norm_eps: float = 1e-8,
+    eps: float = 1e-8, norm_eps: float = 1e-8, impl: str = "shift",
 ) -> torch.Tensor:
     """Normalised affinities ``[B, (2k+1)^2, H, W]`` between each position of ``cur`` and the
     ``(2k+1)^2`` positions around it in ``prev`` (offset index ``(i + k) * (2k+1) + (j + k)``
@@ -48,8 +56,14 @@ def matchtrans_affinity(
     b, c, h, w = cur.shape
     cur_n = cur / (cur.norm(dim=1, keepdim=True) + norm_eps)
     prev_n = prev / (prev.norm(dim=1, keepdim=True) + norm_eps)
-    nb = _neighbours(prev_n, k)  # B, C, K2, HW
-    aff = torch.einsum("bcp,bckp->bkp", cur_n.reshape(b, c, h * w), nb)
+    if impl == "shift":
+        pp = F.pad(prev_n, (k, k, k, k))
+        aff = torch.stack([(cur_n * pp[:, :, i:i + h, j:j + w]).sum(1) for i, j in _offsets(k)], 1).view(b, -1, h * w)
+    elif impl == "unfold":
+        nb = _neighbours(prev_n, k)  # B, C, K2, HW
+        aff = (nb * cur_n.reshape(b, c, 1, h * w)).sum(1)
+    else:
+        raise ValueError(f"impl must be 'shift' or 'unfold', got {impl!r}")
     aff = torch.where(aff > aff_threshold, aff, torch.zeros_like(aff))
     aff = aff / (aff.sum(dim=1, keepdim=True) + eps)
     return aff.view(b, -1, h, w)
@@ -64,10 +78,13 @@ class MatchTrans(nn.Module):
         eps: added to the window sum of affinities.
         affinity_grad: let gradients flow into the features through the affinity
             (authors: False, their backward returns zeros for both feature maps).
+        impl: "shift" (offset loop, default) or "unfold" (one gather); same result.
     """
 
-    def __init__(self, k: int = 2, aff_threshold: float = 0.0, eps: float = 1e-8, affinity_grad: bool = False):
+    def __init__(self, k: int = 2, aff_threshold: float = 0.0, eps: float = 1e-8, affinity_grad: bool = False,
+                 impl: str = "shift"):
         super().__init__()
+        self.impl = impl
         self.k = k
         self.aff_threshold = aff_threshold
         self.eps = eps
@@ -78,12 +95,18 @@ class MatchTrans(nn.Module):
         if cur.shape[-2:] != (h, w):
             raise ValueError("MatchTrans: memory and features must share their spatial size")
         with torch.set_grad_enabled(self.affinity_grad and torch.is_grad_enabled()):
-            aff = matchtrans_affinity(cur, prev, self.k, self.aff_threshold, self.eps)
+            aff = matchtrans_affinity(cur, prev, self.k, self.aff_threshold, self.eps, impl=self.impl)
         if not self.affinity_grad:
             aff = aff.detach()
-        nb = _neighbours(memory, self.k)  # B, M, K2, HW
-        out = torch.einsum("bkp,bmkp->bmp", aff.reshape(b, -1, h * w), nb)
-        return out.view(b, m, h, w)
+        if self.impl == "unfold":
+            nb = _neighbours(memory, self.k)  # B, M, K2, HW
+            return (nb * aff.reshape(b, 1, -1, h * w)).sum(2).view(b, m, h, w)
+        k = self.k
+        mp = F.pad(memory, (k, k, k, k))
+        out = memory.new_zeros(memory.shape)
+        for n, (i, j) in enumerate(_offsets(k)):
+            out = out + aff[:, n:n + 1] * mp[:, :, i:i + h, j:j + w]
+        return out
 
     def extra_repr(self) -> str:
         return f"k={self.k}, window={2 * self.k + 1}x{2 * self.k + 1}, affinity_grad={self.affinity_grad}"
