@@ -181,3 +181,36 @@ def test_token_masks_make_padding_irrelevant():
     unmasked = tiny(use_token_masks=False).eval()
     unmasked.load_state_dict(m.state_dict())
     assert not torch.allclose(unmasked.encode_video(experts, masks)["local"], unmasked.encode_video(noisy, masks)["local"], atol=1e-3)
+
+
+def test_evaluation_gathers_dedupes_and_ranks(tmp_path):
+    """Eval epoch: embeddings of all batches -> one similarity matrix; videos repeated by a
+    (distributed) sampler's padding are counted once; the logged ranks are those of that matrix."""
+    from mmzoo.metrics.retrieval import t2v_ranks, v2t_ranks
+
+    words = ["red", "blue", "dog", "cat", "a", "is"]
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + words) + "\n")
+    torch.manual_seed(0)
+    m = tiny(tokenizer=str(vocab)).eval()
+    _, _, ex = tiny_batch(m, b=3)
+    texts = {0: ["a red dog"], 1: ["a blue cat", "blue cat is"], 2: ["a dog is red"]}
+
+    def batch(idx):
+        return {"text": [texts[i] for i in idx], "video_index": torch.tensor(idx),
+                "experts": {e: v[idx] for e, v in ex.items()}}
+
+    m.on_validation_epoch_start()
+    with torch.no_grad():
+        m.validation_step(batch([0, 1]), 0)
+        m.validation_step(batch([2, 1]), 1)  # video 1 again, as DistributedSampler padding does
+        m.on_validation_epoch_end()
+    sims = m.last_eval_sims
+    assert sims.shape == (4, 3)
+    with torch.no_grad():
+        ref = m.similarity(m.encode_texts(["a red dog", "a blue cat", "blue cat is", "a dog is red"]), m.encode_video(ex))
+    assert torch.allclose(sims, ref, atol=1e-5)
+    q2v = torch.tensor([0, 1, 1, 2])
+    t2v, v2t = t2v_ranks(sims, q2v), v2t_ranks(sims, q2v)  # (untrained: near-ties, so rank the logged matrix)
+    assert m.last_eval_metrics["t2v/R@1"] == pytest.approx(100.0 * float((t2v < 1).double().mean()))
+    assert m.last_eval_metrics["v2t/MnR"] == pytest.approx(float(v2t.mean() + 1))

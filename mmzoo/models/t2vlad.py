@@ -516,7 +516,7 @@ class T2VLAD(ZooModule):
         text = {k: torch.cat([d[k] for d in c["text"]]) for k in c["text"][0]}
         video = {k: torch.cat([d[k] for d in c["video"]]) for k in c["video"][0]}
         qv, qc, vi = torch.cat(c["query_video"]), torch.cat(c["query_caption"]), torch.cat(c["video_index"])
-        world = getattr(self.trainer, "world_size", 1) if self._trainer is not None else 1
+        world = self.trainer.world_size if self._trainer is not None else 1
         if world > 1 and torch.distributed.is_available() and torch.distributed.is_initialized():
             parts = [None] * world
             torch.distributed.all_gather_object(parts, ({k: v.cpu() for k, v in text.items()}, {k: v.cpu() for k, v in video.items()}, qv, qc, vi))
@@ -543,14 +543,15 @@ class T2VLAD(ZooModule):
         with torch.no_grad():
             sims = torch.cat([self.similarity({k: v[i:i + 1024] for k, v in text.items()}, video, self.hparams.eval_similarity)
                               for i in range(0, q2v.numel(), 1024)])
-        world = getattr(self.trainer, "world_size", 1)
-        rank = getattr(self.trainer, "global_rank", 0)
+        world = self.trainer.world_size if self._trainer is not None else 1
+        rank = self.trainer.global_rank if self._trainer is not None else 0
         q_sub = torch.arange(rank, sims.shape[0], world)
         v_sub = torch.arange(rank, sims.shape[1], world)
         metric.update(sims, q2v.to(sims.device), q_sub, v_sub)
         res = metric.compute()
         metric.reset()
-        self.log_dict({f"{stage}/{k}": v for k, v in res.items()}, prog_bar=False, batch_size=1)
+        if self._trainer is not None:
+            self.log_dict({f"{stage}/{k}": v for k, v in res.items()}, prog_bar=False, batch_size=1)
         self.last_eval_metrics = res
         self.last_eval_sims = sims.detach().cpu()
 
