@@ -164,7 +164,8 @@ class EpicKitchensDataModule(ClipDataModule):
         skip_corrupt: bool = False,
     ):
         super().__init__()
-        self.save_hyperparameters()
+        # no save_hyperparameters(): Lightning would merge these with the model's hparams and fail on
+        # shared names (crop_size, batch_size, ...); the CLI saves the full config anyway
         if version not in ("55", "100"):
             raise ValueError(f"version must be '55' or '100', got {version!r}")
         if source not in ("frames", "video"):

@@ -161,7 +161,8 @@ class KineticsDataModule(ClipDataModule):
         missing_videos: Literal["error", "skip"] = "error",
     ):
         super().__init__()
-        self.save_hyperparameters()
+        # no save_hyperparameters(): Lightning would merge these with the model's hparams and fail on
+        # shared names (crop_size, batch_size, ...); the CLI saves the full config anyway
         self.root = Path(root)
         self.version = version
         self.csvs = {"train": train_csv, "val": val_csv, "test": test_csv if test_csv is not None else val_csv}
