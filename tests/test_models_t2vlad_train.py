@@ -72,3 +72,26 @@ def test_1ka_protocol_and_ranking(setup_data):
     m.query = "a red man is running"
     out = m.predict_step(b, 0)
     assert out["scores"].shape == (len(b["video_id"]),) and out["local"].shape[1] == 3 * 32
+
+
+def test_mmzoo_fit_then_test_cli(setup_data, tmp_path):
+    import json
+
+    from mmzoo.cli import main
+
+    root, vocab = setup_data
+    cfg = json.dumps(dict(vocab_size=len(SYNTHETIC_VOCAB) + 5, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                          intermediate_size=64, max_position_embeddings=64))
+    common = ["--model", "t2vlad", "--data", "msrvtt", "--data.root", str(root), "--data.split", "full",
+              "--data.batch_size", "8", "--model.text_encoder_config", cfg, "--model.text_encoder_init", "random",
+              "--model.tokenizer", str(vocab), "--model.embed_dim", "32", "--model.transformer_ffn_dim", "32",
+              "--model.num_clusters", "3", "--trainer.accelerator", "cpu", "--trainer.logger", "false",
+              "--trainer.enable_progress_bar", "false", "--trainer.default_root_dir", str(tmp_path)]
+    main(["fit", *common, "--trainer.max_epochs", "1", "--trainer.num_sanity_val_steps", "0"])
+    ckpt = sorted(tmp_path.rglob("last.ckpt"))
+    assert ckpt, "fit wrote no checkpoint"
+    out = tmp_path / "res.json"
+    main(["test", *common, "--ckpt_path", str(ckpt[0]), "--results_json", str(out)])
+    metrics = json.loads(out.read_text())["metrics"]
+    assert {"test/t2v/R@1", "test/t2v/MdR", "test/v2t/R@10", "test/v2t/MnR"} <= set(metrics)
+    assert metrics["test/t2v/R@10"] == 100.0  # 7 test videos
