@@ -60,7 +60,6 @@ def _epic(source: str) -> Callable[[Path], tuple[Any, str]]:
 
 def _vid(root: Path) -> tuple[Any, str]:
     from mmzoo.data.synthetic.vid import write_vid
-    from mmzoo.data.vid import VIDDataModule  # noqa: F401  (name checked below)
 
     write_vid(root, num_train=3, num_val=1, num_frames=40, size=(240, 320))
     cls = __import__("mmzoo.data", fromlist=["get_datamodule"]).get_datamodule("vid")
@@ -224,10 +223,29 @@ def bench_decoders(paths: list[Path], clips: int) -> tuple[list[dict], list[str]
         diff = (got.float() - ref.float()).abs()
         notes.append(f"torchcodec vs PyAV on the first clip: mean |diff| {diff.mean():.2f}, max {diff.max():.0f}")
     except Exception as e:  # noqa: BLE001
-        msg = str(e).splitlines()
-        first = next((m for m in msg if "Could not load" in m), msg[0] if msg else "")
-        notes.append(f"torchcodec not benchmarked: {type(e).__name__}: {first[:200]}")
+        notes.append("torchcodec not benchmarked: " + torchcodec_reason(e))
     return rows, notes
+
+
+def torchcodec_reason(e: BaseException) -> str:
+    """One line saying why torchcodec did not load (its message is a long multi-version dump)."""
+    import re
+
+    text = str(e)
+    libs = sorted(set(re.findall(r"(lib[a-z]+\.so\.\d+): cannot open shared object file", text)))
+    if libs:
+        try:
+            import torchcodec
+
+            ver = torchcodec.__version__
+        except Exception:  # noqa: BLE001
+            ver = "?"
+        return (
+            f"torchcodec {ver} installs but cannot load: it links against a system FFmpeg and none is installed "
+            f"here ({', '.join(libs)} not found); PyAV and decord wheels bundle their own FFmpeg"
+        )
+    lines = [x.strip() for x in text.splitlines() if x.strip()]
+    return f"{type(e).__name__}: {lines[0][:200] if lines else ''}"
 
 
 # ---------------------------------------------------------------------- report
