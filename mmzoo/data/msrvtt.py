@@ -352,21 +352,19 @@ class MSRVTTDataset(Dataset):
 
 
 def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
-    """Stack an MSR-VTT batch: expert dicts become dicts of batched tensors, texts stay lists."""
-    out: dict[str, Any] = {
-        "video_id": [it["video_id"] for it in items],
-        "video_index": torch.tensor([it["video_index"] for it in items], dtype=torch.long),
-        "meta": [it["meta"] for it in items],
-    }
-    if "text" in items[0]:
-        out["text"] = [it["text"] for it in items]
+    """Stack an MSR-VTT batch with the shared :func:`mmzoo.data.collate.collate_dicts` (texts and
+    meta stay lists, ``video_index`` becomes a long tensor, ``video`` is stacked); the per-expert
+    dicts become dicts of batched tensors."""
+    from mmzoo.data.collate import DEFAULT_LIST_FIELDS, collate_dicts
+
+    nested = ("experts", "expert_masks", "expert_available")
+    out = collate_dicts([{k: v for k, v in it.items() if k not in nested} for it in items],
+                        keep_as_list=DEFAULT_LIST_FIELDS | {"video_id"})
     if "experts" in items[0]:
         names = list(items[0]["experts"])
         out["experts"] = {n: torch.stack([it["experts"][n] for it in items]) for n in names}
         out["expert_masks"] = {n: torch.stack([it["expert_masks"][n] for it in items]) for n in names}
-        out["expert_available"] = {n: torch.tensor([it["expert_available"][n] for it in items]) for n in names}
-    if "video" in items[0]:
-        out["video"] = torch.stack([it["video"] for it in items])
+        out["expert_available"] = {n: torch.tensor([it["expert_available"][n] for it in items], dtype=torch.bool) for n in names}
     return out
 
 
