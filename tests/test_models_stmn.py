@@ -104,3 +104,21 @@ def test_forward_windows_and_external_proposals():
         v2[:, :, 0] += 1
         out3 = m(v2, proposals=props)
         assert not torch.allclose(out[2]["scores"].sort().values, out3[2]["scores"].sort().values)
+
+
+def test_flops_difference_is_the_memory(full_models):
+    """GMACs on the 11 x 337x600 example window: the two STMMs replace conv5_3 (VGG-16, 21x37 map)."""
+    with torch.device("meta"):
+        a = full_models["stmn-vgg16-nomatchtrans"].count_flops()
+        b = full_models["fastrcnn-vgg16"].count_flops()
+        r = full_models["rfcn-r101"].count_flops()
+        s = full_models["stmn-r101"].count_flops()
+    pos = 21 * 37
+    per_frame = pos * (2 * 6 * 512 * 512 * 9 + 1024 * 512 - 512 * 512 * 9)
+    assert a - b == 11 * per_frame
+    # R-101 (22x38 map): STMMs 1024->512 + post 1024->512 instead of the 3x3 1024->1024 + post,
+    # plus the ensemble branch (3x3 1024->1024, post, PS maps)
+    pos = 22 * 38
+    stmm = 2 * (3 * 1024 * 512 * 9 + 3 * 512 * 512 * 9)
+    branch = 1024 * 1024 * 9 + 1024 * 512 + 512 * 49 * 35
+    assert s - r == 11 * pos * (stmm - 1024 * 1024 * 9 + branch)

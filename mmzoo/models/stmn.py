@@ -224,6 +224,42 @@ class STMN(ZooModule):
         """An 11-frame window at 337x600 (the thesis speed setting)."""
         return torch.randn(batch_size, 3, self.hparams.test_window, 337, 600)
 
+    @torch.no_grad()
+    def count_flops(self, batch_size: int = 1) -> int:
+        """Multiply-adds of the network on :meth:`example_input` (an 11-frame 337x600 window):
+        trunk, memory / replaced conv, ensemble branch, RPN head and prediction layers on
+        ``rpn_post_nms_test`` RoIs per frame. Proposal decoding and NMS (no FLOPs counted by
+        PyTorch, no meta kernels) are left out, so this also works on the meta device."""
+        from torch.utils.flop_counter import FlopCounterMode
+
+        was = self.training
+        self.eval()
+        try:
+            video = self.example_input(batch_size)
+            b, _, t, h, w = video.shape
+            frames = video.permute(0, 2, 1, 3, 4).reshape(b * t, 3, h, w)
+            with FlopCounterMode(display=False) as fc:
+                base, emb = self._trunk(frames)
+                feats = self._temporal(emb, b, t)
+                branch = self._branch(emb) if self.ensemble_branch is not None else None
+                self.rpn.head([base])
+                if isinstance(self.head, PSRoIHead):
+                    self.head.cls_conv(feats)
+                    self.head.box_conv(feats)
+                    if branch is not None:
+                        self._branch_head().cls_conv(branch)
+                        self._branch_head().box_conv(branch)
+            macs = fc.get_total_flops() // 2
+            if isinstance(self.head, FastRCNNHead):  # fc6 / fc7 / predictors per RoI
+                r = self.hparams.rpn_post_nms_test * b * t
+                h6, h7 = self.head.fc6, self.head.fc7
+                per = (h6.in_channels * 49 * h6.out_channels + h7.in_channels * h7.out_channels
+                       + h7.out_channels * (self.head.cls.out_features + self.head.box.out_features))
+                macs += r * per * (2 if self.ensemble_branch is not None else 1)
+        finally:
+            self.train(was)
+        return int(macs)
+
     def _trunk(self, frames: torch.Tensor):
         x = self.backbone(frames)
         base = self.reduce(x)

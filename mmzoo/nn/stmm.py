@@ -46,28 +46,24 @@ def bn_star(x: torch.Tensor, k: float = 3.0, stats: BNStats = "global_positive")
     the positive elements of the whole tensor (authors), the positive elements of each channel,
     or all elements of the tensor.
     """
-    with torch.no_grad():
+    if stats not in ("global_positive", "channel_positive", "global_all"):
+        raise ValueError(f"unknown BN* statistics {stats!r}")
+    with torch.no_grad():  # masked sums: no data-dependent shapes, no host sync
         if stats == "channel_positive":
             c = x.shape[1]
             flat = x.transpose(0, 1).reshape(c, -1)
-            pos = flat > 0
-            n = pos.sum(dim=1).to(x.dtype)
-            s = torch.where(pos, flat, torch.zeros_like(flat)).sum(dim=1)
-            mean = s / n.clamp(min=1)
-            var = (torch.where(pos, flat - mean[:, None], torch.zeros_like(flat)) ** 2).sum(dim=1) / (n - 1).clamp(min=1)
-            ub = mean + k * var.sqrt()
-            ub = torch.where(n > 1, ub, torch.ones_like(ub))
-            ub = torch.where(ub > 0, ub, torch.ones_like(ub))
-            shape = [1, c] + [1] * (x.dim() - 2)
-            ub = ub.view(shape)
+            dims, shape = 1, [1, c] + [1] * (x.dim() - 2)
         else:
-            vals = x[x > 0] if stats == "global_positive" else x.reshape(-1)
-            if vals.numel() > 1:
-                ub = vals.mean() + k * vals.std()
-                if not torch.isfinite(ub) or ub <= 0:
-                    ub = torch.ones((), dtype=x.dtype, device=x.device)
-            else:
-                ub = torch.ones((), dtype=x.dtype, device=x.device)
+            flat = x.reshape(1, -1)
+            dims, shape = 1, [1] * x.dim()
+        mask = flat > 0 if stats != "global_all" else torch.ones_like(flat, dtype=torch.bool)
+        w = mask.to(x.dtype)
+        n = w.sum(dim=dims)
+        mean = (flat * w).sum(dim=dims) / n.clamp(min=1)
+        var = (((flat - mean[:, None]) ** 2) * w).sum(dim=dims) / (n - 1).clamp(min=1)
+        ub = mean + k * var.sqrt()
+        ok = (n > 1) & torch.isfinite(ub) & (ub > 0)
+        ub = torch.where(ok, ub, torch.ones_like(ub)).view(shape)
     return torch.minimum(x.clamp(min=0), ub) / ub
 
 
