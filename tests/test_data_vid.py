@@ -159,3 +159,18 @@ def test_missing_snippet_folder(vid):
         _dm(root).setup("fit")
     with pytest.raises(VIDFormatError, match="root folder not found"):
         _dm(root / "nope").setup("fit")
+
+
+def test_snippet_shard_sampler_keeps_snippets_whole(vid):
+    from mmzoo.data.vid import SnippetShardSampler
+
+    root, _ = vid
+    dm = _dm(root, eval_window=4)
+    dm.setup("validate")
+    ds = dm.val_set
+    shards = [list(SnippetShardSampler(ds, 2, r)) for r in range(2)]
+    assert sorted(shards[0] + shards[1]) == list(range(len(ds)))
+    owners = [{ds.windows[i][0] for i in sh} for sh in shards]
+    assert owners[0] and owners[1] and not (owners[0] & owners[1])
+    for sh in shards:
+        assert sh == sorted(sh)  # windows of a snippet in order

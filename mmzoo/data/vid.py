@@ -22,7 +22,7 @@ key frame of a snippet listed positive in a ``train_*.txt`` (``samples_per_snipp
 the whole sequence flipped left-right with probability 0.5. Evaluation items: consecutive
 windows of ``eval_window`` frames covering **every** frame listed in ``val.txt`` / ``test.txt``,
 in file order (``meta["last"]`` marks the last window of a snippet, for snippet-level
-Seq-NMS). Frames are scaled so that the short side is ``short_side`` (360) and the long side at
+Seq-NMS); with several processes, :class:`SnippetShardSampler` keeps each snippet on one rank. Frames are scaled so that the short side is ``short_side`` (360) and the long side at
 most ``max_side`` (600), the authors' setting.
 
 Batch fields (``collate``):
@@ -52,7 +52,7 @@ from typing import Any, Optional, Sequence
 
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from mmzoo.data.collate import collate_dicts
 from mmzoo.data.decode import read_frames
@@ -60,7 +60,7 @@ from mmzoo.data.registry import register_datamodule
 from mmzoo.data.samplers import strided_sequence
 from mmzoo.data.transforms import IMAGENET_MEAN, IMAGENET_STD, horizontal_flip, normalize, short_side_scale, to_cthw_float
 
-__all__ = ["VID_WNIDS", "VID_CLASSES", "VIDFormatError", "VIDDataModule", "parse_vid_xml", "collate_vid", "scaled_size", "to_devkit_boxes"]
+__all__ = ["VID_WNIDS", "VID_CLASSES", "VIDFormatError", "VIDDataModule", "SnippetShardSampler", "parse_vid_xml", "collate_vid", "scaled_size", "to_devkit_boxes"]
 
 #: The 30 VID synsets in the devkit order (ILSVRC2015_VID_ID 1..30).
 VID_WNIDS = (
@@ -286,6 +286,35 @@ class VIDEvalWindows(_VIDBase):
         return self._sample(self.split, sid, frames, anns, False, eval_idx, last)
 
 
+class SnippetShardSampler(DistributedSampler):
+    """Evaluation windows of whole snippets per process, in order (multi-GPU evaluation).
+
+    Seq-NMS links detections over a whole snippet, so every window of a snippet must reach the
+    same process, in order. Snippets are dealt to ranks greedily by frame count (largest first,
+    to the least loaded rank); each rank iterates its snippets' windows in file order. Being a
+    ``DistributedSampler``, Lightning uses it as is instead of re-sharding.
+    """
+
+    def __init__(self, dataset: "VIDEvalWindows", num_replicas: int, rank: int):
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=False, drop_last=False)
+        sizes: dict[str, int] = {}
+        for sid, frames, _, _ in dataset.windows:
+            sizes[sid] = sizes.get(sid, 0) + len(frames)
+        load = [0] * num_replicas
+        owner: dict[str, int] = {}
+        for sid in sorted(sizes, key=lambda s: -sizes[s]):
+            r = min(range(num_replicas), key=lambda i: load[i])
+            owner[sid] = r
+            load[r] += sizes[sid]
+        self.indices = [i for i, w in enumerate(dataset.windows) if owner[w[0]] == rank]
+
+    def __iter__(self):
+        return iter(self.indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+
 def to_devkit_boxes(boxes: torch.Tensor, meta: dict) -> torch.Tensor:
     """Boxes of a batch frame (scaled, continuous xyxy) -> the devkit's inclusive pixel
     coordinates of the original frame (undoing the flip, the scaling and the +1 extent)."""
@@ -425,8 +454,12 @@ class VIDDataModule(pl.LightningDataModule):
 
     # ------------------------------------------------------------------ loaders
     def _loader(self, ds, batch_size, shuffle):
-        return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, num_workers=self.hparams.num_workers,
-                          collate_fn=collate_vid, persistent_workers=False)
+        sampler = None
+        trainer = self.trainer
+        if not shuffle and trainer is not None and trainer.world_size > 1:
+            sampler = SnippetShardSampler(ds, trainer.world_size, trainer.global_rank)
+        return DataLoader(ds, batch_size=batch_size, shuffle=shuffle if sampler is None else False, sampler=sampler,
+                          num_workers=self.hparams.num_workers, collate_fn=collate_vid, persistent_workers=False)
 
     def train_dataloader(self):
         self.train_set.epoch = self.trainer.current_epoch if self.trainer is not None else 0
