@@ -163,3 +163,32 @@ def test_feature_pickles_cannot_run_code(tmp_path):
 
     with pytest.raises(UnsafePickleError, match="refusing to unpickle global"):
         MSRVTTDataModule(str(r), split="full").setup()
+
+
+def test_mmt_h5_cache_reads_the_same_features(tmp_path):
+    r = write_msrvtt(tmp_path, num_videos=10, num_mp4=0, mmt_h5=True)
+    assert (r / "vid_feat_files" / "mult_h5" / "v" / "i" / "d" / "video3.h5").is_file()
+    a = MSRVTTDataModule(str(r), split="full", eval_batch_size=10)
+    b = MSRVTTDataModule(str(r), split="full", eval_batch_size=10, feature_format="mmt_h5")
+    a.setup(); b.setup()
+    ba, bb = next(iter(a.test_dataloader())), next(iter(b.test_dataloader()))
+    for e in ba["experts"]:
+        assert torch.equal(ba["experts"][e], bb["experts"][e])
+        assert torch.equal(ba["expert_masks"][e], bb["expert_masks"][e])
+        assert torch.equal(ba["expert_available"][e], bb["expert_available"][e])
+    assert not bb["expert_available"]["face"].all()  # some videos lack faces
+
+    import h5py
+
+    vid = a.split_ids["test"][0]
+    path = r / "vid_feat_files" / "mult_h5" / "v" / "i" / "d" / f"{vid}.h5"
+    with h5py.File(path, "a") as f:
+        del f["features.vggish"]
+        f.create_dataset("features.vggish", data=np.zeros((2, 64), np.float32))
+    c = MSRVTTDataModule(str(r), split="full", feature_format="mmt_h5")
+    c.setup()
+    with pytest.raises(MSRVTTFormatError, match=rf"{vid}.h5: dataset 'features.vggish': expected \[n_tokens, 128\]"):
+        c.datasets["test"][0]
+    path.unlink()
+    with pytest.raises(MSRVTTFormatError, match=rf"{vid}.h5: MMT feature file of video '{vid}' not found"):
+        MSRVTTDataModule(str(r), split="full", feature_format="mmt_h5").setup()

@@ -53,7 +53,11 @@ token budgets (``max_tokens``; the PaddleVideo T2VLAD config values) are:
     ========  ========================  =====  ==========
 
 The first ``max_tokens`` tokens are kept (as the port does); shorter sequences are zero padded.
-The per-video HDF5 files of MMT's own loader (``vid_feat_files/mult_h5``) are not supported.
+
+``feature_format="mmt_h5"`` reads MMT's own per-video cache instead:
+``root/vid_feat_files/mult_h5/<v>/<i>/<d>/<video_id>.h5`` (first three characters of the id),
+datasets ``features.<expert>`` (MMT calls the audio expert ``vggish``); an absent dataset or a
+NaN-led one means the video lacks the expert. Only the features are read from these files.
 
 Batch fields (dicts, see ``collate``):
 
@@ -98,6 +102,7 @@ __all__ = [
     "SPLIT_FILES",
     "load_annotations",
     "load_expert_features",
+    "MMTH5Features",
     "collate",
 ]
 
@@ -278,12 +283,61 @@ def load_expert_features(path: Path, expert: str, dim: Optional[int], video_ids:
     return out
 
 
+MMT_H5_NAMES = {"audio": "vggish"}  # mmzoo expert -> name inside MMT's per-video HDF5 files
+
+
+def mmt_h5_path(h5_root: Path, vid: str) -> Path:
+    """MMT's cache layout: ``<h5_root>/<vid[0]>/<vid[1]>/<vid[2]>/<vid>.h5``."""
+    return h5_root / vid[0] / vid[1] / vid[2] / f"{vid}.h5"
+
+
+class MMTH5Features:
+    """Per-video reader of MMT's ECCV'20 feature cache (``vid_feat_files/mult_h5``): one HDF5 file
+    per video with a dataset ``features.<expert>`` ``[n_tokens, dim]`` per available expert
+    (absent, empty or NaN-led = the video lacks it). Files are opened when a sample is read."""
+
+    def __init__(self, h5_root: Path, experts: list[str], dims: dict[str, int]):
+        self.h5_root, self.experts, self.dims = h5_root, experts, dims
+
+    def check(self, video_ids: list[str]) -> None:
+        for vid in video_ids:
+            path = mmt_h5_path(self.h5_root, vid)
+            if not path.is_file():
+                raise MSRVTTFormatError(f"{path}: MMT feature file of video '{vid}' not found")
+
+    def __call__(self, vid: str) -> dict[str, Optional[np.ndarray]]:
+        import h5py
+
+        path = mmt_h5_path(self.h5_root, vid)
+        out: dict[str, Optional[np.ndarray]] = {}
+        try:
+            f = h5py.File(path, "r")
+        except OSError as e:
+            raise MSRVTTFormatError(f"{path}: not a readable HDF5 file ({e})") from None
+        with f:
+            for e in self.experts:
+                key = f"features.{MMT_H5_NAMES.get(e, e)}"
+                if key not in f:
+                    out[e] = None
+                    continue
+                arr = np.asarray(f[key][()], dtype=np.float32)
+                if _is_missing(arr):
+                    out[e] = None
+                    continue
+                if arr.ndim != 2 or arr.shape[1] != self.dims[e]:
+                    raise MSRVTTFormatError(f"{path}: dataset '{key}': expected [n_tokens, {self.dims[e]}], got shape {arr.shape}")
+                if not np.isfinite(arr).all():
+                    raise MSRVTTFormatError(f"{path}: dataset '{key}': non-finite values inside the features")
+                out[e] = arr
+        return out
+
+
 class MSRVTTDataset(Dataset):
     """One split/stage of MSR-VTT; items are dicts (see the module docstring)."""
 
     def __init__(self, video_ids: list[str], records: dict[str, VideoRecord], *, training: bool,
                  query_indices: Optional[dict[str, list[int]]] = None,
-                 features: Optional[dict[str, dict[str, Optional[np.ndarray]]]] = None,
+                 features: Any = None,
                  max_tokens: Optional[dict[str, int]] = None, expert_dims: Optional[dict[str, int]] = None,
                  video_dir: Optional[Path] = None, num_frames: int = 8, frame_size: int = 224,
                  with_text: bool = True, seed: int = 0):
@@ -333,11 +387,11 @@ class MSRVTTDataset(Dataset):
                 meta["caption_index"] = list(idx)
         if self.features is not None:
             experts, masks, avail = {}, {}, {}
-            for name, table in self.features.items():
+            feats = self.features(vid) if callable(self.features) else {n: t[vid] for n, t in self.features.items()}
+            for name, arr in feats.items():
                 n_max, dim = self.max_tokens[name], self.expert_dims[name]
                 x = torch.zeros(n_max, dim)
                 m = torch.zeros(n_max, dtype=torch.bool)
-                arr = table[vid]
                 if arr is not None:
                     keep = min(len(arr), n_max)
                     x[:keep] = torch.from_numpy(arr[:keep])
@@ -376,6 +430,8 @@ class MSRVTTDataModule(pl.LightningDataModule):
         root: dataset folder (see the module docstring for the layout).
         split: ``"1k-A"`` (``"jsfusion"``), ``"1k-B"`` (``"miech"``) or ``"full"``.
         input: ``"features"`` (MMT expert pickles), ``"video"`` (mp4 files) or ``"both"``.
+        feature_format: ``"pickle"`` (per-expert pickles of the T2VLAD port, ``features_dir``) or
+            ``"mmt_h5"`` (MMT's per-video HDF5 cache under ``root/h5_dir``).
         experts: expert names to load in features mode (default: all 8 MSR-VTT experts).
         max_tokens: per-expert token budget overriding the defaults (PaddleVideo T2VLAD values).
         test_captions: ``"protocol"`` (1k-A: jsfusion_val_caption_idx.pkl, 1k-B: first caption,
@@ -384,6 +440,9 @@ class MSRVTTDataModule(pl.LightningDataModule):
         data_dir: the collaborative-experts folder holding split lists and features.
         features_dir: folder of the expert pickles, relative to ``data_dir``.
         raw_captions: captions pickle (relative to ``data_dir``) used when no json exists.
+        h5_dir: MMT's HDF5 cache, relative to ``root`` (``feature_format="mmt_h5"``).
+        split_files: override list-file names, keys ``train`` / ``val`` / ``test`` (MMT's own
+            release names the full split ``train_list.txt`` / ``val_list.txt`` / ``test_list.txt``).
         video_dir: folder of the mp4 files, relative to ``root``.
         num_frames / frame_size: frames per video and crop size in video mode.
         batch_size: 64 pairs (T2VLAD); eval_batch_size: videos per evaluation batch.
@@ -395,6 +454,7 @@ class MSRVTTDataModule(pl.LightningDataModule):
         root: str,
         split: str = "1k-A",
         input: Literal["features", "video", "both"] = "features",
+        feature_format: Literal["pickle", "mmt_h5"] = "pickle",
         experts: Optional[list[str]] = None,
         max_tokens: Optional[dict[str, int]] = None,
         test_captions: Literal["protocol", "all", "first"] = "protocol",
@@ -402,6 +462,8 @@ class MSRVTTDataModule(pl.LightningDataModule):
         data_dir: str = "structured-symlinks",
         features_dir: str = "mmt_feats",
         raw_captions: str = "raw-captions.pkl",
+        h5_dir: str = "vid_feat_files/mult_h5",
+        split_files: Optional[dict[str, str]] = None,
         video_dir: str = "videos/all",
         num_frames: int = 8,
         frame_size: int = 224,
@@ -416,6 +478,11 @@ class MSRVTTDataModule(pl.LightningDataModule):
         if input not in ("features", "video", "both"):
             raise ValueError(f"input must be 'features', 'video' or 'both', got {input!r}")
         self.input = input
+        if feature_format not in ("pickle", "mmt_h5"):
+            raise ValueError(f"feature_format must be 'pickle' or 'mmt_h5', got {feature_format!r}")
+        self.feature_format = feature_format
+        self.h5_root = self.root / h5_dir
+        self.split_files = {**SPLIT_FILES[canonical_split(split)], **(split_files or {})}
         self.experts = list(experts) if experts is not None else list(MSRVTT_EXPERT_FILES)
         unknown = [e for e in self.experts if e not in MSRVTT_EXPERT_FILES]
         if unknown:
@@ -469,7 +536,7 @@ class MSRVTTDataModule(pl.LightningDataModule):
         if self.datasets:
             return
         self.records = load_annotations(self.root, self.annotation_files, f"{self._data_dir_rel}/{self.raw_captions}")
-        files = SPLIT_FILES[self.split]
+        files = self.split_files
         for st in ("train", "val", "test"):
             path = self.data_dir / files[st]
             ids = read_split_list(path)
@@ -482,9 +549,12 @@ class MSRVTTDataModule(pl.LightningDataModule):
         all_ids = list(dict.fromkeys(self.split_ids["train"] + self.split_ids["val"] + self.split_ids["test"]))
         features = None
         if self.input in ("features", "both"):
-            features = {}
-            for e in self.experts:
-                features[e] = load_expert_features(self.features_dir / MSRVTT_EXPERT_FILES[e], e, MSRVTT_EXPERT_DIMS[e], all_ids)
+            if self.feature_format == "mmt_h5":
+                features = MMTH5Features(self.h5_root, self.experts, MSRVTT_EXPERT_DIMS)
+                features.check(all_ids)
+            else:
+                features = {e: load_expert_features(self.features_dir / MSRVTT_EXPERT_FILES[e], e, MSRVTT_EXPERT_DIMS[e], all_ids)
+                            for e in self.experts}
         if self.input in ("video", "both"):
             for v in all_ids:
                 if not (self.video_dir / f"{v}.mp4").is_file():

@@ -49,6 +49,7 @@ def write_msrvtt(
     experts: Optional[Sequence[str]] = None,
     max_feature_tokens: int = 4,
     num_mp4: int = 2,
+    mmt_h5: bool = False,
     seed: int = 0,
 ) -> Path:
     """Write the dataset under ``root`` and return ``root``.
@@ -57,7 +58,9 @@ def write_msrvtt(
     ~5% val / ~30% test; 1k-A test = the first half of the full test videos, 1k-A train = every
     other video; 1k-B test = the second half of the full test videos, 1k-B train = 70% of the
     rest. The last video of the full test split gets only ``captions_per_video - 1`` captions,
-    as two real MSR-VTT test videos do.
+    as a few real MSR-VTT test videos do. With ``mmt_h5`` the same features are also written
+    as MMT's per-video HDF5 cache (``vid_feat_files/mult_h5/v/i/d/<id>.h5``, audio as ``vggish``,
+    a lacking expert left out, plus ``raw_captions.<i>`` word arrays).
     """
     if num_videos < 8:
         raise ValueError("write_msrvtt needs at least 8 videos to fill every split")
@@ -111,6 +114,7 @@ def write_msrvtt(
         pickle.dump(raw_captions, f, protocol=4)
 
     concept_keys = sorted(set(concepts.values()))
+    tables = {}
     for e in experts:
         dim = MSRVTT_EXPERT_DIMS[e]
         directions = {k: rng.standard_normal(dim).astype(np.float32) for k in concept_keys}
@@ -124,6 +128,22 @@ def write_msrvtt(
             table[v] = (base[None] + 0.3 * rng.standard_normal((n, dim))).astype(np.float32)
         with open(feat_dir / MSRVTT_EXPERT_FILES[e], "wb") as f:
             pickle.dump(table, f, protocol=4)
+        tables[e] = table
+
+    if mmt_h5:
+        import h5py
+
+        from mmzoo.data.msrvtt import MMT_H5_NAMES, mmt_h5_path
+
+        for v in ids:
+            path = mmt_h5_path(root / "vid_feat_files" / "mult_h5", v)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with h5py.File(path, "w") as f:
+                for j, words in enumerate(raw_captions[v]):
+                    f.create_dataset(f"raw_captions.{j}", data=np.array(words, dtype="S"))
+                for e, table in tables.items():
+                    if not isinstance(table[v], float):
+                        f.create_dataset(f"features.{MMT_H5_NAMES.get(e, e)}", data=table[v])
 
     if num_mp4:
         from mmzoo.data.synthetic.media import write_mp4
