@@ -214,3 +214,13 @@ def test_evaluation_gathers_dedupes_and_ranks(tmp_path):
     t2v, v2t = t2v_ranks(sims, q2v), v2t_ranks(sims, q2v)  # (untrained: near-ties, so rank the logged matrix)
     assert m.last_eval_metrics["t2v/R@1"] == pytest.approx(100.0 * float((t2v < 1).double().mean()))
     assert m.last_eval_metrics["v2t/MnR"] == pytest.approx(float(v2t.mean() + 1))
+
+
+def test_without_visual_self_attention_ablation():
+    torch.manual_seed(0)
+    m = tiny(transformer_layers=0).eval()
+    assert m.transformer is None
+    _, _, experts = tiny_batch(m, b=2)
+    # local video tokens go straight from the per-expert FC (+L2) into the shared VLAD
+    tokens = torch.cat([torch.nn.functional.normalize(m.local_proj[e](experts[e]), dim=-1) for e in m.experts], 1)
+    assert torch.allclose(m.encode_video(experts)["local"], m.vlad(tokens, branch=0), atol=1e-6)

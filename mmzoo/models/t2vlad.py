@@ -231,7 +231,8 @@ class T2VLAD(ZooModule):
             centres c' with gradients from both (Eqs. 6.1-6.3); ``"port"`` -- the PaddleVideo port:
             shared c but detached in the video call, separate c' and BN per modality;
             ``"separate"`` -- two independent VLADs (ablation of Table 6.5).
-        transformer_layers / transformer_heads: 1 layer, 4 heads (thesis).
+        transformer_layers / transformer_heads: 1 layer, 4 heads (thesis); 0 layers is Table 6.6's
+            "w/o visual self-attention" ablation.
         transformer_dropout: 0.1 (thesis); the port uses 0.
         transformer_ffn_dim: FFN width ([SILENT]; 768 in the port).
         transformer_norm_first: pre-norm layer ([SILENT]; port: pre-norm).
@@ -308,10 +309,14 @@ class T2VLAD(ZooModule):
 
         # local video branch
         self.local_proj = nn.ModuleDict({e: nn.Linear(d, embed_dim) for e, d in zip(experts, expert_dims)})
-        layer = nn.TransformerEncoderLayer(embed_dim, transformer_heads, transformer_ffn_dim, transformer_dropout,
-                                           activation="relu", batch_first=True, norm_first=transformer_norm_first)
-        self.transformer = nn.TransformerEncoder(layer, transformer_layers, norm=nn.LayerNorm(embed_dim) if transformer_final_norm else None,
-                                                 enable_nested_tensor=False)
+        if transformer_layers < 0:
+            raise ValueError("transformer_layers must be >= 0")
+        self.transformer: Optional[nn.TransformerEncoder] = None  # 0 layers: Table 6.6 "w/o visual self-attention"
+        if transformer_layers > 0:
+            layer = nn.TransformerEncoderLayer(embed_dim, transformer_heads, transformer_ffn_dim, transformer_dropout,
+                                               activation="relu", batch_first=True, norm_first=transformer_norm_first)
+            self.transformer = nn.TransformerEncoder(layer, transformer_layers, enable_nested_tensor=False,
+                                                     norm=nn.LayerNorm(embed_dim) if transformer_final_norm else None)
         # shared T2VLAD (branch 0 = video, branch 1 = text)
         share = {"thesis": (True, True, True), "port": (True, False, False), "separate": (False, False, False)}[vlad_sharing]
         self.vlad = NetVLAD(embed_dim, num_clusters, ghost_clusters, num_branches=2, share_assignment=share[0],
@@ -427,11 +432,11 @@ class T2VLAD(ZooModule):
             pooled.append(self.video_gu[e](p))
         z = torch.cat(tokens, dim=1)
         mask = torch.cat(masks, dim=1)
-        if use_masks:
+        if self.transformer is not None and use_masks:
             empty = ~mask.any(1)  # a video with no token at all: let it attend to its pads
             kpm = (~mask) & ~empty.unsqueeze(1)
             z = self.transformer(z, src_key_padding_mask=kpm)
-        else:
+        elif self.transformer is not None:
             z = self.transformer(z)
         local = self.vlad(z, mask=mask if use_masks else None, branch=0,
                           detach_assignment=self.hparams.vlad_sharing == "port")
