@@ -189,3 +189,13 @@ def test_bad_annotation_lines(tmp_path, e100):
     _rewrite(str(nouns), 3, lambda l: "7" + l[1:])
     with pytest.raises(AnnotationError, match=r"EPIC_100_noun_classes.csv: class ids are not 0..5"):
         _dm(d).setup("fit")
+
+
+def test_tsn_segments_through_the_datamodule(e100):
+    dm = _dm(e100, temporal="tsn", num_frames=4, batch_size=2)
+    dm.setup("test")
+    batch = next(iter(dm.test_dataloader()))
+    assert batch["video"].shape == (2, 3, 4, 48, 48)
+    # val segment 0: frames 6..30 (25 frames) cut into [0,6) [6,12) [12,18) [18,25), middle of each
+    assert batch["meta"][0]["frame_indices"] == [8, 14, 20, 27]
+    assert dm.num_verbs == 5 and dm.num_nouns == 6 and EpicKitchensDataModule.model_links == ("num_verbs", "num_nouns")

@@ -107,6 +107,9 @@ def parse_timestamp(value: str) -> float:
 class EpicKitchensDataModule(ClipDataModule):
     """EPIC-Kitchens-55 / -100 action segments with verb, noun and action targets.
 
+    ``mmzoo fit`` links ``num_verbs`` / ``num_nouns`` (class files, else the release counts) to
+    the model's arguments of the same names (``model_links``).
+
     Args:
         root: dataset folder (media layouts in the module docstring).
         version: ``"55"`` or ``"100"``.
@@ -128,6 +131,8 @@ class EpicKitchensDataModule(ClipDataModule):
         with_audio / audio_normalization / missing_audio / audio_shift_sec / skip_corrupt: as for
             Kinetics; audio comes from the video file (AVSlowFast front end).
     """
+
+    model_links = ("num_verbs", "num_nouns")
 
     def __init__(
         self,
@@ -191,8 +196,8 @@ class EpicKitchensDataModule(ClipDataModule):
             audio_normalization=audio_normalization, missing_audio=missing_audio,
             skip_corrupt=skip_corrupt, pin_memory=pin_memory, audio_shift_sec=audio_shift_sec,
         )  # fmt: skip
-        self.num_verbs: int | None = None
-        self.num_nouns: int | None = None
+        self._num_verbs: int | None = None
+        self._num_nouns: int | None = None
         self._rows: dict[str, list[tuple[str, int, dict]]] = {}
 
     # ------------------------------------------------------------------ annotations
@@ -325,10 +330,10 @@ class EpicKitchensDataModule(ClipDataModule):
             raise LayoutError(f"EPIC-Kitchens root not found: {self.root}")
         if not self.annotations_dir.is_dir():
             raise LayoutError(f"EPIC-Kitchens annotations folder not found: {self.annotations_dir}")
-        if self.num_verbs is None:
+        if self._num_verbs is None:
             dv, dn = DEFAULT_CLASS_COUNTS[self.version]
-            self.num_verbs = self._class_count("verbs", dv)
-            self.num_nouns = self._class_count("nouns", dn)
+            self._num_verbs = self._class_count("verbs", dv)
+            self._num_nouns = self._class_count("nouns", dn)
         needed = ["train"] + (["val"] if self.version == "100" else [])
         if self.test_split in ("test", "s1", "s2"):
             needed.append(self.test_split)
@@ -337,10 +342,22 @@ class EpicKitchensDataModule(ClipDataModule):
                 raise LayoutError(f"EPIC-{self.version} annotation file not found: {self._file(key)}")
 
     @property
+    def num_verbs(self) -> int:
+        """Verb classes (rows of the verb class file, else 125 / 97)."""
+        if self._num_verbs is None:
+            self._validate_layout()
+        return self._num_verbs
+
+    @property
+    def num_nouns(self) -> int:
+        """Noun classes (rows of the noun class file, else 352 / 300)."""
+        if self._num_nouns is None:
+            self._validate_layout()
+        return self._num_nouns
+
+    @property
     def num_actions(self) -> int:
         """Size of the action index space ``num_verbs * num_nouns`` (action = verb * num_nouns + noun)."""
-        if self.num_verbs is None:
-            self._validate_layout()
         return self.num_verbs * self.num_nouns
 
     def _records(self, split: str) -> list[VideoRecord]:
