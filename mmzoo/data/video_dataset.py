@@ -394,7 +394,6 @@ class ClipDataModule(LightningDataModule):
         self.skipped: dict[str, list[str]] = {}
         self.missing_audio_count: dict[str, int] = {}
         self._epoch: dict[str, dict[str, Any]] = {}
-        self._callback_added = False
 
     # ------------------------------------------------------------------ subclass API
     def _validate_layout(self) -> None:  # pragma: no cover - abstract
@@ -422,9 +421,10 @@ class ClipDataModule(LightningDataModule):
                 cfg = {"train": self.train_cfg, "val": self.val_cfg, "test": self.eval_cfg}[name]
                 self.datasets[name] = ClipDataset(self._records(split), cfg, logmel)
         trainer = getattr(self, "trainer", None)
-        if trainer is not None and not self._callback_added:
+        if trainer is not None and not any(
+            isinstance(cb, DataReportCallback) and cb.dm is self for cb in trainer.callbacks
+        ):
             trainer.callbacks.append(_make_callback(self))
-            self._callback_added = True
 
     def _loader(self, name: str, shuffle: bool) -> DataLoader:
         if name not in self.datasets:
