@@ -224,3 +224,17 @@ def test_without_visual_self_attention_ablation():
     # local video tokens go straight from the per-expert FC (+L2) into the shared VLAD
     tokens = torch.cat([torch.nn.functional.normalize(m.local_proj[e](experts[e]), dim=-1) for e in m.experts], 1)
     assert torch.allclose(m.encode_video(experts)["local"], m.vlad(tokens, branch=0), atol=1e-6)
+
+
+def test_push_and_load_roundtrip_keeps_weights_and_skips_bert_download():
+    torch.manual_seed(0)
+    m = tiny().eval()
+    m.zoo_id = "t2vlad"
+    ids, att, experts = tiny_batch(m)
+    mmzoo.push(m, "someone/t2vlad-tiny")  # into the test's local hub (MMZOO_HUB)
+    loaded = mmzoo.load("someone/t2vlad-tiny")
+    assert isinstance(loaded, T2VLAD) and not loaded.training
+    assert torch.allclose(loaded(ids, att, experts), m(ids, att, experts), atol=1e-6)
+    # weights were loaded: starting a fit must not replace BERT by downloaded weights
+    loaded.hparams.text_encoder_init = "pretrained"
+    loaded.setup("fit")  # would raise offline if it tried to download
