@@ -249,3 +249,24 @@ def test_audio_shifted_hard_negative_window(kin):
     assert torch.allclose(s["audio"], aligned, atol=1e-4)
     assert torch.allclose(s["audio_shifted"], shifted, atol=1e-4)
     assert not torch.allclose(s["audio"], s["audio_shifted"], atol=1e-2)
+
+
+def test_eval_crops_of_a_clip_decode_once(kin, monkeypatch):
+    from mmzoo.data import decode
+
+    calls = []
+    orig = decode.VideoReader.frames_by_index
+
+    def counting(self, indices, **kw):
+        calls.append(list(indices))
+        return orig(self, indices, **kw)
+
+    monkeypatch.setattr(decode.VideoReader, "frames_by_index", counting)
+    dm = _dm(kin["root"], num_clips=2, num_crops=3)
+    dm.setup("test")
+    ds = dm.datasets["test"]
+    views = [ds[i] for i in range(6)]
+    assert len(calls) == 2  # one decode per clip, three crops each
+    assert [v["meta"]["crop_index"] for v in views] == [0, 1, 2, 0, 1, 2]
+    assert not torch.equal(views[0]["video"], views[2]["video"])  # left vs right crop differ in pixels
+    assert torch.equal(views[0]["video"][:, :, :, 8:], views[1]["video"][:, :, :, :-8])  # 8 px apart

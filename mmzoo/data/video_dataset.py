@@ -115,6 +115,7 @@ class ClipDataset(Dataset):
         if cfg.with_audio and logmel is None:
             raise ValueError("with_audio=True needs a LogMel front end")
         self.views = 1 if cfg.train else cfg.num_clips * cfg.num_crops
+        self._last: tuple | None = None  # (record, clip) -> decoded clip, shared by its crops
 
     def __len__(self) -> int:
         return len(self.records) * self.views
@@ -204,14 +205,21 @@ class ClipDataset(Dataset):
         else:
             short = c.test_scale
         load = self._load_video if rec.video is not None else self._load_frames
-        try:
-            frames, indices, audio, has_audio = load(rec, clip_index, short, c.with_audio)
-        except NoAudioStreamError:
-            if c.missing_audio != "zeros":
-                raise
-            frames, indices, _, _ = load(rec, clip_index, short, False)
-            has_audio = False
-            audio = (self._zero_audio(), self._zero_audio() if c.audio_shift_sec else None)
+        key = (rec_index, clip_index)
+        if not c.train and self._last is not None and self._last[0] == key:
+            # the crops of one clip are consecutive items: decode the clip once for all of them
+            frames, indices, audio, has_audio = self._last[1]
+        else:
+            try:
+                frames, indices, audio, has_audio = load(rec, clip_index, short, c.with_audio)
+            except NoAudioStreamError:
+                if c.missing_audio != "zeros":
+                    raise
+                frames, indices, _, _ = load(rec, clip_index, short, False)
+                has_audio = False
+                audio = (self._zero_audio(), self._zero_audio() if c.audio_shift_sec else None)
+            if not c.train:
+                self._last = (key, (frames, indices, audio, has_audio))
         # geometry on uint8 T,H,W,C (cheap views), then one contiguous float conversion + normalise
         if min(frames.shape[1:3]) != short:  # frame folders are resized here (uint8 bilinear, antialiased)
             frames = TF.resize_short_side_uint8(frames, short)
