@@ -199,3 +199,16 @@ def test_tsn_segments_through_the_datamodule(e100):
     # val segment 0: frames 6..30 (25 frames) cut into [0,6) [6,12) [12,18) [18,25), middle of each
     assert batch["meta"][0]["frame_indices"] == [8, 14, 20, 27]
     assert dm.num_verbs == 5 and dm.num_nouns == 6 and EpicKitchensDataModule.model_links == ("num_verbs", "num_nouns")
+
+
+def test_epic100_evaluation_subset_flags(e100):
+    dm = _dm(e100, test_set="test")
+    dm.setup("fit")
+    dm.setup("test")
+    val = dm.datasets["val"].records
+    assert [r.meta["unseen_participant"] for r in val] == [True, True]  # P01 listed as unseen in val
+    assert [r.meta["tail_verb"] for r in val] == [x["verb_class"] in (3, 4) for x in e100["rows"]["val"]]
+    assert [r.meta["tail_noun"] for r in val] == [x["noun_class"] in (4, 5) for x in e100["rows"]["val"]]
+    assert all("unseen_participant" not in r.meta for r in dm.datasets["train"].records)  # val/test only
+    test = dm.datasets["test"].records
+    assert all(r.meta["unseen_participant"] for r in test) and "tail_verb" not in test[0].meta  # unlabelled

@@ -44,7 +44,10 @@ Batch fields: ``video`` (float ``B,3,T,H,W`` normalised, or ``[slow, fast]``), `
 ``narration_id`` / ``uid``, ``video_id``, ``participant_id``, ``start_frame``, ``stop_frame``,
 ``start_sec``, ``stop_sec``, ``csv``, ``line``, ``source``, ``video_index``, ``clip_index``,
 ``crop_index``, ``frame_indices`` (frame numbers in frames mode, stream indices in video mode),
-``flipped``), ``skipped``.
+``flipped``; EPIC-100 only, when the release's list files are in ``annotations_dir``:
+``unseen_participant`` (``EPIC_100_unseen_participant_ids_{validation,test}.csv``), ``tail_verb``
+/ ``tail_noun`` (``EPIC_100_tail_{verbs,nouns}.csv``) for the subsets the benchmark reports),
+``skipped``.
 
 Strictness: ``setup()`` checks every annotation line (numbers, timestamps, ``start <= stop``, class
 ids below the class counts) naming file and line, and the media of every video of the split,
@@ -360,9 +363,30 @@ class EpicKitchensDataModule(ClipDataModule):
         """Size of the action index space ``num_verbs * num_nouns`` (action = verb * num_nouns + noun)."""
         return self.num_verbs * self.num_nouns
 
+    def _id_set(self, name: str) -> set[str] | None:
+        """Values of the first column of an optional one-column EPIC-100 list file."""
+        path = self.annotations_dir / name
+        if not path.is_file():
+            return None
+        out = set()
+        for _line, row in read_csv_rows(path, []):
+            out.add(next(iter(row.values())))
+        return out
+
+    def _subset_flags(self, split: str):
+        """EPIC-100 evaluation subsets: unseen participants (validation / test) and tail classes."""
+        if self.version != "100":
+            return None, None, None
+        unseen = {"val": self._id_set("EPIC_100_unseen_participant_ids_validation.csv"),
+                  "test": self._id_set("EPIC_100_unseen_participant_ids_test.csv")}.get(split)  # fmt: skip
+        tail_v = self._id_set("EPIC_100_tail_verbs.csv")
+        tail_n = self._id_set("EPIC_100_tail_nouns.csv")
+        return unseen, tail_v, tail_n
+
     def _records(self, split: str) -> list[VideoRecord]:
         media: dict[str, tuple[Path | None, Path | None]] = {}
         records = []
+        unseen, tail_v, tail_n = self._subset_flags(split)
         for path, line, row in self._split_rows(split):
             vid = row["video_id"]
             if vid not in media:
@@ -385,6 +409,12 @@ class EpicKitchensDataModule(ClipDataModule):
                 "csv": path,
                 "line": line,
             }
+            if unseen is not None:
+                meta["unseen_participant"] = row["participant_id"] in unseen
+            if tail_v is not None and targets["verb"] >= 0:
+                meta["tail_verb"] = str(targets["verb"]) in tail_v
+            if tail_n is not None and targets["noun"] >= 0:
+                meta["tail_noun"] = str(targets["noun"]) in tail_n
             if self.source == "frames":
                 rec = VideoRecord(
                     targets=targets, meta=meta, frames_dir=str(frames), frame_pattern="frame_%010d.jpg",

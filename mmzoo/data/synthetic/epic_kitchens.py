@@ -4,7 +4,8 @@
 :func:`write_epic` writes, for ``version="100"``::
 
     root/annotations/EPIC_100_train.csv, EPIC_100_validation.csv, EPIC_100_test_timestamps.csv,
-                     EPIC_100_verb_classes.csv, EPIC_100_noun_classes.csv
+                     EPIC_100_verb_classes.csv, EPIC_100_noun_classes.csv,
+                     EPIC_100_unseen_participant_ids_{validation,test}.csv, EPIC_100_tail_{verbs,nouns}.csv
     root/P01/rgb_frames/P01_01/frame_0000000001.jpg ...      (write_frames)
     root/P01/videos/P01_01.MP4                               (write_videos, H.264 + AAC)
 
@@ -163,6 +164,13 @@ def write_epic(
             if write_videos:
                 write_mp4(vpath, frames, fps, None if vid in no_audio_videos else audio, sample_rate)
                 out["videos"][vid] = str(vpath)
+    if version == "100":  # evaluation-subset lists of the release (one column each)
+        (ann / "EPIC_100_unseen_participant_ids_validation.csv").write_text("participant_id\nP01\n")
+        (ann / "EPIC_100_unseen_participant_ids_test.csv").write_text("participant_id\nP03\n")
+        (ann / "EPIC_100_tail_verbs.csv").write_text("verb\n3\n4\n")
+        (ann / "EPIC_100_tail_nouns.csv").write_text("noun\n4\n5\n")
+        out["tail_verbs"], out["tail_nouns"] = [3, 4], [4, 5]
+        out["unseen_participants"] = {"val": ["P01"], "test": ["P03"]}
     for key, rows in file_rows.items():
         path = ann / names[key]
         cols = labelled_cols if key in ("train", "val") else test_cols
