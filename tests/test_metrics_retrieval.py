@@ -83,3 +83,39 @@ def test_errors_and_median_definition():
         v2t_ranks(torch.zeros(2, 3), torch.tensor([0, 1]))
     r = ranks_to_metrics(torch.tensor([0.0, 4.0, 9.0]))
     assert r["MdR"] == 5.0 and r["R@5"] == pytest.approx(200 / 3) and math.isclose(r["MnR"], 13 / 3 + 1)
+
+
+def _ddp_worker(rank, world, port, sims, q2v, out_dir):
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+    try:
+        m = RetrievalMetrics()
+        m.update(sims, q2v, torch.arange(rank, sims.shape[0], world), torch.arange(rank, sims.shape[1], world))
+        res = m.compute()  # torchmetrics syncs the concatenation states across the two processes
+        torch.save(res, f"{out_dir}/rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_two_process_gloo_sync_matches_single_process(tmp_path):
+    import socket
+
+    import torch.multiprocessing as mp
+
+    g = torch.Generator().manual_seed(1)
+    sims = torch.randn(15, 5, generator=g)
+    q2v = torch.arange(15) // 3
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    # fork: the children inherit the imported modules (spawn would re-import torch twice)
+    mp.start_processes(_ddp_worker, args=(2, port, sims, q2v, str(tmp_path)), nprocs=2, join=True, start_method="fork")
+    single = RetrievalMetrics()
+    single.update(sims, q2v)
+    expected = single.compute()
+    for r in range(2):
+        got = torch.load(tmp_path / f"rank{r}.pt")
+        assert got.keys() == expected.keys()
+        for k in expected:
+            assert got[k] == pytest.approx(expected[k]), k
