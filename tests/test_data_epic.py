@@ -212,3 +212,15 @@ def test_epic100_evaluation_subset_flags(e100):
     assert all("unseen_participant" not in r.meta for r in dm.datasets["train"].records)  # val/test only
     test = dm.datasets["test"].records
     assert all(r.meta["unseen_participant"] for r in test) and "tail_verb" not in test[0].meta  # unlabelled
+
+
+def test_action_counts_from_training_rows(e100, e55):
+    c = _dm(e100).action_counts()
+    assert c.shape == (5, 6) and int(c.sum()) == len(e100["rows"]["train"])
+    for x in e100["rows"]["train"]:
+        assert c[x["verb_class"], x["noun_class"]] >= 1
+    expected = torch.zeros(5, 6, dtype=torch.long)
+    for x in e55["rows"]["train"]:  # EPIC-55: only the training part of the split (P26 is validation)
+        if x["participant_id"] != "P26":
+            expected[x["verb_class"], x["noun_class"]] += 1
+    assert torch.equal(_dm(e55).action_counts(), expected)
