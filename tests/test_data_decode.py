@@ -134,3 +134,43 @@ def test_read_frames_exact_and_errors(media):
     (bad / "frame_0000000001.jpg").write_bytes(b"\xff\xd8\xff garbage")
     with pytest.raises(CorruptFrameError, match="frame_0000000001.jpg: cannot decode JPEG"):
         read_frames(bad, [1])
+
+
+def _write_late_audio(path, offset_s: float = 0.5) -> None:
+    """An mp4 whose audio track starts `offset_s` after the video (pts offset), which the shared
+    writer cannot produce: the audio must stay on the video's timeline."""
+    import av
+
+    c = av.open(str(path), "w")
+    v = c.add_stream("libx264", rate=FPS)
+    v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
+    a = c.add_stream("aac", rate=SR)
+    a.layout = "mono"
+    for t, img in enumerate(_frames(T)):
+        f = av.VideoFrame.from_ndarray(img, format="rgb24")
+        f.pts = t
+        for p in v.encode(f):
+            c.mux(p)
+    for p in v.encode():
+        c.mux(p)
+    x = _tone(T / FPS - offset_s)
+    for s in range(0, len(x), 1024):
+        f = av.AudioFrame.from_ndarray(np.ascontiguousarray(x[None, s : s + 1024]), format="fltp", layout="mono")
+        f.sample_rate, f.pts = SR, int(offset_s * SR) + s
+        for p in a.encode(f):
+            c.mux(p)
+    for p in a.encode():
+        c.mux(p)
+    c.close()
+
+
+def test_audio_of_a_late_starting_track_stays_on_the_video_timeline(media):
+    path = media["dir"] / "late_audio.mp4"
+    _write_late_audio(path)
+    w = read_audio(path, 0.3, 0.9, sample_rate=SR).numpy()
+    assert w.shape == (9600,)
+    assert np.abs(w[:3000]).max() < 0.01  # 0.3-0.49 s: before the track starts
+    ref = 0.5 * np.sin(2 * np.pi * 440 * (np.arange(4800, 14400) - 8000) / SR)
+    assert np.abs(w[6000:] - ref[6000:]).max() < 0.02  # the tone's phase counts from 0.5 s
+    with VideoReader(path) as r:
+        assert r.audio_duration() == pytest.approx(2.0, abs=1e-3)

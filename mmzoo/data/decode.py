@@ -347,6 +347,19 @@ class VideoReader:
         )
 
     # ------------------------------------------------------------------ audio
+    def _timeline_start(self) -> float:
+        """Seconds (container time) of time 0: the video stream's start, else the audio's."""
+        s = self._vstream if self._vstream is not None else self._astream
+        return self._stream_start(s) * float(s.time_base)
+
+    def audio_duration(self) -> float | None:
+        """End of the audio track on the clip timeline (seconds), if the container records it."""
+        a = self._require_audio()
+        if a.duration is None:
+            return None
+        tb = float(a.time_base)
+        return self._stream_start(a) * tb - self._timeline_start() + a.duration * tb
+
     def audio(
         self,
         start_sec: float,
@@ -356,7 +369,9 @@ class VideoReader:
     ) -> torch.Tensor:
         """Audio samples of ``[start_sec, end_sec)`` as float32 in [-1, 1]: ``(S,)`` when ``mono``
         else ``(channels, S)``, with exactly ``round((end_sec - start_sec) * sample_rate)``
-        samples. Parts of the window before the start or past the end of the track are zeros.
+        samples. Times are on the video's timeline (0 = the video stream's start), so audio and
+        frames stay in sync when the tracks start at different times. Parts of the window before
+        the start or past the end of the track are zeros.
         ``sample_rate=None`` keeps the file's rate. Raises :class:`NoAudioStreamError`."""
         av = _av()
         if end_sec <= start_sec:
@@ -366,16 +381,18 @@ class VideoReader:
         layout = "mono" if mono else None
         resampler = av.AudioResampler(format="fltp", layout=layout, rate=src_rate)
         tb = float(a.time_base)
-        start_pts = self._stream_start(a)
+        # time 0 is the first video frame (the clip timeline); the audio track may start later
+        ref_sec = self._timeline_start()
+        offset_sec = self._stream_start(a) * tb - ref_sec
         first_sample = int(math.floor(start_sec * src_rate))
         end_sample = int(math.ceil(end_sec * src_rate))
         chunks: list[tuple[int, np.ndarray]] = []
         try:
-            self._seek(a, max(start_sec - 0.1, 0.0))
+            self._seek(a, max(start_sec - 0.1 - offset_sec, 0.0))
             for frame in self._container.decode(a):
                 if frame.pts is None:
                     raise CorruptVideoError(self.path, "audio frame without timestamp")
-                f0 = int(round((frame.pts - start_pts) * tb * src_rate))
+                f0 = int(round((frame.pts * tb - ref_sec) * src_rate))
                 if f0 >= end_sample:
                     break
                 for rf in resampler.resample(frame):
@@ -393,7 +410,7 @@ class VideoReader:
         # AAC pads the last block: samples past the duration recorded by the container are zeros
         track_end = end_sample
         if a.duration is not None:
-            track_end = min(end_sample, int(round(a.duration * tb * src_rate)))
+            track_end = min(end_sample, int(round((offset_sec + a.duration * tb) * src_rate)))
         chunks = [(s, arr[:, : max(track_end - s, 0)]) for s, arr in chunks]
         n = end_sample - first_sample
         buf = np.zeros((n_ch, n), dtype=np.float32)
@@ -473,12 +490,10 @@ def read_audio(
     with VideoReader(path) as r:
         r._require_audio()
         if end_sec is None:
-            a = r._astream
-            if a.duration is not None:
-                end_sec = float(a.duration * a.time_base)
-            elif r._container.duration is not None:
+            end_sec = r.audio_duration()
+            if end_sec is None and r._container.duration is not None:
                 end_sec = r._container.duration / 1_000_000
-            else:
+            if end_sec is None:
                 raise CorruptVideoError(path, "audio duration unknown; pass end_sec")
         return r.audio(start_sec, end_sec, sample_rate=sample_rate, mono=mono)
 
