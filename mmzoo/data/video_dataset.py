@@ -181,7 +181,8 @@ class ClipDataset(Dataset):
         shift = self.cfg.audio_shift_sec
         if not shift:
             return aligned, None
-        dur = reader.info.duration
+        dur = reader.audio_duration()
+        dur = reader.info.duration if dur is None else dur
         fits_after = not math.isfinite(dur) or a1 + shift <= dur
         fits_before = a0 - shift >= 0
         if fits_after and fits_before:
