@@ -95,3 +95,20 @@ def test_mmzoo_fit_then_test_cli(setup_data, tmp_path):
     metrics = json.loads(out.read_text())["metrics"]
     assert {"test/t2v/R@1", "test/t2v/MdR", "test/v2t/R@10", "test/v2t/MnR"} <= set(metrics)
     assert metrics["test/t2v/R@10"] == 100.0  # 7 test videos
+
+
+def test_two_process_ddp_test_equals_single_process(setup_data):
+    """DDP (2 CPU processes, gloo, fork): embeddings are gathered, the sampler's padding duplicate
+    is dropped, each rank ranks a disjoint subset and the synced metrics equal one process's."""
+    root, vocab = setup_data
+    torch.manual_seed(0)
+    m = _model(vocab)
+    dm = MSRVTTDataModule(str(root), split="full", batch_size=8, eval_batch_size=3)
+    _trainer(1).fit(m, dm)  # a little training so that the similarities are not degenerate
+    kw = dict(accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
+              enable_model_summary=False)
+    single = pl.Trainer(devices=1, **kw).test(m, dm, verbose=False)[0]
+    ddp = pl.Trainer(devices=2, strategy="ddp_fork", **kw).test(m, dm, verbose=False)[0]
+    assert single.keys() == ddp.keys() and len(single) == 10
+    for k in single:
+        assert ddp[k] == pytest.approx(single[k], abs=1e-4), k

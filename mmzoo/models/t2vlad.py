@@ -556,7 +556,8 @@ class T2VLAD(ZooModule):
         res = metric.compute()
         metric.reset()
         if self._trainer is not None:
-            self.log_dict({f"{stage}/{k}": v for k, v in res.items()}, prog_bar=False, batch_size=1)
+            # every rank holds the same (already synced) values; sync_dist averages identical numbers
+            self.log_dict({f"{stage}/{k}": v for k, v in res.items()}, prog_bar=False, batch_size=1, sync_dist=True)
         self.last_eval_metrics = res
         self.last_eval_sims = sims.detach().cpu()
 
