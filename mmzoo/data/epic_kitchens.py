@@ -110,8 +110,9 @@ def parse_timestamp(value: str) -> float:
 class EpicKitchensDataModule(ClipDataModule):
     """EPIC-Kitchens-55 / -100 action segments with verb, noun and action targets.
 
-    ``mmzoo fit`` links ``num_verbs`` / ``num_nouns`` (class files, else the release counts) to
-    the model's arguments of the same names (``model_links``).
+    ``num_verbs`` / ``num_nouns`` (class files, else the release counts) are *not* linked to the
+    model: pass ``--model.num_verbs`` / ``--model.num_nouns`` (the EPIC-55 noun count is itself
+    ambiguous, 321 / 331 / 352 in digest-002, so it stays the user's explicit choice).
 
     Args:
         root: dataset folder (media layouts in the module docstring).
@@ -134,8 +135,6 @@ class EpicKitchensDataModule(ClipDataModule):
         with_audio / audio_normalization / missing_audio / audio_shift_sec / skip_corrupt: as for
             Kinetics; audio comes from the video file (AVSlowFast front end).
     """
-
-    model_links = ("num_verbs", "num_nouns")
 
     def __init__(
         self,
