@@ -530,10 +530,11 @@ class AVEDataModule(LightningDataModule):
         pin_memory: pin host memory (default: when CUDA is available).
         progress: show a progress bar during extraction.
 
-    ``visual_dim`` is linked to the model's ``visual_dim`` by ``mmzoo fit`` (``model_links``).
+    ``visual_dim`` and ``supervision`` are linked to the model's arguments of the same names by
+    ``mmzoo fit`` (``model_links``).
     """
 
-    model_links = ("visual_dim",)
+    model_links = ("visual_dim", "supervision")
 
     def __init__(
         self,

@@ -28,6 +28,7 @@ from torch import nn
 from mmzoo.metrics.segment_accuracy import SegmentAccuracy
 from mmzoo.models.base import ZooModule
 from mmzoo.nn.ave_attention import RegionAttention
+from mmzoo.data.ave import AVE_CLASSES as DATA_AVE_CLASSES
 from mmzoo.registry import Weights, register_model
 
 __all__ = [
@@ -44,14 +45,8 @@ __all__ = [
 NUM_SEGMENTS = 10
 GRID = 7
 
-#: The 28 AVE event classes in order of first appearance in Annotations.txt, then background (28).
-AVE_CLASSES: list[str] = [
-    "Church bell", "Male speech, man speaking", "Bark", "Fixed-wing aircraft, airplane",
-    "Race car, auto racing", "Female speech, woman speaking", "Helicopter", "Violin, fiddle",
-    "Flute", "Ukulele", "Frying (food)", "Truck", "Shofar", "Motorcycle", "Acoustic guitar",
-    "Train horn", "Clock", "Banjo", "Goat", "Baby cry, infant cry", "Bus", "Chainsaw", "Cat",
-    "Horse", "Toilet flush", "Rodents, rats, mice", "Accordion", "Mandolin", "background",
-]
+#: The 28 AVE event classes (order of first appearance in Annotations.txt), then background (28).
+AVE_CLASSES: list[str] = [*DATA_AVE_CLASSES, "background"]
 
 
 class RegionProjection(nn.Module):
