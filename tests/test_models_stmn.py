@@ -122,3 +122,18 @@ def test_flops_difference_is_the_memory(full_models):
     stmm = 2 * (3 * 1024 * 512 * 9 + 3 * 512 * 512 * 9)
     branch = 1024 * 1024 * 9 + 1024 * 512 + 512 * 49 * 35
     assert s - r == 11 * pos * (stmm - 1024 * 1024 * 9 + branch)
+
+
+def test_stmm_placement_append_keeps_the_conv():
+    torch.manual_seed(0)
+    kw = dict(backbone="resnet18", pretrained_backbone=False, head_channels=16, embed_channels=24, mem_channels=8,
+              ensemble="none")
+    rep = STMN(**kw)
+    app = STMN(stmm_placement="append", **kw)
+    assert rep.pre_temporal is None and isinstance(app.pre_temporal[0], torch.nn.Conv2d)
+    assert _count(app) - _count(rep) == 24 * 24 * 9 + 24
+    emb = torch.randn(2, 24, 4, 6)
+    with torch.no_grad():
+        out = app._temporal(emb, 1, 2)
+        manual = app.post(app.temporal(torch.relu(app.pre_temporal[0](emb)).view(1, 2, 24, 4, 6)).flatten(0, 1))
+    assert torch.allclose(out, manual, atol=1e-6)

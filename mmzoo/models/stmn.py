@@ -73,6 +73,9 @@ class STMN(ZooModule):
         bn_stats: BN* statistics, "global_positive" (authors), "channel_positive", "global_all".
         u_init: "default" (PyTorch conv init; authors: Torch7 default) or "zeros".
         w_init: "replaced_conv" (W's from the conv the memory replaces; thesis) or "random".
+        stmm_placement: "replace" (the memory takes the place of the last conv before the RoI
+            pooling: R-FCN's 3x3 1024->1024, VGG's conv5_3; thesis / authors) or "append" (that
+            conv and its ReLU are kept and the memory reads their output; W's then start random).
         merge_init: VGG STMN only: "average" initialises the 1x1 merge of the two directions
             to their mean (so the pretrained fc6 sees conv5_3-like input) or "default".
         reinit_head: re-initialise the prediction layers (Table 3.2 "ConvGRU-FreshFC").
@@ -117,6 +120,7 @@ class STMN(ZooModule):
         bn_stats: Literal["global_positive", "channel_positive", "global_all"] = "global_positive",
         u_init: Literal["default", "zeros"] = "default",
         w_init: Literal["replaced_conv", "random"] = "replaced_conv",
+        stmm_placement: Literal["replace", "append"] = "replace",
         merge_init: Literal["average", "default"] = "average",
         reinit_head: bool = False,
         ensemble: Literal["score_avg", "concat", "none"] = "score_avg",
@@ -178,15 +182,20 @@ class STMN(ZooModule):
         else:
             raise ValueError(f"unknown detector {detector!r}")
 
+        self.pre_temporal = None
         if temporal == "none":
             self.temporal = nn.Sequential(replaced, nn.ReLU(inplace=True))
             self.post = make_post(embed_channels) if detector == "rfcn" else nn.Identity()
         else:
+            if stmm_placement == "append":
+                self.pre_temporal = nn.Sequential(copy.deepcopy(replaced), nn.ReLU(inplace=True))
+            elif stmm_placement != "replace":
+                raise ValueError(f"stmm_placement must be 'replace' or 'append', got {stmm_placement!r}")
             self.temporal = BidirectionalMemory(
                 cell=temporal, bidirectional=bidirectional, in_channels=mem_in, mem_channels=mem_channels,
                 w_scale=w_scale, bn_k=bn_k, bn_stats=bn_stats, u_init=u_init, matchtrans=matchtrans,
                 matchtrans_k=matchtrans_k, affinity_grad=affinity_grad)
-            if w_init == "replaced_conv":
+            if w_init == "replaced_conv" and stmm_placement == "replace":
                 self.temporal.init_from_conv(replaced)
             self.post = make_post(self.temporal.out_channels)
             if detector == "fastrcnn" and merge_init == "average":
@@ -268,6 +277,8 @@ class STMN(ZooModule):
     def _temporal(self, emb: torch.Tensor, b: int, t: int) -> torch.Tensor:
         if self.hparams.temporal == "none":
             return self.post(self.temporal(emb))
+        if self.pre_temporal is not None:
+            emb = self.pre_temporal(emb)
         mem = self.temporal(emb.view(b, t, *emb.shape[1:]))
         return self.post(mem.flatten(0, 1))
 
