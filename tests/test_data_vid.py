@@ -90,13 +90,16 @@ def test_train_sequences_stride_flip_and_boxes(vid):
     b0, b1 = plain["boxes"][0], flipped["boxes"][0]
     assert torch.allclose(b1[:, 0], w - b0[:, 2]) and torch.allclose(b1[:, 2], w - b0[:, 0])
     # random flips: whole sequences, both outcomes occur over epochs
-    outcomes = set()
+    loader = dm.train_dataloader()
+    outcomes, keys = set(), set()
     for epoch in range(12):
-        ds.epoch = epoch
+        loader.sampler.set_epoch(epoch)  # what Lightning calls at every epoch start
+        assert ds.epoch == epoch
         s = ds[0]
+        keys.add(s["meta"][3]["frame"])
         assert len({m["flipped"] for m in s["meta"]}) == 1
         outcomes.add(s["meta"][0]["flipped"])
-    assert outcomes == {True, False}
+    assert outcomes == {True, False} and len(keys) > 1  # new key frames and flips every epoch
     # DET stills: T copies of one image with its boxes
     det = ds[3]
     assert det["meta"][0]["split"] == "det" and torch.equal(det["video"][:, 0], det["video"][:, 6])

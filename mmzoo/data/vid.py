@@ -52,7 +52,7 @@ from typing import Any, Optional, Sequence
 
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler, get_worker_info
 
 from mmzoo.data.collate import collate_dicts
 from mmzoo.data.decode import read_frames
@@ -243,7 +243,11 @@ class VIDTrainSequences(_VIDBase):
         return self._lengths[sid]
 
     def __getitem__(self, i: int) -> dict:
-        g = torch.Generator().manual_seed(hash((self.seed, self.epoch, i)) % (2**31))
+        # key frame and flip: a function of (seed, epoch, item, worker seed) -> reproducible under
+        # seed_everything, different every epoch (the epoch comes from _EpochSampler.set_epoch, the
+        # worker seed changes every epoch when workers are used)
+        info = get_worker_info()
+        g = torch.Generator().manual_seed(hash((self.seed, self.epoch, i, info.seed if info else 0)) % (2**31))
         flip = self.flip and bool(torch.rand(1, generator=g) < 0.5)
         n_vid = len(self.snippets) * self.samples_per_snippet
         if i >= n_vid:
@@ -329,6 +333,13 @@ def to_devkit_boxes(boxes: torch.Tensor, meta: dict) -> torch.Tensor:
     b[:, 0::2] = b[:, 0::2].clamp(0, w0 - 1)
     b[:, 1::2] = b[:, 1::2].clamp(0, h0 - 1)
     return b
+
+
+class _EpochSampler(RandomSampler):
+    """RandomSampler whose ``set_epoch`` (called by Lightning every epoch) reaches the dataset."""
+
+    def set_epoch(self, epoch: int) -> None:
+        self.data_source.epoch = epoch
 
 
 def collate_vid(samples: Sequence[dict]) -> dict:
@@ -454,15 +465,17 @@ class VIDDataModule(pl.LightningDataModule):
 
     # ------------------------------------------------------------------ loaders
     def _loader(self, ds, batch_size, shuffle):
-        sampler = None
         trainer = self.trainer
-        if not shuffle and trainer is not None and trainer.world_size > 1:
+        if shuffle:
+            sampler = _EpochSampler(ds)
+        elif trainer is not None and trainer.world_size > 1:
             sampler = SnippetShardSampler(ds, trainer.world_size, trainer.global_rank)
-        return DataLoader(ds, batch_size=batch_size, shuffle=shuffle if sampler is None else False, sampler=sampler,
-                          num_workers=self.hparams.num_workers, collate_fn=collate_vid, persistent_workers=False)
+        else:
+            sampler = None
+        return DataLoader(ds, batch_size=batch_size, sampler=sampler, num_workers=self.hparams.num_workers,
+                          collate_fn=collate_vid, persistent_workers=False)
 
     def train_dataloader(self):
-        self.train_set.epoch = self.trainer.current_epoch if self.trainer is not None else 0
         return self._loader(self.train_set, self.hparams.batch_size, True)
 
     def val_dataloader(self):
