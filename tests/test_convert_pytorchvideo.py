@@ -140,7 +140,8 @@ def test_unknown_keys_fail_loudly():
 def test_registered_converters_exist():
     ids = ["slowfast-r50-4x16", "slowfast-r50-8x8", "slowfast-r101-8x8"]
     tags = [(i, w) for i in ids for w in get_spec(i).weights]
-    assert len(tags) >= 2
+    assert sorted(f"{i}.{w.tag}" for i, w in tags) == [
+        "slowfast-r50-4x16.k400", "slowfast-r50-8x8.k400", "slowfast-r50-8x8.k400-pyslowfast"]
     for _, w in tags:
         assert w.original_url.startswith("https://dl.fbaipublicfiles.com/")
         assert callable(load_converter(w.converter))

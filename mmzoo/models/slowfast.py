@@ -356,7 +356,15 @@ _SF_COMMON_DATA = {"mean": KINETICS_MEAN, "std": KINETICS_STD, "train_crop": 224
             dataset="kinetics-400",
             metrics={"top1": 76.94, "top5": 92.69},
             notes="PyTorchVideo model zoo checkpoint ({'model_state': ...}); original_sha256 unknown (no public checksum).",
-        )
+        ),
+        Weights(
+            "k400-pyslowfast",
+            original_url="https://dl.fbaipublicfiles.com/pyslowfast/model_zoo/kinetics400/SLOWFAST_8x8_R50.pkl",
+            converter="mmzoo.convert.pytorchvideo:convert_pyslowfast_caffe2",
+            dataset="kinetics-400",
+            metrics={"top1": 77.0, "top5": 92.6},
+            notes="PySlowFast model zoo Caffe2 pickle (config Kinetics/c2/SLOWFAST_8x8_R50: alpha 4, fusion kernel 7); original_sha256 unknown.",
+        ),
     ],
     reported={},
     data={**_SF_COMMON_DATA, "slow_frames": 8, "fast_frames": 32, "sampling_rate": 2},
