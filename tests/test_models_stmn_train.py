@@ -89,3 +89,30 @@ def test_predict_video_on_frames_and_mp4(tmp_path, vid_root):
     write_mp4(tmp_path / "v.mp4", frames, fps=10)
     rec2 = predict_video(model, tmp_path / "v.mp4", tmp_path / "b")
     assert len(rec2["frames"]) == 6 and (tmp_path / "b/detections.mp4").is_file()
+
+
+def test_training_steps_reduce_the_loss(vid_root):
+    """Plain SGD on one batch (RPN + OHEM RoI losses through the STMM) must lower the loss."""
+    from mmzoo.data.vid import VIDDataModule
+
+    root, _ = vid_root
+    torch.manual_seed(0)
+    dm = VIDDataModule(root=str(root), num_workers=0, short_side=64, max_side=96, num_frames=3, batch_size=2)
+    dm.setup("fit")
+    batch = next(iter(dm.train_dataloader()))
+    m = STMN(backbone="resnet18", pretrained_backbone=False, head_channels=32, embed_channels=32, mem_channels=16,
+             anchor_sizes=(16, 32, 48), rpn_pre_nms_train=200, rpn_post_nms_train=48, roi_batch_size=32, w_scale=1.0,
+             ensemble="none")
+    opt = torch.optim.SGD([p for p in m.parameters() if p.requires_grad], lr=0.3, momentum=0.9)
+    m.train()
+    first = None
+    for _ in range(20):
+        losses = m._losses(batch)
+        loss = sum(losses.values())
+        first = first if first is not None else {k: float(v) for k, v in losses.items()}
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    last = {k: float(v) for k, v in m._losses(batch).items()}
+    assert last["loss_cls"] < 0.7 * first["loss_cls"], (first, last)
+    assert last["loss_rpn_cls"] < first["loss_rpn_cls"], (first, last)
