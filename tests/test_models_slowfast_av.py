@@ -181,6 +181,12 @@ def test_test_step_averages_views_per_video():
     assert res["test/top5"] == pytest.approx(100.0)
 
 
+def test_pathway_packing_mismatch_is_reported():
+    model = mmzoo.create("slowfast-r50-4x16", depth=14, width=8).eval()
+    with pytest.raises(ValueError, match="alpha=8"):
+        model([torch.randn(1, 3, 4, 32, 32), torch.randn(1, 3, 16, 32, 32)])
+
+
 def test_multilabel_head_max_pools_views_and_verb_noun_head_outputs():
     m = mmzoo.create("avslowfast-r50-4x16", **TINY, head="multilabel")
     assert m.test_metric.aggregate == "max"

@@ -127,6 +127,12 @@ class SlowFastFamilyModule(ZooModule):
         video = list(video)
         if len(video) != 2:
             raise ValueError(f"expected video as a tensor or [slow, fast], got a list of {len(video)}")
+        alpha = self.hparams.alpha
+        if video[1].shape[2] != video[0].shape[2] * alpha:
+            raise ValueError(
+                f"[slow, fast] clips of {video[0].shape[2]} and {video[1].shape[2]} frames do not fit this model's "
+                f"alpha={alpha} (fast = alpha x slow frames): set the DataModule's alpha to {alpha}"
+            )
         return video
 
     def extract(self, video, audio=None, audio_neg=None) -> tuple[list[torch.Tensor], dict[str, torch.Tensor]]:
