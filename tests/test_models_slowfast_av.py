@@ -60,6 +60,8 @@ def test_hierarchical_avs_losses_follow_the_fusion_pattern():
     bb = model.backbone
     assert bb.avs_pattern(dropped=False) == [False, False, True, False, False]
     assert bb.avs_pattern(dropped=True) == [False, False, True, True, True]
+    every = mmzoo.create("avslowfast-r50-4x16", **TINY, avs_until_fusion=False).backbone
+    assert every.avs_pattern(dropped=False) == [False, False, True, True, True]
     video, audio = _inputs()
     neg = audio.roll(1, 0)
     bb.drop.p = 0.0

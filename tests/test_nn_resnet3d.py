@@ -54,6 +54,18 @@ def test_audio_pathway_layout_and_strides():
     assert isinstance(p.stem, torch.nn.Module) and not hasattr(p.stem, "pool")  # no pool1
 
 
+def test_timefreq_block_variants():
+    x = torch.randn(2, 16, 32, 20, 1)
+    concat = TimeFreqBottleneck(16, 64, 8, (2, 2, 1), variant="concat").eval()
+    reduce_sum = TimeFreqBottleneck(16, 64, 8, (2, 2, 1), variant="reduce_sum").eval()
+    assert concat(x).shape == reduce_sum(x).shape == (2, 64, 16, 10, 1)
+    # concat: t/f convs on the 16 input channels, 1x1 from 2 x 8; reduce_sum: 1x1 16->8 first
+    assert concat.conv_t.in_channels == 16 and concat.conv_c.in_channels == 16
+    assert reduce_sum.conv_t.in_channels == 8 and reduce_sum.conv_c.in_channels == 8
+    with pytest.raises(ValueError):
+        TimeFreqBottleneck(16, 64, 8, variant="serial")
+
+
 def test_timefreq_stem_sums_parallel_time_and_frequency_filters():
     p = ResNetPathway3d(1, 4, 14, "timefreq", stage_temporal_kernels=(1, 1, 1, 1)).eval()
     stem = p.stem

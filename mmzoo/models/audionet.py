@@ -42,6 +42,8 @@ class AudioNet(SlowFastFamilyModule):
         audio_frames / mel_bins: spectrogram size (128 x 80).
         audio_downsample_from: "res3" (authors' code) or "res2" (thesis text).
         audio_decomposed_stages: leading stages with decomposed time/frequency blocks (2).
+        audio_block: their topology, "timefreq" (authors' code) or "timefreq_reduce_sum" (see
+            `AVSlowFast`).
         logmel_normalize / logmel_mean / logmel_std: optional in-model normalisation.
         Recipe arguments: as in `SlowFast` (cosine, lr 1.6 at batch 1024, warm-up, wd 1e-4).
     """
@@ -61,6 +63,7 @@ class AudioNet(SlowFastFamilyModule):
         mel_bins: int = 80,
         audio_downsample_from: Literal["res2", "res3"] = "res3",
         audio_decomposed_stages: int = 2,
+        audio_block: Literal["timefreq", "timefreq_reduce_sum"] = "timefreq",
         logmel_normalize: bool = False,
         logmel_mean: float = -7.03,
         logmel_std: float = 4.66,
@@ -90,7 +93,7 @@ class AudioNet(SlowFastFamilyModule):
             "timefreq",
             stage_temporal_kernels=(1, 1, 1, 1),
             stage_strides=[(x, x, 1) for x in s],
-            stage_blocks=["timefreq"] * audio_decomposed_stages + ["bottleneck"] * (4 - audio_decomposed_stages),
+            stage_blocks=[audio_block] * audio_decomposed_stages + ["bottleneck"] * (4 - audio_decomposed_stages),
             kernel_b=(3, 3, 1),
         )
         self.head = MultiPathwayHead([self.audio.out_channels[-1]], head, num_classes, num_verbs, num_nouns, dropout)

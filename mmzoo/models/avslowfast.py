@@ -123,6 +123,10 @@ class AVSlowFast(SlowFastFamilyModule):
             "res3" (authors' code, default; reproduces Table 4.6a FLOPs) or "res2" (thesis text).
         audio_decomposed_stages: leading audio stages with decomposed time/frequency blocks (2 =
             res2, res3).
+        audio_block: topology of those blocks ([AMBIG]): "timefreq" (parallel 3-tap time and
+            frequency convs on the block input, concatenated, then 1x1; the authors' code, which
+            says the paper used it) or "timefreq_reduce_sum" (1x1 reduction first, branches
+            summed: the layout Table 4.1 draws, the code's "v2").
         fs_fusion: Fast->Slow connections after pool1, res2, res3, res4. The authors' AVSlowFast
             config has them only after res3 and res4 (default), unlike SlowFast.
         afs_fusion: A->FS connections after pool1, res2, res3, res4 (res3 + res4 by default,
@@ -133,6 +137,10 @@ class AVSlowFast(SlowFastFamilyModule):
         avs_head: "contrastive" (authors' code) or "classifier" (binary in-sync classifier).
         avs_proj_dim / avs_margin: projection size (64) and contrastive margin (0.99).
         avs_weight: weight of the summed AVS losses ([SILENT]; 1.0).
+        avs_until_fusion: what the AVS losses do when audio is fused ([SILENT]): True (authors'
+            code) counts a stage's loss only up to the earliest A->FS fusion active on the
+            iteration (res3 only, or res3-res5 when DropPathway dropped the audio); False counts
+            res3-res5 on every iteration.
         avs_switch_at: fraction of training after which hard negatives are mixed in (0.5).
         avs_hard_ratio: share of hard negatives after the switch (0.25).
         avs_hard_gap: frames by which the clip's own spectrogram is rolled to make a hard negative
@@ -167,6 +175,7 @@ class AVSlowFast(SlowFastFamilyModule):
         audio_beta_inv: int = 2,
         audio_downsample_from: Literal["res2", "res3"] = "res3",
         audio_decomposed_stages: int = 2,
+        audio_block: Literal["timefreq", "timefreq_reduce_sum"] = "timefreq",
         afs_fusion: list[bool] = [False, False, True, True],  # noqa: B006
         afs_dim_inner: int = 64,
         afs_kernel: int = 5,
@@ -177,6 +186,7 @@ class AVSlowFast(SlowFastFamilyModule):
         avs_proj_dim: int = 64,
         avs_margin: float = 0.99,
         avs_weight: float = 1.0,
+        avs_until_fusion: bool = True,
         avs_switch_at: float = 0.5,
         avs_hard_ratio: float = 0.25,
         avs_hard_gap: int = 32,
@@ -224,6 +234,7 @@ class AVSlowFast(SlowFastFamilyModule):
             audio_time_ratio=audio_frames // slow_frames,
             audio_stage_strides=strides,
             audio_decomposed_stages=audio_decomposed_stages,
+            audio_block=audio_block,
             afs_fusion=afs_fusion,
             afs_dim_inner=afs_dim_inner,
             afs_kernel=afs_kernel,
@@ -232,6 +243,7 @@ class AVSlowFast(SlowFastFamilyModule):
             avs_head=avs_head,
             avs_proj_dim=avs_proj_dim,
             avs_margin=avs_margin,
+            avs_until_fusion=avs_until_fusion,
             drop_pathway=drop_pathway,
         )
         self.head = MultiPathwayHead(self.backbone.out_channels, head, num_classes, num_verbs, num_nouns, dropout)

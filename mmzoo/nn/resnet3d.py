@@ -20,7 +20,8 @@ Block types:
   BN after each conv, ReLU after the first two and after the residual sum;
 * `"timefreq"`: the decomposed audio block of AVSlowFast: two parallel branches, a 3-tap
   time conv and a 3-tap frequency conv, each with BN + ReLU, concatenated, then a 1x1 conv + BN.
-  This topology follows the authors' public code (the thesis only says "1x3 and 3x1").
+  This topology follows the authors' public code (the thesis only says "1x3 and 3x1");
+  `"timefreq_reduce_sum"` is their alternative with a leading 1x1 and summed branches.
 """
 from __future__ import annotations
 
@@ -188,9 +189,15 @@ class Bottleneck3d(nn.Module):
 
 
 class TimeFreqBottleneck(nn.Module):
-    """Decomposed audio block (res2/res3 of the audio pathway): parallel time (3 x 1) and
-    frequency (1 x 3) convs from the block input, each dim_inner wide with BN + ReLU,
-    concatenated, then 1x1 to dim_out + BN; stride on both branches. Layout `B, C, T, F, 1`."""
+    """Decomposed audio block (res2/res3 of the audio pathway); layout `B, C, T, F, 1`.
+
+    `variant="concat"` (the authors' "tf_bottleneck_transform_v1", which their code says the
+    paper used): parallel time (3 x 1) and frequency (1 x 3) convs from the block input, each
+    dim_inner wide with BN + ReLU, concatenated, then 1x1 to dim_out + BN.
+    `variant="reduce_sum"` (their "v2", the layout Table 4.1 draws): 1x1 to dim_inner + BN + ReLU,
+    then the parallel time and frequency convs (BN + ReLU each) summed, then 1x1 + BN.
+    The stride is applied by the time and frequency convs in both variants.
+    """
 
     def __init__(
         self,
@@ -200,14 +207,24 @@ class TimeFreqBottleneck(nn.Module):
         stride: Sequence[int] = (1, 1, 1),
         bn_eps: float = 1e-5,
         bn_momentum: float = 0.1,
+        variant: Literal["concat", "reduce_sum"] = "concat",
     ) -> None:
         super().__init__()
+        if variant not in ("concat", "reduce_sum"):
+            raise ValueError(f"unknown time-frequency block variant {variant!r}")
+        self.variant = variant
         stride = _triple(stride)
-        self.conv_t = nn.Conv3d(dim_in, dim_inner, (3, 1, 1), stride, (1, 0, 0), bias=False)
+        if variant == "reduce_sum":
+            self.conv_a = nn.Conv3d(dim_in, dim_inner, 1, 1, 0, bias=False)
+            self.bn_a = nn.BatchNorm3d(dim_inner, eps=bn_eps, momentum=bn_momentum)
+            d_tf = dim_inner
+        else:
+            d_tf = dim_in
+        self.conv_t = nn.Conv3d(d_tf, dim_inner, (3, 1, 1), stride, (1, 0, 0), bias=False)
         self.bn_t = nn.BatchNorm3d(dim_inner, eps=bn_eps, momentum=bn_momentum)
-        self.conv_f = nn.Conv3d(dim_in, dim_inner, (1, 3, 1), stride, (0, 1, 0), bias=False)
+        self.conv_f = nn.Conv3d(d_tf, dim_inner, (1, 3, 1), stride, (0, 1, 0), bias=False)
         self.bn_f = nn.BatchNorm3d(dim_inner, eps=bn_eps, momentum=bn_momentum)
-        self.conv_c = nn.Conv3d(2 * dim_inner, dim_out, 1, 1, 0, bias=False)
+        self.conv_c = nn.Conv3d(dim_inner * (2 if variant == "concat" else 1), dim_out, 1, 1, 0, bias=False)
         self.bn_c = nn.BatchNorm3d(dim_out, eps=bn_eps, momentum=bn_momentum)
         self.bn_c.is_final_bn = True
         self.relu = nn.ReLU(inplace=True)
@@ -217,9 +234,12 @@ class TimeFreqBottleneck(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         identity = x if self.shortcut is None else self.shortcut(x)
+        if self.variant == "reduce_sum":
+            x = self.relu(self.bn_a(self.conv_a(x)))
         t = self.relu(self.bn_t(self.conv_t(x)))
         f = self.relu(self.bn_f(self.conv_f(x)))
-        y = self.bn_c(self.conv_c(torch.cat([t, f], dim=1)))
+        y = torch.cat([t, f], dim=1) if self.variant == "concat" else t + f
+        y = self.bn_c(self.conv_c(y))
         return self.relu(y + identity)
 
 
@@ -239,7 +259,7 @@ class ResStage3d(nn.Module):
         depth: int,
         temporal_kernels: Sequence[int],
         stride: Sequence[int],
-        block: Literal["bottleneck", "timefreq"] = "bottleneck",
+        block: Literal["bottleneck", "timefreq", "timefreq_reduce_sum"] = "bottleneck",
         kernel_b: Sequence[int] = (1, 3, 3),
         groups: int = 1,
         dilation: int = 1,
@@ -260,8 +280,9 @@ class ResStage3d(nn.Module):
                 blocks.append(
                     Bottleneck3d(d_in, dim_out, dim_inner, temporal_kernels[i], s, kernel_b, groups, dilation, bn_eps, bn_momentum)
                 )
-            elif block == "timefreq":
-                blocks.append(TimeFreqBottleneck(d_in, dim_out, dim_inner, s, bn_eps, bn_momentum))
+            elif block in ("timefreq", "timefreq_reduce_sum"):
+                variant = "concat" if block == "timefreq" else "reduce_sum"
+                blocks.append(TimeFreqBottleneck(d_in, dim_out, dim_inner, s, bn_eps, bn_momentum, variant))
             else:
                 raise ValueError(f"unknown block type {block!r}")
         self.blocks = nn.ModuleList(blocks)
@@ -296,7 +317,8 @@ class ResNetPathway3d(nn.Module):
         stage_temporal_kernels: per stage, the temporal kernel of conv_a: an int for every block
             or a list with one entry per block.
         stage_strides: per stage, the (t, h, w) stride of the first block.
-        stage_blocks: per stage, "bottleneck" or "timefreq".
+        stage_blocks: per stage, "bottleneck", "timefreq" (decomposed audio block, concat variant)
+            or "timefreq_reduce_sum" (1x1 reduction, summed time/frequency branches).
         kernel_b: centre kernel of bottleneck blocks ((1,3,3) visual, (3,3,1) audio).
         lateral_channels: per stage, channels concatenated into this pathway *before* that stage
             (Fast->Slow lateral connections).

@@ -63,10 +63,14 @@ class SlowFastBackbone(nn.Module):
             4x16 with 128 frames).
         audio_stage_strides: time and frequency stride of the first block of res2..res5.
         audio_decomposed_stages: how many leading stages use the decomposed time/frequency block.
+        audio_block: its topology, "timefreq" (parallel branches concatenated, authors' default)
+            or "timefreq_reduce_sum" (1x1 reduction, branches summed).
         afs_fusion: A->FS connection at junctions (pool1, res2, res3, res4).
         afs_dim_inner / afs_kernel / afs_num_convs: the A->FS convs (64, 5, 2).
         avs_stages: synchronisation loss at junctions (pool1, res2, res3, res4, res5).
         avs_head / avs_proj_dim / avs_margin: see `mmzoo.nn.av_sync.AVSyncHead`.
+        avs_until_fusion: count a stage's AVS loss only up to the earliest A->FS fusion active on
+            the iteration (authors' code); False counts every flagged stage on every iteration.
         drop_pathway: DropPathway probability P_d.
     """
 
@@ -90,6 +94,7 @@ class SlowFastBackbone(nn.Module):
         audio_time_ratio: int = 32,
         audio_stage_strides: Sequence[int] = (1, 2, 2, 2),
         audio_decomposed_stages: int = 2,
+        audio_block: Literal["timefreq", "timefreq_reduce_sum"] = "timefreq",
         afs_fusion: Sequence[bool] = (False, False, True, True),
         afs_dim_inner: int = 64,
         afs_kernel: int = 5,
@@ -98,6 +103,7 @@ class SlowFastBackbone(nn.Module):
         avs_head: Literal["contrastive", "classifier"] = "contrastive",
         avs_proj_dim: int = 64,
         avs_margin: float = 0.99,
+        avs_until_fusion: bool = True,
         drop_pathway: float = 0.8,
     ) -> None:
         super().__init__()
@@ -127,6 +133,7 @@ class SlowFastBackbone(nn.Module):
         self.avs_stages = tuple(bool(b) for b in avs_stages) if use_audio else (False,) * 5
         self.afs = nn.ModuleDict()
         self.avs = nn.ModuleDict()
+        self.avs_until_fusion = avs_until_fusion
         self.drop = DropPathway(drop_pathway if use_audio else 0.0)
         if use_audio:
             audio_width = width // audio_beta_inv
@@ -135,7 +142,7 @@ class SlowFastBackbone(nn.Module):
                 1, audio_width, depth, "timefreq",
                 stage_temporal_kernels=(1, 1, 1, 1),
                 stage_strides=strides,
-                stage_blocks=["timefreq"] * audio_decomposed_stages + ["bottleneck"] * (4 - audio_decomposed_stages),
+                stage_blocks=[audio_block] * audio_decomposed_stages + ["bottleneck"] * (4 - audio_decomposed_stages),
                 kernel_b=(3, 3, 1),
             )
             audio_dims = [audio_width] + [audio_width * 4 * 2**i for i in range(4)]
@@ -161,7 +168,10 @@ class SlowFastBackbone(nn.Module):
     def avs_pattern(self, dropped: bool) -> list[bool]:
         """Junctions whose AVS loss counts on this iteration: the flagged ones up to the earliest
         active A->FS fusion (later visual features have already seen the audio); all flagged
-        ones when the audio pathway is dropped (the authors' rule)."""
+        ones when the audio pathway is dropped (the authors' rule; `avs_until_fusion=False`
+        keeps every flagged stage)."""
+        if not self.avs_until_fusion:
+            return list(self.avs_stages)
         active = [self.afs_fusion[j] and not dropped for j in range(4)]
         earliest = next((j for j in range(4) if active[j]), 4)
         return [self.avs_stages[j] and j <= earliest for j in range(5)]
