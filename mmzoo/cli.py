@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
@@ -49,6 +50,34 @@ def print_metrics(metrics: dict[str, float], title: str) -> None:
     for key in sorted(metrics):
         table.add_row(key, f"{metrics[key]:.4f}")
     Console().print(table)
+
+
+def _last_checkpoint(trainer: Any) -> Optional[str]:
+    """The newest `last*.ckpt` that the trainer's ModelCheckpoint callbacks wrote in any run under
+    the same logger folder. Lightning's own `ckpt_path="last"` looks only in the folder of the run
+    being started (a fresh `version_N`), so after a kill it finds nothing and starts from scratch."""
+    import glob
+    import os
+
+    from pytorch_lightning.callbacks import ModelCheckpoint
+
+    dirs: set[str] = set()
+    for cb in trainer.checkpoint_callbacks:
+        if not isinstance(cb, ModelCheckpoint):
+            continue
+        if cb.dirpath is not None:
+            dirs.add(str(cb.dirpath))
+        elif trainer.loggers:
+            logger = trainer.loggers[0]
+            save_dir = logger.save_dir if logger.save_dir is not None else trainer.default_root_dir
+            version = logger.version
+            pattern = glob.escape(version) if isinstance(version, str) else "version_*"
+            dirs.update(glob.glob(os.path.join(glob.escape(str(save_dir)), glob.escape(str(logger.name)),
+                                               pattern, "checkpoints")))
+        else:
+            dirs.add(os.path.join(str(trainer.default_root_dir), "checkpoints"))
+    found = [p for d in dirs for p in glob.glob(os.path.join(glob.escape(d), "last*.ckpt"))]
+    return max(found, key=os.path.getmtime) if found else None
 
 
 def _lightning_main(subcommand: str, argv: list[str]) -> None:
@@ -97,6 +126,15 @@ def _lightning_main(subcommand: str, argv: list[str]) -> None:
                 state = load_pretrained_state(spec.id, tag)
                 self.model.load_state_dict(state, strict=True)
 
+        def before_fit(self) -> None:
+            cfg = self.config_init[self.subcommand]
+            if cfg.get("ckpt_path") == "last":
+                found = _last_checkpoint(self.trainer)
+                if found is not None:  # none: Lightning warns and starts from scratch
+                    cfg.ckpt_path = found
+                    if self.trainer.is_global_zero:
+                        print(f"mmzoo fit: resuming from {found}", flush=True)
+
         def _report(self, subcommand: str) -> None:
             metrics = {k: float(v) for k, v in self.trainer.callback_metrics.items() if v.numel() == 1}
             print_metrics(metrics, f"mmzoo {subcommand}: {spec.id} on {data_name}")
@@ -112,6 +150,9 @@ def _lightning_main(subcommand: str, argv: list[str]) -> None:
         def after_validate(self) -> None:
             self._report("validate")
 
+    # main() passes the argv it was given (less --model/--data) explicitly; LightningCLI would
+    # otherwise warn on every console run that sys.argv is non-empty too.
+    warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
     ZooCLI(
         model_class=spec.cls,
         datamodule_class=datamodule_class,
@@ -234,7 +275,18 @@ def _zoo_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> Any:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in LIGHTNING_VERBS:
-        return _lightning_main(argv[0], argv[1:])
+        from mmzoo.errors import MmzooError, NoPublishedWeightsError
+        from mmzoo.registry import UnknownModelError
+
+        try:
+            return _lightning_main(argv[0], argv[1:])
+        except (MmzooError, UnknownModelError) as err:
+            hint = ""
+            if isinstance(err, NoPublishedWeightsError):
+                hint = (f"\n  mmzoo {argv[0]} loads the tag's published weights unless told otherwise: pass "
+                        "--ckpt_path <file.ckpt> for your own weights, or --pretrained false for random ones.")
+            print(f"mmzoo {argv[0]}: error: {err}{hint}", file=sys.stderr)
+            raise SystemExit(1) from None
     if not argv or argv[0] in ("-h", "--help"):
         _zoo_parser().print_help()
         print("\nLightning verbs: mmzoo {fit,validate,test,predict} --model <id> --data <name> [--help]")
