@@ -11,17 +11,30 @@ The thesis (Sec. 3.4) links STMN detections over a snippet with Seq-NMS; its par
    box are suppressed;
 5. repeat on what is left until no box remains.
 
-The dynamic programme is vectorised over boxes (a padded ``[T, N]`` score table, ``[T-1, N, N]``
-link masks); only the time loop and the sequence loop are Python.
+The IoUs (links between adjacent frames, overlaps inside a frame) are computed for the whole
+snippet with batched tensor ops; the dynamic programme then runs over the sparse link lists
+(each box links to a few boxes of the next frame) and, after each extracted sequence, is only
+recomputed where it can change (from the sequence's first frame until a row comes out
+unchanged).
 """
 from __future__ import annotations
 
 from typing import Literal, Sequence
 
 import torch
-from torchvision.ops import box_iou
+__all__ = ["seq_nms", "seq_nms_class", "batched_box_iou"]
 
-__all__ = ["seq_nms", "seq_nms_class"]
+
+def batched_box_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """IoU of ``a`` [T, N, 4] against ``b`` [T, M, 4] per leading index -> [T, N, M]."""
+    area_a = (a[..., 2] - a[..., 0]).clamp(min=0) * (a[..., 3] - a[..., 1]).clamp(min=0)
+    area_b = (b[..., 2] - b[..., 0]).clamp(min=0) * (b[..., 3] - b[..., 1]).clamp(min=0)
+    lt = torch.maximum(a[:, :, None, :2], b[:, None, :, :2])
+    rb = torch.minimum(a[:, :, None, 2:], b[:, None, :, 2:])
+    wh = (rb - lt).clamp(min=0)
+    inter = wh[..., 0] * wh[..., 1]
+    union = area_a[:, :, None] + area_b[:, None, :] - inter
+    return torch.where(union > 0, inter / union.clamp(min=1e-12), torch.zeros_like(inter))
 
 
 def seq_nms_class(
@@ -34,43 +47,77 @@ def seq_nms_class(
         boxes: [T, N, 4] xyxy; scores: [T, N]; valid: [T, N] bool (padding is False).
     Returns:
         [T, N] new scores; boxes that were suppressed (or padding) get -1.
+
+    The IoUs of all adjacent-frame pairs and of all same-frame pairs come from two batched
+    tensor ops; the links are then sparse (a box links to a few boxes of the next frame), so the
+    dynamic programme walks predecessor lists. After a sequence is taken, the table is
+    recomputed only from the sequence's first frame, and stops as soon as a row past the
+    sequence comes out unchanged (nothing further downstream can change).
     """
     t_len, n = scores.shape
     out = torch.full_like(scores, -1.0)
     if t_len == 0 or n == 0:
         return out
-    alive = valid.clone()
+    neg = float("-inf")
+    s = scores.tolist()
+    alive = valid.tolist()
+    n_alive = int(valid.sum())
+    preds: list[list[list[int]]] = [[[] for _ in range(n)] for _ in range(t_len)]
     if t_len > 1:
-        links = torch.stack([box_iou(boxes[t], boxes[t + 1]) for t in range(t_len - 1)]) > link_iou  # T-1, N, N
-    iou_same = torch.stack([box_iou(boxes[t], boxes[t]) for t in range(t_len)])  # T, N, N
-    neg = torch.finfo(scores.dtype).min
-    while bool(alive.any()):
-        best = torch.where(alive, scores, torch.full_like(scores, neg))
-        back = torch.full((t_len, n), -1, dtype=torch.long, device=scores.device)
-        for t in range(1, t_len):
-            ok = links[t - 1] & alive[t - 1][:, None] & alive[t][None, :]  # prev i -> cur j
-            cand = torch.where(ok, best[t - 1][:, None].expand(n, n), torch.full((n, n), neg, dtype=scores.dtype, device=scores.device))
-            prev_best, prev_idx = cand.max(dim=0)
-            extend = alive[t] & (prev_best > 0)
-            best[t] = torch.where(extend, best[t] + prev_best, best[t])
-            back[t] = torch.where(extend, prev_idx, back[t])
-        flat = int(torch.argmax(best))
-        t, j = divmod(flat, n)
+        links = (batched_box_iou(boxes[:-1], boxes[1:]) > link_iou) & valid[:-1, :, None] & valid[1:, None, :]
+        for t, i, j in torch.nonzero(links).tolist():
+            preds[t + 1][j].append(i)
+    same = (batched_box_iou(boxes, boxes) > nms_iou) & valid[:, :, None] & valid[:, None, :]
+    overlaps: list[list[list[int]]] = [[[] for _ in range(n)] for _ in range(t_len)]
+    for t, j, k in torch.nonzero(same).tolist():
+        overlaps[t][j].append(k)
+    best = [[neg] * n for _ in range(t_len)]
+    back = [[-1] * n for _ in range(t_len)]
+    rowmax = [neg] * t_len
+
+    def run(t0: int, t_stop: int) -> None:
+        for t in range(t0, t_len):
+            row, brow = [neg] * n, [-1] * n
+            at, st, pt = alive[t], s[t], preds[t]
+            prev = best[t - 1] if t > 0 else None
+            prev_alive = alive[t - 1] if t > 0 else None
+            for j in range(n):
+                if not at[j]:
+                    continue
+                b, bi = neg, -1
+                if prev is not None:
+                    for i in pt[j]:
+                        if prev_alive[i] and prev[i] > b:
+                            b, bi = prev[i], i
+                if b > 0:
+                    row[j], brow[j] = st[j] + b, bi
+                else:
+                    row[j] = st[j]
+            if t > t_stop and row == best[t] and brow == back[t]:
+                return
+            best[t], back[t], rowmax[t] = row, brow, max(row)
+
+    run(0, t_len)
+    result = [[-1.0] * n for _ in range(t_len)]
+    while n_alive > 0:
+        top = max(rowmax)
+        t = rowmax.index(top)
+        j = best[t].index(top)
         seq = []
         while j >= 0:
             seq.append((t, j))
-            j = int(back[t, j])
+            j = back[t][j]
             t -= 1
-        ts = torch.tensor([s[0] for s in seq], device=scores.device)
-        js = torch.tensor([s[1] for s in seq], device=scores.device)
-        seq_scores = scores[ts, js]
-        new = seq_scores.mean() if rescore == "avg" else seq_scores.max()
-        out[ts, js] = new
-        # suppress overlapping boxes (and the sequence boxes themselves) in the sequence's frames
-        kill = iou_same[ts, js] > nms_iou  # len, N
-        kill[torch.arange(len(js)), js] = True
-        alive[ts] = alive[ts] & ~kill
-    return out
+        vals = [s[t][j] for t, j in seq]
+        new = sum(vals) / len(vals) if rescore == "avg" else max(vals)
+        for t, j in seq:
+            result[t][j] = new
+            for k in [j] + overlaps[t][j]:
+                if alive[t][k]:
+                    alive[t][k] = False
+                    n_alive -= 1
+        run(seq[-1][0], seq[0][0])
+    return torch.tensor(result, dtype=scores.dtype, device=scores.device)
 
 
 def seq_nms(
