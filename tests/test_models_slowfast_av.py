@@ -33,6 +33,11 @@ def test_dropped_audio_pathway_sums_zeros_into_the_visual_pathways():
     assert model.backbone.drop.dropped
     assert torch.equal(fa[0], fb[0]) and torch.equal(fa[1], fb[1])
     assert not torch.equal(fa[2], fb[2])  # the audio pathway still runs (pool5 concatenation)
+    # the dropped A->FS branch keeps (zero) gradients: no unused parameters under DDP
+    model.zero_grad()
+    model.head(model.extract(video, audio)[0]).sum().backward()
+    g = model.backbone.afs["2"].layers[0].weight.grad
+    assert g is not None and torch.count_nonzero(g) == 0
     model.backbone.drop.p = 0.0  # never dropped: audio reaches the Slow pathway
     fa, _ = model.extract(video, audio)
     fb, _ = model.extract(video, other)

@@ -75,3 +75,19 @@ def test_slowfast_verb_noun_head_fits_and_tests_on_synthetic_epic(tmp_path_facto
     for k in ("verb_top1", "noun_top1", "action_top1", "verb_top5", "noun_top5", "action_top5"):
         assert 0.0 <= metrics[f"test/{k}"] <= 100.0
     assert metrics["test/action_top1"] <= min(metrics["test/verb_top1"], metrics["test/noun_top1"])
+
+
+def test_audionet_fits_and_tests_on_synthetic_kinetics_audio(kinetics_root, tmp_path):
+    root, _ = kinetics_root
+    torch.manual_seed(0)
+    common = ["--model", "audionet-r50", "--data", "kinetics", "--data.root", str(root), "--model.depth", "14",
+              "--model.width", "8", "--model.dropout", "0.0", *CLIP, "--data.version", "any", "--data.with_audio", "true",
+              "--data.num_clips", "2", "--data.num_crops", "1", *TRAINER, "--trainer.default_root_dir", str(tmp_path)]  # fmt: skip
+    mmzoo_main(["fit", *common, "--trainer.max_steps", "2", "--trainer.limit_val_batches", "0"])
+    ckpt = sorted(Path(tmp_path).rglob("*.ckpt"))[-1]
+    out = tmp_path / "results.json"
+    mmzoo_main(["test", *common, "--ckpt_path", str(ckpt), "--pretrained", "false", "--results_json", str(out)])
+    metrics = json.loads(out.read_text())["metrics"]
+    assert 0.0 <= metrics["test/top1"] <= 100.0
+    state = torch.load(ckpt, map_location="cpu", weights_only=False)["state_dict"]
+    assert state["head.fc.weight"].shape == (3, 8 * 32)  # 3 synthetic classes, res5 width 32 x 8

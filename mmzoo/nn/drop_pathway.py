@@ -22,7 +22,7 @@ class DropPathway(nn.Module):
         p: probability of dropping the pathway on a training iteration (0 disables it).
 
     `sample()` draws the decision for the current iteration (False in eval mode) and stores it in
-    `dropped`; `forward(x)` returns `x` or `zeros_like(x)` according to that decision, so that
+    `dropped`; `forward(x)` returns `x` or zeros (`x * 0`) according to that decision, so that
     "summing the audio features" becomes "summing zeros" when the pathway is dropped.
     """
 
@@ -41,7 +41,9 @@ class DropPathway(nn.Module):
         return self.dropped
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.zeros_like(x) if self.dropped else x
+        # x * 0 rather than zeros_like(x): the dropped branch stays in the autograd graph with
+        # zero gradients, so DDP does not see unused parameters on iterations that drop it
+        return x * 0.0 if self.dropped else x
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
