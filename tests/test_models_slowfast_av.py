@@ -250,3 +250,20 @@ def test_frozen_bn_keeps_statistics_and_affine():
     loss = model.training_step({"video": torch.randn(2, 3, 32, 32, 32), "label": torch.tensor([0, 2])}, 0)
     loss.backward()
     assert torch.equal(bn.running_mean, before) and bn.weight.grad is None
+
+
+def test_tiny_avslowfast_fits_a_fixed_batch():
+    torch.manual_seed(0)
+    model = mmzoo.create("avslowfast-r50-4x16", **TINY).train()
+    model.log = model.log_dict = lambda *a, **kw: None
+    video, audio = _inputs(4)
+    batch = {"video": video, "audio": audio, "label": torch.tensor([0, 1, 2, 3])}
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    losses = []
+    for _ in range(12):
+        opt.zero_grad()
+        feats, _ = model.extract(video, audio)
+        losses.append(float(torch.nn.functional.cross_entropy(model.head(feats), batch["label"])))
+        model.training_step(batch, 0).backward()
+        opt.step()
+    assert losses[-1] < 0.5 * losses[0], losses
