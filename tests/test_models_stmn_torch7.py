@@ -6,7 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from mmzoo.convert.torch7 import Torch7FormatError, convert_rfcn_r101, convert_stmn_r101, load_t7, t7_layers
+from mmzoo.convert.torch7 import (Torch7FormatError, convert_rfcn_r101, convert_stmn_r101, convert_stmn_r101_single,
+                                  convert_stmn_r101_with_rfcn, load_t7, t7_layers)
 from mmzoo.models.stmn import STMN
 
 TINY = dict(backbone="resnet18", pretrained_backbone=False, head_channels=16, embed_channels=24, mem_channels=8,
@@ -209,7 +210,7 @@ def test_stmn_roundtrip_with_named_stmm_convs(tmp_path):
     _write(tmp_path / "stmn.t7", authors_tree(src, fold_stem=False, stmm=True))
     dst = STMN(temporal="stmm", ensemble="none", **TINY).eval()
     with pytest.warns(UserWarning):
-        dst.load_state_dict(convert_stmn_r101(tmp_path / "stmn.t7", dst), strict=True)
+        dst.load_state_dict(convert_stmn_r101_single(tmp_path / "stmn.t7", dst), strict=True)
     for k, v in src.state_dict().items():
         if k.startswith(("temporal.", "post.", "head.", "embed.", "reduce.")):
             assert torch.equal(v, dst.state_dict()[k]), k
@@ -232,3 +233,29 @@ def test_wrong_architecture_and_html_are_rejected(tmp_path):
     (tmp_path / "trunc.t7").write_bytes((tmp_path / "rfcn.t7").read_bytes()[:1000])
     with pytest.raises(Torch7FormatError, match="cannot read"):
         load_t7(tmp_path / "trunc.t7")
+
+
+def test_stmn_with_rfcn_fills_the_ensemble_branch(tmp_path):
+    torch.manual_seed(2)
+    rfcn_src = STMN(temporal="none", ensemble="none", seq_nms=False, **TINY).eval()
+    stmn_src = STMN(temporal="stmm", ensemble="none", **TINY).eval()
+    _randomise(rfcn_src)
+    _write(tmp_path / "rfcn.t7", authors_tree(rfcn_src))
+    _write(tmp_path / "stmn.t7", authors_tree(stmn_src, stmm=True))
+
+    def build(model_id, **kw):
+        temporal = "none" if model_id == "rfcn-r101" else "stmm"
+        ens = kw.get("ensemble", "none" if model_id == "rfcn-r101" else "score_avg")
+        return STMN(temporal=temporal, ensemble=ens, seq_nms=False, **TINY)
+
+    with pytest.warns(UserWarning):
+        state = convert_stmn_r101_with_rfcn(tmp_path / "stmn.t7", tmp_path / "rfcn.t7", build=build)
+    full = build("stmn-r101")
+    full.load_state_dict(state, strict=True)
+    assert torch.equal(full.ensemble_branch["conv"][0].weight, rfcn_src.temporal[0].weight)
+    assert torch.equal(full.ensemble_branch["head"].cls_conv.weight, rfcn_src.head.cls_conv.weight)
+    assert torch.equal(full.head.cls_conv.weight, stmn_src.head.cls_conv.weight)
+    assert torch.equal(full.temporal.backward_cell.u.weight, stmn_src.temporal.backward_cell.u.weight)
+    (tmp_path / "rfcn.t7").unlink()
+    with pytest.raises(Torch7FormatError, match="rfcn.t7 next to stmn.t7"):
+        convert_stmn_r101(tmp_path / "stmn.t7")

@@ -22,8 +22,9 @@ into the convs) sets that BN to the identity plus the bias.
 Limits (also in the model cards): the authors' detector reads precomputed proposals and has no
 proposal network, so the RPN of the converted model keeps its initialisation and a warning says
 so (pass the authors' proposals to ``STMN.forward(..., proposals=...)``); the STMN checkpoint
-holds no single-frame R-FCN branch, so ``ensemble`` is set to "none" by :func:`convert_stmn_r101`
-unless that branch is filled from ``rfcn.t7`` with :func:`convert_stmn_r101_with_rfcn`. The
+holds no single-frame R-FCN branch: :func:`convert_stmn_r101` (the ``mmzoo convert`` entry)
+fills it from ``rfcn.t7`` found next to ``stmn.t7``; :func:`convert_stmn_r101_single` converts for
+``ensemble="none"``. The
 mapping has been checked on files written in the Torch7 format by the tests, not on the real
 Google Drive files (not downloadable here).
 """
@@ -37,7 +38,8 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["load_t7", "t7_layers", "convert_rfcn_r101", "convert_stmn_r101", "convert_stmn_r101_with_rfcn",
+__all__ = ["load_t7", "t7_layers", "convert_rfcn_r101", "convert_stmn_r101", "convert_stmn_r101_single",
+           "convert_stmn_r101_with_rfcn",
            "Torch7FormatError"]
 
 _STMM_FIELDS = ("conv_z_w", "conv_r_w", "conv_w", "conv_z_u", "conv_r_u", "conv_u")
@@ -226,12 +228,30 @@ def convert_rfcn_r101(path: str | Path, model: nn.Module | None = None) -> dict[
     return _complete(model, state, str(path))
 
 
-def convert_stmn_r101(path: str | Path, model: nn.Module | None = None) -> dict[str, torch.Tensor]:
-    """``stmn.t7`` -> state dict of ``stmn-r101`` built with ``ensemble="none"`` (the checkpoint
-    has no single-frame branch); see :func:`convert_stmn_r101_with_rfcn` for the ensemble."""
+def convert_stmn_r101(path: str | Path) -> dict[str, torch.Tensor]:
+    """``stmn.t7`` -> state dict of the registered ``stmn-r101`` (the `mmzoo convert` entry).
+
+    The registered model ensembles with the single-frame R-FCN (as the thesis's inference does),
+    whose layers are not in ``stmn.t7``: ``rfcn.t7`` must sit in the same folder (the layout of
+    the authors' README, ``models/stmn.t7`` + ``models/rfcn.t7``). Without it this raises; use
+    :func:`convert_stmn_r101_single` for ``mmzoo.create("stmn-r101", ensemble="none")``.
+    """
+    path = Path(path)
+    rfcn = path.with_name("rfcn.t7")
+    if not rfcn.is_file():
+        raise Torch7FormatError(
+            f"{rfcn} not found: stmn-r101 ensembles STMN with the authors' R-FCN, whose weights are in rfcn.t7; "
+            "put rfcn.t7 next to stmn.t7, or convert for ensemble='none' with "
+            "mmzoo.convert.torch7.convert_stmn_r101_single")
+    return convert_stmn_r101_with_rfcn(path, rfcn)
+
+
+def convert_stmn_r101_single(path: str | Path, model: nn.Module | None = None) -> dict[str, torch.Tensor]:
+    """``stmn.t7`` -> state dict of ``stmn-r101`` built with ``ensemble="none"`` (or of ``model``,
+    an STMN without ensemble branch)."""
     model = model or _build("stmn-r101", ensemble="none")
     if model.ensemble_branch is not None:
-        raise Torch7FormatError("convert_stmn_r101 fills an STMN without ensemble branch; use "
+        raise Torch7FormatError("convert_stmn_r101_single fills an STMN without ensemble branch; use "
                                 "convert_stmn_r101_with_rfcn for ensemble != 'none'")
     layers = [layer for layer in t7_layers(load_t7(path)) if layer["kind"] != "linear"]
     state = _assign(model, _stmn_slots(model), layers, str(path))
@@ -251,19 +271,19 @@ def _stmn_slots(model):
     return slots
 
 
-def convert_stmn_r101_with_rfcn(stmn_path: str | Path, rfcn_path: str | Path) -> dict[str, torch.Tensor]:
-    """``stmn.t7`` + ``rfcn.t7`` -> ``stmn-r101`` with its single-frame ensemble branch filled from
-    the R-FCN checkpoint (its replaced conv, post conv and head)."""
-    model = _build("stmn-r101")
-    rfcn = _build("rfcn-r101")
+def convert_stmn_r101_with_rfcn(stmn_path: str | Path, rfcn_path: str | Path, build=None) -> dict[str, torch.Tensor]:
+    """``stmn.t7`` + ``rfcn.t7`` -> ``stmn-r101`` with its single-frame ensemble branch (replaced
+    conv, post conv, head) filled from the R-FCN checkpoint. ``build(model_id, **overrides)``
+    makes the models (default: the registry's full-size ids)."""
+    build = build or _build
+    model = build("stmn-r101")
+    rfcn = build("rfcn-r101")
     rfcn.load_state_dict(convert_rfcn_r101(rfcn_path, rfcn), strict=True)
-    plain = _build("stmn-r101", ensemble="none")
-    plain.load_state_dict(convert_stmn_r101(stmn_path, plain), strict=True)
-    state = {k: v for k, v in plain.state_dict().items()}
-    br = model.ensemble_branch
+    plain = build("stmn-r101", ensemble="none")
+    plain.load_state_dict(convert_stmn_r101_single(stmn_path, plain), strict=True)
+    state = dict(plain.state_dict())
     for prefix, src in (("ensemble_branch.conv.", rfcn.temporal), ("ensemble_branch.post.", rfcn.post),
                         ("ensemble_branch.head.", rfcn.head)):
         for k, v in src.state_dict().items():
             state[prefix + k] = v
-    del br
     return _complete(model, state, f"{stmn_path} + {rfcn_path}")
