@@ -137,3 +137,25 @@ def test_stmm_placement_append_keeps_the_conv():
         out = app._temporal(emb, 1, 2)
         manual = app.post(app.temporal(torch.relu(app.pre_temporal[0](emb)).view(1, 2, 24, 4, 6)).flatten(0, 1))
     assert torch.allclose(out, manual, atol=1e-6)
+
+
+def test_vgg_fastrcnn_stmn_trains_and_detects():
+    """The Fast R-CNN + VGG-16 path (real size, few RoIs): losses, gradients into the STMMs, detections."""
+    torch.manual_seed(0)
+    m = STMN(backbone="vgg16", detector="fastrcnn", temporal="stmm", pretrained_backbone=False, w_scale=1.0,
+             rpn_post_nms_train=8, rpn_post_nms_test=8, rpn_pre_nms_train=100, rpn_pre_nms_test=100, roi_batch_size=8,
+             anchor_sizes=(16, 32))
+    video = torch.randn(1, 3, 2, 64, 96)
+    batch = {"video": video, "boxes": [torch.tensor([[10.0, 10, 40, 40]])] * 2, "labels": [torch.tensor([3])] * 2,
+             "meta": [{"size": (64, 96)}] * 2}
+    m.train()
+    losses = m._losses(batch)
+    assert set(losses) >= {"loss_cls", "loss_box", "ens_loss_cls", "loss_rpn_cls"}
+    sum(losses.values()).backward()
+    assert m.temporal.forward_cell.w.weight.grad.abs().sum() > 0
+    assert m.temporal.backward_cell.u.weight.grad.abs().sum() > 0
+    m.eval()
+    with torch.no_grad():
+        out = m(video)
+    assert len(out) == 2 and out[0]["boxes"].shape[1] == 4
+    assert int(out[0]["labels"].min()) >= 1 and int(out[0]["labels"].max()) <= 30
