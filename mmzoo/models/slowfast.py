@@ -151,9 +151,6 @@ class SlowFastFamilyModule(ZooModule):
     # ------------------------------------------------------------------ losses
     def training_progress(self) -> float:
         """Fraction of training done (0..1), from the trainer's step count."""
-        override = getattr(self, "_progress_override", None)
-        if override is not None:
-            return float(override)
         trainer = getattr(self, "_trainer", None)
         if trainer is None:
             return 0.0
