@@ -283,8 +283,9 @@ def main(argv: Sequence[str] | None = None) -> Any:
         except (MmzooError, UnknownModelError) as err:
             hint = ""
             if isinstance(err, NoPublishedWeightsError):
-                hint = (f"\n  mmzoo {argv[0]} loads the tag's published weights unless told otherwise: pass "
-                        "--ckpt_path <file.ckpt> for your own weights, or --pretrained false for random ones.")
+                hint = ("\n  hint: published weights are loaded when --pretrained is true (the default for "
+                        "validate/test/predict without --ckpt_path); pass --ckpt_path <file.ckpt> for your own "
+                        "weights, or --pretrained false for random ones.")
             print(f"mmzoo {argv[0]}: error: {err}{hint}", file=sys.stderr)
             raise SystemExit(1) from None
     if not argv or argv[0] in ("-h", "--help"):

@@ -42,6 +42,17 @@ def ave_root(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.fixture(autouse=True)
+def _restore_seed_env():
+    """In-process `fit`/`test` runs seed_everything, which exports PL_GLOBAL_SEED / PL_SEED_WORKERS;
+    keep them from leaking into later tests of this process and into their subprocesses."""
+    saved = {k: v for k, v in os.environ.items() if k.startswith("PL_")}
+    yield
+    for key in [k for k in os.environ if k.startswith("PL_")]:
+        del os.environ[key]
+    os.environ.update(saved)
+
+
 def _common(ave_root: Path, run_dir: Path) -> list[str]:
     return ["--model", "cmcoatt-avsdn", "--data", "ave", "--data.root", str(ave_root),
             "--data.batch_size", "2", "--data.num_workers", "0", *TINY,
@@ -54,7 +65,11 @@ def _common(ave_root: Path, run_dir: Path) -> list[str]:
 def fitted(ave_root, tmp_path_factory) -> dict:
     """One `mmzoo fit --trainer.max_epochs 1` run on the official layout; its checkpoint."""
     run_dir = tmp_path_factory.mktemp("fit-run")
+    saved = {k: v for k, v in os.environ.items() if k.startswith("PL_")}
     main(["fit", *_common(ave_root, run_dir), "--model.lr", "0.01", "--trainer.max_epochs", "1"])
+    for key in [k for k in os.environ if k.startswith("PL_")]:
+        del os.environ[key]
+    os.environ.update(saved)
     ckpt = run_dir / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
     assert ckpt.is_file(), f"fit wrote no last.ckpt under {run_dir}"
     return {"ckpt": ckpt, "run_dir": run_dir}

@@ -127,7 +127,9 @@ def test_fit_resumes_after_sigkill_on_the_same_schedule(tmp_path):
     last = run_dir / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
     env = _env(tmp_path, MMZOO_TEST_HANG_STEP=str(HANG_AT_STEP), MMZOO_TEST_HANG_MARKER=str(marker))
     log = open(tmp_path / "interrupted.log", "w")
-    proc = subprocess.Popen(_fit_argv(data, run_dir, "--trainer.callbacks+=mmzoo_test_hang.HangAtStep"),
+    # the same `--ckpt_path last` as the restart below: with nothing saved yet it starts from 0
+    proc = subprocess.Popen(_fit_argv(data, run_dir, "--ckpt_path", "last",
+                                      "--trainer.callbacks+=mmzoo_test_hang.HangAtStep"),
                             env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         deadline = time.monotonic() + 240
@@ -152,9 +154,11 @@ def test_fit_resumes_after_sigkill_on_the_same_schedule(tmp_path):
     saved_step = saved["global_step"]
     assert saved_step == (saved["epoch"] + 1) * STEPS_PER_EPOCH
     assert 0 < saved_step < int(marker.read_text()) < total  # killed after the save, before the end
+    assert min(_lr_rows(last.parent.parent)) == 0
 
     # 3. resume with --ckpt_path last from the same folder
-    _run(_fit_argv(data, run_dir, "--ckpt_path", "last"), _env(tmp_path))
+    restart = _run(_fit_argv(data, run_dir, "--ckpt_path", "last"), _env(tmp_path))
+    assert f"resuming from {last}" in restart.stdout
     versions = sorted((run_dir / "lightning_logs").glob("version_*"))
     assert [v.name for v in versions] == ["version_0", "version_1"]
     resumed = versions[1]
