@@ -155,6 +155,16 @@ def test_unknown_id_exits_1_with_suggestions(capsys):
     assert "Did you mean" in proc.stderr and "cmcoatt-avsdn" in proc.stderr
 
 
+def test_installed_console_script(tmp_path):
+    """The `mmzoo` script pyproject installs (`mmzoo.cli:main` under sys.exit) exits 0 on success."""
+    script = Path(sys.executable).parent / "mmzoo"
+    assert script.is_file(), f"{script} missing: install the package (pip install -e .)"
+    proc = subprocess.run([str(script), "list", "cmcoatt-*", "--json"], capture_output=True, text=True,
+                          timeout=180, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads(proc.stdout) == ["cmcoatt-avel", "cmcoatt-avsdn", "cmcoatt-lstm"]
+
+
 # ------------------------------------------------------------------------------ LightningCLI verbs
 def _print_config(model_id: str, ave_root: Path, tmp_path: Path, capsys) -> dict:
     args = _common(ave_root, tmp_path)
