@@ -159,3 +159,37 @@ def test_vgg_fastrcnn_stmn_trains_and_detects():
         out = m(video)
     assert len(out) == 2 and out[0]["boxes"].shape[1] == 4
     assert int(out[0]["labels"].min()) >= 1 and int(out[0]["labels"].max()) <= 30
+
+
+def test_init_from_single_frame_detector():
+    torch.manual_seed(0)
+    kw = dict(backbone="resnet18", pretrained_backbone=False, head_channels=16, embed_channels=24, mem_channels=12)
+    base = STMN(temporal="none", ensemble="none", **kw)
+    stmn = STMN(temporal="stmm", ensemble="score_avg", **kw)
+    stmn.init_from_single_frame(base)
+    conv = base.temporal[0]
+    for cell in (stmn.temporal.forward_cell, stmn.temporal.backward_cell):
+        assert torch.equal(cell.w_r.weight, conv.weight[:12])
+    assert torch.equal(stmn.post.weight, base.post.weight) and torch.equal(stmn.head.cls_conv.weight, base.head.cls_conv.weight)
+    assert torch.equal(stmn.ensemble_branch["conv"][0].weight, conv.weight)
+    x = torch.randn(1, 3, 64, 96)
+    with torch.no_grad():
+        _, emb = stmn._trunk(x)
+        _, emb0 = base._trunk(x)
+        assert torch.allclose(emb, emb0)
+        # the ensemble branch is the single-frame detector's tower
+        assert torch.allclose(stmn._branch(emb), base._temporal(emb0, 1, 1), atol=1e-6)
+    with pytest.raises(ValueError):
+        stmn.init_from_single_frame(stmn)
+
+
+def test_frozen_ensemble_branch_has_no_loss_and_no_grad():
+    kw = dict(backbone="resnet18", pretrained_backbone=False, head_channels=16, embed_channels=24, mem_channels=8,
+              anchor_sizes=(16, 32), rpn_post_nms_train=16, roi_batch_size=8)
+    m = STMN(train_ensemble_branch=False, **kw)
+    assert not any(p.requires_grad for p in m.ensemble_branch.parameters())
+    batch = {"video": torch.randn(1, 3, 2, 64, 96), "boxes": [torch.tensor([[10.0, 10, 40, 40]])] * 2,
+             "labels": [torch.tensor([3])] * 2, "meta": [{"size": (64, 96)}] * 2}
+    losses = m.train()._losses(batch)
+    assert not any(k.startswith("ens_") for k in losses)
+    assert any(k.startswith("ens_") for k in STMN(**kw).train()._losses(batch))

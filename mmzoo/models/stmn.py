@@ -82,6 +82,10 @@ class STMN(ZooModule):
         ensemble: "score_avg" (average class probabilities and box deltas of the memory head
             and a single-frame head on the same proposals), "concat" (pool both detection
             sets before NMS / Seq-NMS) or "none".
+        train_ensemble_branch: train the single-frame branch with its own RoI losses (True), or
+            freeze it as the detector the STMN started from (False; the thesis ensembles with
+            "the initial R-FCN detector", see :meth:`init_from_single_frame`; the shared trunk
+            is still fine-tuned).
         seq_nms: apply Seq-NMS over each snippet at test time.
         seq_nms_link_iou / seq_nms_nms_iou / seq_nms_rescore / seq_nms_top_k: Seq-NMS
             parameters (Han et al. defaults: 0.5, 0.3, "avg"; top_k boxes per class and frame).
@@ -124,6 +128,7 @@ class STMN(ZooModule):
         merge_init: Literal["average", "default"] = "average",
         reinit_head: bool = False,
         ensemble: Literal["score_avg", "concat", "none"] = "score_avg",
+        train_ensemble_branch: bool = True,
         seq_nms: bool = True,
         seq_nms_link_iou: float = 0.5,
         seq_nms_nms_iou: float = 0.3,
@@ -219,6 +224,9 @@ class STMN(ZooModule):
                 branch["post"] = make_post(embed_channels)
                 branch["head"] = make_head()
             self.ensemble_branch = nn.ModuleDict(branch)
+            if not train_ensemble_branch:
+                for p in self.ensemble_branch.parameters():
+                    p.requires_grad_(False)
         self.rpn = build_rpn(rpn_in, anchor_sizes, aspect_ratios, rpn_pre_nms_train, rpn_pre_nms_test,
                              rpn_post_nms_train, rpn_post_nms_test)
         self.roi_loss = RoILoss(roi_batch_size=roi_batch_size, fg_fraction=fg_fraction, ohem=ohem)
@@ -227,6 +235,33 @@ class STMN(ZooModule):
         self.val_map = VIDMeanAP(n_obj, class_names=names)
         self.test_map = VIDMeanAP(n_obj, class_names=names)
         self._buffers_eval: dict[str, dict] = {}
+
+    # ------------------------------------------------------------------ initialisation
+    @torch.no_grad()
+    def init_from_single_frame(self, base: "STMN") -> None:
+        """Transfer a trained single-frame detector (``rfcn-r101`` / ``fastrcnn-vgg16`` with the
+        same sizes) into this memory model, as thesis Sec. 3.2.2 does: trunk, RPN, post conv and
+        prediction layers are copied, the memories' W_z, W_r, W start from the conv they replace,
+        and the single-frame ensemble branch becomes that detector ("the initial R-FCN detector
+        from which it started", used for the test-time ensemble)."""
+        if base.hparams.temporal != "none" or base.hparams.detector != self.hparams.detector:
+            raise ValueError("init_from_single_frame needs a single-frame model (temporal='none') of the same detector")
+        for name in ("backbone", "reduce", "embed", "rpn", "head"):
+            getattr(self, name).load_state_dict(getattr(base, name).state_dict())
+        replaced = base.temporal[0]
+        if self.hparams.temporal == "none":
+            self.temporal.load_state_dict(base.temporal.state_dict())
+        elif self.hparams.stmm_placement == "replace":
+            self.temporal.init_from_conv(replaced)
+        else:
+            self.pre_temporal.load_state_dict(base.temporal.state_dict())
+        if isinstance(base.post, nn.Conv2d) and isinstance(self.post, nn.Conv2d) and base.post.weight.shape == self.post.weight.shape:
+            self.post.load_state_dict(base.post.state_dict())
+        if self.ensemble_branch is not None:
+            self.ensemble_branch["conv"].load_state_dict(base.temporal.state_dict())
+            if "post" in self.ensemble_branch:
+                self.ensemble_branch["post"].load_state_dict(base.post.state_dict())
+                self.ensemble_branch["head"].load_state_dict(base.head.state_dict())
 
     # ------------------------------------------------------------------ network
     def example_input(self, batch_size: int = 1):
@@ -375,7 +410,7 @@ class STMN(ZooModule):
         logits, deltas = self.head(feats, rois)
         losses = {"loss_rpn_cls": rpn_losses["loss_objectness"], "loss_rpn_box": rpn_losses["loss_rpn_box_reg"]}
         losses.update(self.roi_loss(logits, deltas, labels, targets, rois[:, 0]))
-        if branch is not None:
+        if branch is not None and self.hparams.train_ensemble_branch:
             l2, d2 = self._branch_head()(branch, rois)
             for k, v in self.roi_loss(l2, d2, labels, targets, rois[:, 0]).items():
                 losses["ens_" + k] = v
