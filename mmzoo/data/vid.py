@@ -48,7 +48,7 @@ import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Optional, Sequence
 
 import pytorch_lightning as pl
 import torch
@@ -175,7 +175,6 @@ def _transform(frames_u8: torch.Tensor, boxes: list, short_side: int, max_side: 
     video, _ = short_side_scale(video, short)
     nh, nw = video.shape[-2:]
     sx, sy = nw / w, nh / h
-    factors = torch.tensor([sx, sy, sx, sy])
     counts = [len(b) for b in boxes]
     flat = torch.cat([b.reshape(-1, 4) for b in boxes]) if boxes else torch.zeros(0, 4)
     flat = flat.clone().float()

@@ -33,7 +33,7 @@ import copy
 import json
 import os
 from pathlib import Path
-from typing import Any, Literal, Optional, Sequence
+from typing import Literal, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -160,7 +160,6 @@ class STMN(ZooModule):
     ):
         super().__init__()
         self.save_hyperparameters()
-        hp = self.hparams
         self.class_names = ("__background__",) + VID_CLASSES if num_classes == 31 else tuple(str(i) for i in range(num_classes))
         ens = ensemble != "none" and temporal != "none"
         if detector == "rfcn":
