@@ -15,9 +15,18 @@ START = "<!-- zoo-table:start -->"
 END = "<!-- zoo-table:end -->"
 
 
+def _numbers(reported: dict, prefix: str = ""):
+    """(key path, number) pairs of a possibly nested `reported` dict, in order."""
+    for key, value in reported.items():
+        name = f"{prefix} {key}".strip()
+        if isinstance(value, dict):
+            yield from _numbers(value, name)
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            yield name, value
+
+
 def _fmt_reported(reported: dict) -> str:
-    items = [f"{k} {v}" for k, v in reported.items() if isinstance(v, (int, float, str))][:2]
-    return "; ".join(items) or "-"
+    return "; ".join(f"{k} {v}" for k, v in list(_numbers(reported))[:2]) or "-"
 
 
 def render() -> str:

@@ -1,0 +1,24 @@
+"""README's zoo table is generated from the registry and must match it."""
+from pathlib import Path
+
+from mmzoo import zoo_table
+from mmzoo.registry import all_specs
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def test_zoo_table_in_readme_matches_registry():
+    text = README.read_text()
+    expected = zoo_table.replace_in(text, zoo_table.render())
+    assert text == expected, "README zoo table is stale: run `python -m mmzoo.zoo_table --write`"
+
+
+def test_zoo_table_lists_every_id_once():
+    table = zoo_table.render()
+    for model_id in all_specs():
+        assert table.count(f"| `{model_id}` |") == 1
+
+
+def test_readme_names_the_test_command_that_ci_runs():
+    ci = (README.parent / ".ci" / "run").read_text()
+    assert "make test" in ci and "make test" in README.read_text()
