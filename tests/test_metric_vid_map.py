@@ -134,3 +134,31 @@ def test_state_is_list_cat_for_ddp():
     m.update([_p([[0, 0, 9, 9]], [0.5], [1])], [_t([[0, 0, 9, 9]], [1])])
     m.reset()
     assert len(m.det_boxes) == 0
+
+
+def test_states_from_two_ranks_merge_like_one_process(monkeypatch):
+    """Simulated DDP gather: each rank keys its frames (rank, counter); cat-merged states give the
+    same result as one process that saw every frame (frame keys do not collide)."""
+    import mmzoo.metrics.vid_map as vm
+
+    g = torch.Generator().manual_seed(5)
+    frames = []
+    for _ in range(12):
+        gb = torch.rand(2, 2, generator=g) * 100
+        gb = torch.cat([gb, gb + 30], 1)
+        db = gb + torch.randn(2, 4, generator=g) * 9
+        frames.append((_p(db.tolist(), torch.rand(2, generator=g).tolist(), [1, 2]), _t(gb.tolist(), [1, 2])))
+    single = VIDMeanAP(num_classes=2)
+    single.update([f[0] for f in frames], [f[1] for f in frames])
+    ranks = []
+    for r, part in enumerate((frames[:6], frames[6:])):
+        monkeypatch.setattr(vm, "_rank", lambda r=r: r)
+        m = VIDMeanAP(num_classes=2)
+        m.update([f[0] for f in part], [f[1] for f in part])
+        ranks.append(m)
+    merged = VIDMeanAP(num_classes=2)
+    for name in ("det_keys", "det_labels", "det_scores", "det_boxes", "gt_keys", "gt_labels", "gt_boxes", "frame_keys"):
+        setattr(merged, name, torch.cat([torch.cat(getattr(m, name)) for m in ranks]))  # what a cat-gather yields
+    a, b = single.compute(), merged.compute()
+    assert int(b["num_frames"]) == 12
+    assert torch.allclose(a["ap"], b["ap"], equal_nan=True) and 0 < float(a["map"]) < 1
