@@ -5,6 +5,7 @@ A test regenerates it and compares with README.md, so the table cannot drift fro
 from __future__ import annotations
 
 import argparse
+import functools
 import re
 from pathlib import Path
 
@@ -29,6 +30,7 @@ def _fmt_reported(reported: dict) -> str:
     return "; ".join(f"{k} {v}" for k, v in list(_numbers(reported))[:2]) or "-"
 
 
+@functools.lru_cache(maxsize=1)
 def render() -> str:
     """Markdown table: id, task, params, GFLOPs, the paper's headline numbers, weight tags."""
     rows = [
