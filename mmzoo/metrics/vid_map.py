@@ -95,10 +95,11 @@ class VIDMeanAP(Metric):
         if len(preds) != len(targets):
             raise ValueError(f"VIDMeanAP.update: {len(preds)} predictions for {len(targets)} frames")
         rank = _rank()
+        dev = self.device
+        cols: dict[str, list] = {k: [] for k in ("fk", "dk", "dl", "ds", "db", "gk", "gl", "gb")}
         for p, t in zip(preds, targets):
             key = (rank << 40) + self._counter
             self._counter += 1
-            dev = self.device
             pb = torch.as_tensor(p["boxes"], dtype=torch.float64, device=dev).reshape(-1, 4)
             ps = torch.as_tensor(p["scores"], dtype=torch.float64, device=dev).reshape(-1)
             pl = torch.as_tensor(p["labels"], dtype=torch.long, device=dev).reshape(-1)
@@ -108,14 +109,20 @@ class VIDMeanAP(Metric):
                 raise ValueError("VIDMeanAP.update: boxes, scores and labels of a frame differ in length")
             if len(gl) and (gl.min() < 1 or gl.max() > self.num_classes):
                 raise ValueError(f"VIDMeanAP.update: ground-truth label outside 1..{self.num_classes}")
-            self.frame_keys.append(torch.tensor([key], dtype=torch.long, device=dev))
-            self.det_keys.append(torch.full((len(pl),), key, dtype=torch.long, device=dev))
-            self.det_labels.append(pl)
-            self.det_scores.append(ps)
-            self.det_boxes.append(pb)
-            self.gt_keys.append(torch.full((len(gl),), key, dtype=torch.long, device=dev))
-            self.gt_labels.append(gl)
-            self.gt_boxes.append(gb)
+            cols["fk"].append(torch.tensor([key], dtype=torch.long, device=dev))
+            cols["dk"].append(torch.full((len(pl),), key, dtype=torch.long, device=dev))
+            cols["dl"].append(pl)
+            cols["ds"].append(ps)
+            cols["db"].append(pb)
+            cols["gk"].append(torch.full((len(gl),), key, dtype=torch.long, device=dev))
+            cols["gl"].append(gl)
+            cols["gb"].append(gb)
+        if not cols["fk"]:
+            return
+        # one tensor per state and call (not per frame): short lists, cheap DDP gathers
+        for state, col in (("frame_keys", "fk"), ("det_keys", "dk"), ("det_labels", "dl"), ("det_scores", "ds"),
+                           ("det_boxes", "db"), ("gt_keys", "gk"), ("gt_labels", "gl"), ("gt_boxes", "gb")):
+            getattr(self, state).append(torch.cat(cols[col]))
 
     def _cat(self, state, *shape, dtype):
         if isinstance(state, list) and len(state) == 0:
