@@ -193,3 +193,9 @@ def test_frozen_ensemble_branch_has_no_loss_and_no_grad():
     losses = m.train()._losses(batch)
     assert not any(k.startswith("ens_") for k in losses)
     assert any(k.startswith("ens_") for k in STMN(**kw).train()._losses(batch))
+
+
+def test_offline_backbone_weights_warn_and_fall_back():
+    with pytest.warns(UserWarning, match="unreachable"):
+        m = STMN(backbone="resnet18", pretrained_backbone=True, head_channels=16, embed_channels=24, mem_channels=8)
+    assert m.backbone.out_channels == 512

@@ -42,15 +42,41 @@ def _on_meta() -> bool:
         return False
 
 
+def _hub_unreachable(timeout: float = 3.0) -> bool:
+    """True when the Hugging Face endpoint cannot be reached directly (and no proxy is set), so
+    that an offline machine uses the cache at once instead of huggingface_hub's retries."""
+    import os
+    import socket
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants
+
+    if constants.is_offline_mode() or any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY")):
+        return False
+    host = urlparse(constants.ENDPOINT).hostname or "huggingface.co"
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+        return False
+    except OSError:
+        return True
+
+
 def _timm(name: str, pretrained: bool, **kw):
     import timm
 
     if pretrained and not _on_meta():
+        from huggingface_hub import constants
+
+        saved = constants.HF_HUB_OFFLINE
         try:
+            if _hub_unreachable():
+                constants.HF_HUB_OFFLINE = True  # cache only
             return timm.create_model(name, pretrained=True, **kw)
         except Exception as e:  # noqa: BLE001 - offline / hub unreachable: say so, fall back
             warnings.warn(f"ImageNet weights of timm '{name}' unreachable ({type(e).__name__}: {e}); "
                           "the backbone is randomly initialised.", stacklevel=3)
+        finally:
+            constants.HF_HUB_OFFLINE = saved
     return timm.create_model(name, pretrained=False, **kw)
 
 
