@@ -80,6 +80,46 @@ def _last_checkpoint(trainer: Any) -> Optional[str]:
     return max(found, key=os.path.getmtime) if found else None
 
 
+def _predict_input_main(argv: list[str]) -> Any:
+    """`mmzoo predict --model <id> --input PATH [--query TEXT] [--output_dir DIR]`: run a model on a
+    file or folder without a DataModule (`ZooModule.predict_input`), e.g. draw STMN detections on
+    a video, or rank an MSR-VTT feature set for a sentence with T2VLAD."""
+    import yaml
+
+    import mmzoo
+    from mmzoo.hub import model_from_checkpoint
+
+    overrides: dict[str, Any] = {}
+    rest: list[str] = []
+    i = 0
+    while i < len(argv):  # --model.KEY VALUE pairs override constructor arguments
+        if argv[i].startswith("--model.") and i + 1 < len(argv):
+            overrides[argv[i][len("--model."):]] = yaml.safe_load(argv[i + 1])
+            i += 2
+        else:
+            rest.append(argv[i])
+            i += 1
+    parser = argparse.ArgumentParser(prog="mmzoo predict", description=_predict_input_main.__doc__)
+    parser.add_argument("--model", required=True, help="'id' or 'id.tag' (or a hub repo / folder)")
+    parser.add_argument("--input", required=True, help="a video file, a frame folder or a feature set")
+    parser.add_argument("--output_dir", default="predictions")
+    parser.add_argument("--query", default=None, help="text query, for retrieval models")
+    parser.add_argument("--top_k", type=int, default=10)
+    parser.add_argument("--ckpt_path", default=None, help="a Lightning checkpoint of this model")
+    parser.add_argument("--pretrained", type=lambda v: yaml.safe_load(v) is True, default=True,
+                        help="load the tag's published weights (default true; ignored with --ckpt_path)")
+    args = parser.parse_args(rest)
+    if args.ckpt_path:
+        model = model_from_checkpoint(args.ckpt_path, model_id=args.model.split(".")[0])
+    elif args.pretrained:
+        model = mmzoo.load(args.model, **overrides)
+    else:
+        print(f"mmzoo predict: --pretrained false: {args.model} has RANDOM weights", file=sys.stderr)
+        model = mmzoo.create(args.model, **overrides)
+    model.eval()
+    return model.predict_input(args.input, args.output_dir, query=args.query, top_k=args.top_k)
+
+
 def _lightning_main(subcommand: str, argv: list[str]) -> None:
     from pytorch_lightning.callbacks import ModelCheckpoint
     from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
@@ -279,6 +319,8 @@ def main(argv: Sequence[str] | None = None) -> Any:
         from mmzoo.registry import UnknownModelError
 
         try:
+            if argv[0] == "predict" and any(a == "--input" or a.startswith("--input=") for a in argv):
+                return _predict_input_main(argv[1:])
             return _lightning_main(argv[0], argv[1:])
         except (MmzooError, UnknownModelError) as err:
             hint = ""
@@ -291,6 +333,7 @@ def main(argv: Sequence[str] | None = None) -> Any:
     if not argv or argv[0] in ("-h", "--help"):
         _zoo_parser().print_help()
         print("\nLightning verbs: mmzoo {fit,validate,test,predict} --model <id> --data <name> [--help]")
+        print("File prediction: mmzoo predict --model <id> --input PATH [--query TEXT] [--output_dir DIR]")
         return None
     args = _zoo_parser().parse_args(argv)
     from mmzoo.errors import MmzooError

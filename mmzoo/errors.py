@@ -83,3 +83,8 @@ class MissingKeysError(MmzooError, RuntimeError):
             "arguments and replace the layer afterwards."
         )
         super().__init__(" ".join(parts))
+
+
+class NotSupportedError(MmzooError, TypeError):
+    """The model does not offer this operation (e.g. `mmzoo predict --input` for a model that
+    only predicts from a DataModule)."""

@@ -373,7 +373,8 @@ def load_folder(
             "requested: the repo does not belong to this registry entry."
         )
     spec = get_spec(model_id)
-    model = _build(spec, {**config.get("kwargs", {}), **overrides}, str(folder / CONFIG_NAME))
+    no_download = spec.cls.init_without_download if pretrained else {}
+    model = _build(spec, {**config.get("kwargs", {}), **no_download, **overrides}, str(folder / CONFIG_NAME))
     if pretrained:
         weights_path = folder / WEIGHTS_NAME
         if expected_sha256:

@@ -275,3 +275,11 @@ def test_push_ckpt_then_load_and_pull(fitted, ave_root, capsys):
         main(["pull", "tester/not-pushed"])
     assert exc.value.code == 1
     assert "tester/not-pushed" in capsys.readouterr().err
+
+
+def test_predict_input_on_a_model_without_file_prediction_fails_clearly(tmp_path):
+    """AVE models predict from the `ave` DataModule only: `--input` must say so, without a traceback."""
+    res = _cli("predict", "--model", "avsdn", "--input", str(tmp_path), "--pretrained", "false")
+    assert res.returncode == 1
+    assert "does not predict from --input" in res.stderr and "--data" in res.stderr
+    assert "Traceback" not in res.stderr

@@ -46,6 +46,13 @@ def test_fit_then_test_through_cli(vid_root, tmp_path):
     res = json.loads(out.read_text())
     m = res["metrics"]["test/map"]
     assert 0.0 <= m <= 1.0
+    # `mmzoo predict --input` on a frame folder with the trained checkpoint draws and writes JSON
+    snippet = root / "Data/VID/val/ILSVRC2015_val_00000000"
+    mmzoo_main(["predict", "--model", "stmn-r101", "--input", str(snippet), "--ckpt_path", str(ckpts[0]),
+                "--output_dir", str(tmp_path / "pred")])
+    written = json.loads((tmp_path / "pred" / "detections.json").read_text())
+    assert len(written["frames"]) == len(list(snippet.glob("*.JPEG")))
+    assert len(list((tmp_path / "pred" / "frames").glob("*.jpg"))) == len(written["frames"])
 
 
 def test_every_val_frame_evaluated_and_perfect_detections_score_one(vid_root):

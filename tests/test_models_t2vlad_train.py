@@ -1,5 +1,7 @@
 """A tiny T2VLAD trains and tests through a Lightning Trainer on the synthetic MSR-VTT with the
 real msrvtt DataModule; rank_videos and predict_step rank the test videos for a query."""
+import json
+
 import pytest
 import pytorch_lightning as pl
 import torch
@@ -49,7 +51,7 @@ def test_fit_and_test_full_protocol(setup_data):
     assert res["test/t2v/R@10"] == 100.0  # only 7 videos: every query's video is in the top 10
 
 
-def test_1ka_protocol_and_ranking(setup_data):
+def test_1ka_protocol_and_ranking(setup_data, tmp_path):
     root, vocab = setup_data
     torch.manual_seed(0)
     m = _model(vocab, vlad_sharing="port", loss="hardest_negative", margin=0.2, optimizer="adamw")
@@ -69,9 +71,12 @@ def test_1ka_protocol_and_ranking(setup_data):
     with torch.no_grad():
         s = m.similarity(m.encode_texts(["a red man is running"]), m.encode_video(b["experts"], b["expert_masks"], b["expert_available"]))
     assert dict(ranked)[b["video_id"][0]] == pytest.approx(float(s[0, 0]), abs=1e-5)
-    m.query = "a red man is running"
     out = m.predict_step(b, 0)
-    assert out["scores"].shape == (len(b["video_id"]),) and out["local"].shape[1] == 3 * 32
+    assert out["video_id"] == list(b["video_id"]) and out["local"].shape[1] == 3 * 32
+    written = m.predict_input(str(root), str(tmp_path / "pred"), query="a red man is running", top_k=3)
+    assert written == ranked
+    saved = json.loads((tmp_path / "pred" / "ranking.json").read_text())["ranking"]
+    assert [r["video_id"] for r in saved] == [v for v, _ in ranked]
 
 
 def test_mmzoo_fit_then_test_cli(setup_data, tmp_path):
@@ -95,6 +100,15 @@ def test_mmzoo_fit_then_test_cli(setup_data, tmp_path):
     metrics = json.loads(out.read_text())["metrics"]
     assert {"test/t2v/R@1", "test/t2v/MdR", "test/v2t/R@10", "test/v2t/MnR"} <= set(metrics)
     assert metrics["test/t2v/R@10"] == 100.0  # 7 test videos
+    # `mmzoo predict --input <feature set> --query` ranks the feature set's test videos
+    main(["predict", "--model", "t2vlad", "--input", str(root), "--query", "a red man is running",
+          "--ckpt_path", str(ckpt[0]), "--output_dir", str(tmp_path / "pred"), "--top_k", "3"])
+    ranking = json.loads((tmp_path / "pred" / "ranking.json").read_text())["ranking"]
+    scores = [r["score"] for r in ranking]
+    dm = MSRVTTDataModule(str(root))
+    dm.setup("predict")
+    assert sorted(r["video_id"] for r in ranking) == sorted(dm.split_ids["test"])
+    assert scores == sorted(scores, reverse=True)
 
 
 def test_two_process_ddp_test_equals_single_process(setup_data):

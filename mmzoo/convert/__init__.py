@@ -111,7 +111,7 @@ def convert(
     print(_trust_notice(original, bool(w.original_sha256)), file=sys.stderr)
 
     state_dict = load_converter(w.converter)(str(original))
-    model = spec.build()
+    model = spec.build(**spec.cls.init_without_download)
     load_state_dict_strict(model, state_dict, f"the output of {w.converter} on {original}")
     model.zoo_tag = w.tag
     model.eval()

@@ -7,7 +7,7 @@ so `config.json` can rebuild it with nothing else. Batches are dicts with named 
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import pytorch_lightning as pl
 import torch
@@ -22,6 +22,11 @@ class ZooModule(pl.LightningModule):
 
     zoo_id: str | None = None
 
+    #: Constructor arguments that make `__init__` download initial weights (an ImageNet backbone,
+    #: say), mapped to the value that avoids the download. The hub and `mmzoo convert` apply them
+    #: when a complete state dict is about to replace those weights anyway.
+    init_without_download: ClassVar[dict[str, Any]] = {}
+
     def init_kwargs(self) -> dict[str, Any]:
         """The constructor arguments this instance was built with (written to config.json)."""
         return {k: v for k, v in dict(self.hparams).items() if not k.startswith("_")}
@@ -29,6 +34,17 @@ class ZooModule(pl.LightningModule):
     def example_input(self, batch_size: int = 1) -> Any:
         """A representative input for `forward` (a tensor, tuple or dict) at paper resolution."""
         raise NotImplementedError(f"{type(self).__name__} does not define example_input().")
+
+    def predict_input(self, path: str, output_dir: str, query: str | None = None, top_k: int = 10) -> Any:
+        """`mmzoo predict --model <id> --input PATH`: run on a file or folder without a DataModule
+        (a video to annotate, a feature set to search with `query`). Families that support it
+        override this; it writes its results under `output_dir` and returns them."""
+        from mmzoo.errors import NotSupportedError
+
+        raise NotSupportedError(
+            f"{type(self).__name__} does not predict from --input; use "
+            "`mmzoo predict --model <id> --data <name> --data.root DIR`."
+        )
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Record the registry id in Lightning checkpoints so `mmzoo push x.ckpt` can rebuild it."""

@@ -105,6 +105,8 @@ class STMN(ZooModule):
             was designed for (T = 7 at stride 10, frames 360 / 600), recorded in config.json.
     """
 
+    init_without_download = {"pretrained_backbone": False}
+
     def __init__(
         self,
         backbone: str = "resnet101",
@@ -482,6 +484,13 @@ class STMN(ZooModule):
                         "boxes": to_devkit_boxes(d["boxes"], m).cpu(), "scores": d["scores"].cpu(),
                         "labels": d["labels"].cpu()})
         return out
+
+    def predict_input(self, path: str, output_dir: str, query: Optional[str] = None, top_k: int = 10) -> dict:
+        """`mmzoo predict --model <stmn id> --input VIDEO_OR_FRAME_FOLDER`: see :func:`predict_video`."""
+        result = predict_video(self, path, output_dir)
+        n = sum(len(f["detections"]) for f in result["frames"])
+        print(f"{len(result['frames'])} frames, {n} detections; drawn frames and detections.json in {output_dir}")
+        return result
 
 
 # ---------------------------------------------------------------------- predict on a video

@@ -21,6 +21,8 @@ Public helpers: :func:`rank_videos` (a text query against a feature set or DataM
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import math
 import os
 from collections import defaultdict
@@ -574,16 +576,31 @@ class T2VLAD(ZooModule):
         self._eval_cache = defaultdict(list)
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> dict[str, Any]:
-        """Video embeddings of a batch; with ``self.query`` set (a string), also its scores.
-
-        ``mmzoo predict --model t2vlad`` uses :func:`rank_videos`, which drives this step."""
+        """Video embeddings of a batch (global expert embeddings and the local VLAD descriptor),
+        keyed by ``video_id``: the index a text query is scored against (see :func:`rank_videos`)."""
         video = self.encode_video(batch["experts"], batch.get("expert_masks"), batch.get("expert_available"))
-        out: dict[str, Any] = {"video_id": list(batch["video_id"]), **{k: v.detach() for k, v in video.items()}}
-        query = getattr(self, "query", None)
-        if query:
-            text = self.encode_texts([query])
-            out["scores"] = self.similarity(text, video, self.hparams.eval_similarity)[0].detach()
-        return out
+        return {"video_id": list(batch["video_id"]), **{k: v.detach() for k, v in video.items()}}
+
+    def predict_input(self, path: str, output_dir: str, query: Optional[str] = None, top_k: int = 10) -> list:
+        """`mmzoo predict --model t2vlad --input <MSR-VTT-format root> --query TEXT`: rank the test
+        videos of the feature set at ``path`` for ``query``, print the top ``top_k`` and write
+        ``ranking.json`` (every video, best first) under ``output_dir``."""
+        import json
+
+        from mmzoo.data.msrvtt import MSRVTTDataModule
+
+        if not query:
+            raise ValueError("T2VLAD ranks videos for a text: give --query TEXT")
+        ranked = rank_videos(self, query, MSRVTTDataModule(root=str(path)))
+        out = Path(output_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "ranking.json").write_text(json.dumps(
+            {"query": query, "source": str(path), "ranking": [{"video_id": v, "score": s} for v, s in ranked]}, indent=2))
+        print(f"query: {query!r}  ({len(ranked)} videos in {path})")
+        for rank, (video_id, score) in enumerate(ranked[:top_k], 1):
+            print(f"{rank:4d}  {video_id:<16} {score: .4f}")
+        print(f"full ranking written to {out / 'ranking.json'}")
+        return ranked
 
     # ------------------------------------------------------------------ optimiser
     def configure_optimizers(self):
