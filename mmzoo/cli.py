@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -322,7 +323,9 @@ def main(argv: Sequence[str] | None = None) -> Any:
             if argv[0] == "predict" and any(a == "--input" or a.startswith("--input=") for a in argv):
                 return _predict_input_main(argv[1:])
             return _lightning_main(argv[0], argv[1:])
-        except (MmzooError, UnknownModelError) as err:
+        except (MmzooError, UnknownModelError, FileNotFoundError) as err:
+            if os.environ.get("MMZOO_DEBUG"):
+                raise
             hint = ""
             if isinstance(err, NoPublishedWeightsError):
                 hint = ("\n  hint: published weights are loaded when --pretrained is true (the default for "
@@ -341,7 +344,9 @@ def main(argv: Sequence[str] | None = None) -> Any:
 
     try:
         return args.fn(args)
-    except (MmzooError, UnknownModelError) as err:
+    except (MmzooError, UnknownModelError, FileNotFoundError) as err:
+        if os.environ.get("MMZOO_DEBUG"):
+            raise
         print(f"mmzoo {args.verb}: error: {err}", file=sys.stderr)
         raise SystemExit(1) from None
 

@@ -88,3 +88,12 @@ class MissingKeysError(MmzooError, RuntimeError):
 class NotSupportedError(MmzooError, TypeError):
     """The model does not offer this operation (e.g. `mmzoo predict --input` for a model that
     only predicts from a DataModule)."""
+
+
+class DataError(MmzooError):
+    """A dataset on disk is missing, malformed or unreadable; the message names the file (and
+    line). The data layer's own error classes derive from it, so the CLI reports them in one line."""
+
+
+class ConversionError(MmzooError, ValueError):
+    """An original checkpoint does not have the layout its converter expects."""

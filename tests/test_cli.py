@@ -283,3 +283,11 @@ def test_predict_input_on_a_model_without_file_prediction_fails_clearly(tmp_path
     assert res.returncode == 1
     assert "does not predict from --input" in res.stderr and "--data" in res.stderr
     assert "Traceback" not in res.stderr
+
+
+def test_data_errors_are_one_line_naming_the_path(tmp_path):
+    missing = tmp_path / "no-such-ave"
+    res = _cli("fit", "--model", "avsdn", "--data", "ave", "--data.root", str(missing), "--trainer.max_epochs", "1")
+    assert res.returncode == 1
+    assert "mmzoo fit: error:" in res.stderr and str(missing) in res.stderr
+    assert "Traceback" not in res.stderr

@@ -65,6 +65,8 @@ from typing import Any, Mapping, Optional, Sequence
 import numpy as np
 import torch
 
+from mmzoo.errors import ConversionError
+
 __all__ = [
     "UnsafePickleError",
     "RestrictedUnpickler",
@@ -92,7 +94,7 @@ _ALLOWED_GLOBALS = {
 }
 
 
-class UnsafePickleError(pickle.UnpicklingError):
+class UnsafePickleError(ConversionError, pickle.UnpicklingError):
     """The pickle references a global outside the numpy allow-list."""
 
 

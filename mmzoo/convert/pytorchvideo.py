@@ -29,6 +29,8 @@ from typing import Mapping, Union
 import numpy as np
 import torch
 
+from mmzoo.errors import ConversionError as _ConversionError
+
 __all__ = [
     "convert_pytorchvideo_slowfast",
     "convert_pyslowfast",
@@ -42,7 +44,7 @@ _PATHWAYS = {"0": "slow", "1": "fast"}
 _BN_FIELDS = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
 
 
-class ConversionError(ValueError):
+class ConversionError(_ConversionError):
     """A checkpoint key that no rule maps, or a file that is not in the expected format."""
 
 

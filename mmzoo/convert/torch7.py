@@ -38,6 +38,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from mmzoo.errors import ConversionError
+
 __all__ = ["load_t7", "t7_layers", "convert_rfcn_r101", "convert_stmn_r101", "convert_stmn_r101_single",
            "convert_stmn_r101_with_rfcn",
            "Torch7FormatError"]
@@ -45,7 +47,7 @@ __all__ = ["load_t7", "t7_layers", "convert_rfcn_r101", "convert_stmn_r101", "co
 _STMM_FIELDS = ("conv_z_w", "conv_r_w", "conv_w", "conv_z_u", "conv_r_u", "conv_u")
 
 
-class Torch7FormatError(ValueError):
+class Torch7FormatError(ConversionError):
     """The file is not a Torch7 checkpoint of the expected architecture."""
 
 

@@ -55,6 +55,7 @@ from pytorch_lightning import LightningDataModule
 
 from mmzoo.data.collate import collate_dicts
 from mmzoo.data.registry import register_datamodule
+from mmzoo.errors import DataError
 
 __all__ = [
     "AVE_CLASSES",
@@ -111,7 +112,7 @@ H5_KEY = "avadataset"
 MAX_DEPTH = 3
 
 
-class AVEDataError(ValueError):
+class AVEDataError(DataError, ValueError):
     """Malformed AVE data; the message names the file (and line, or HDF5 key)."""
 
 

@@ -44,6 +44,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from mmzoo.errors import DataError
+
 __all__ = [
     "ExtractionConfig",
     "VisualExtractor",
@@ -61,7 +63,7 @@ IMAGE_SIZE = 224
 AUDIO_RATE = 16000
 
 
-class FeatureExtractionError(RuntimeError):
+class FeatureExtractionError(DataError, RuntimeError):
     """A video could not be turned into features (the message names the file)."""
 
 

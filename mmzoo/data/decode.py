@@ -31,6 +31,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from mmzoo.errors import DataError
+
 __all__ = [
     "DecodeError",
     "VideoNotFoundError",
@@ -50,7 +52,7 @@ __all__ = [
 ]
 
 
-class DecodeError(RuntimeError):
+class DecodeError(DataError, RuntimeError):
     """Base class of every decoding failure; ``path`` is the file concerned."""
 
     def __init__(self, path: str | os.PathLike, message: str):

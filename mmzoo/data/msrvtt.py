@@ -91,6 +91,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from mmzoo.data.registry import register_datamodule
+from mmzoo.errors import DataError
 
 __all__ = [
     "MSRVTTDataModule",
@@ -129,7 +130,7 @@ _SPLIT_ALIASES = {"jsfusion": "1k-A", "1ka": "1k-A", "1k-a": "1k-A", "miech": "1
 JSFUSION_CAPTION_INDEX = "jsfusion_val_caption_idx.pkl"
 
 
-class MSRVTTFormatError(ValueError):
+class MSRVTTFormatError(DataError, ValueError):
     """A file of the MSR-VTT layout is missing or malformed (the message names file and key/line)."""
 
 

@@ -52,13 +52,27 @@ from typing import Optional, Sequence
 
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler, get_worker_info
+from torch.utils.data import (
+    DataLoader,
+    Dataset,
+    DistributedSampler,
+    RandomSampler,
+    get_worker_info,
+)
 
 from mmzoo.data.collate import collate_dicts
 from mmzoo.data.decode import read_frames
 from mmzoo.data.registry import register_datamodule
 from mmzoo.data.samplers import strided_sequence
-from mmzoo.data.transforms import IMAGENET_MEAN, IMAGENET_STD, horizontal_flip, normalize, short_side_scale, to_cthw_float
+from mmzoo.data.transforms import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    horizontal_flip,
+    normalize,
+    short_side_scale,
+    to_cthw_float,
+)
+from mmzoo.errors import DataError
 
 __all__ = ["VID_WNIDS", "VID_CLASSES", "VIDFormatError", "VIDDataModule", "SnippetShardSampler", "parse_vid_xml", "collate_vid", "scaled_size", "to_devkit_boxes"]
 
@@ -77,7 +91,7 @@ VID_CLASSES = (
 WNID_TO_LABEL = {w: i + 1 for i, w in enumerate(VID_WNIDS)}
 
 
-class VIDFormatError(ValueError):
+class VIDFormatError(DataError, ValueError):
     """Malformed ImageNet VID / DET input; the message names the file (and line)."""
 
 

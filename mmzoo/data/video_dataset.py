@@ -40,6 +40,7 @@ from mmzoo.data import transforms as TF
 from mmzoo.data.audio import LogMel
 from mmzoo.data.collate import DEFAULT_LIST_FIELDS, collate_dicts
 from mmzoo.data.decode import DecodeError, NoAudioStreamError, VideoReader, read_frames
+from mmzoo.errors import DataError
 
 __all__ = ["VideoRecord", "ClipConfig", "ClipDataset", "ClipDataModule", "DataReportCallback"]
 
@@ -494,7 +495,7 @@ class ClipDataModule(LightningDataModule):
 
 
 # ---------------------------------------------------------------------- annotation files
-class AnnotationError(ValueError):
+class AnnotationError(DataError, ValueError):
     """A malformed annotation file or line; the message starts with ``path:line:``."""
 
     def __init__(self, path: str | os.PathLike, line: int | None, message: str):
@@ -503,7 +504,7 @@ class AnnotationError(ValueError):
         super().__init__(f"{where}: {message}")
 
 
-class LayoutError(FileNotFoundError):
+class LayoutError(DataError, FileNotFoundError):
     """The dataset folder does not have the expected layout; the message names what is missing."""
 
 

@@ -129,9 +129,23 @@ class AVSlowFast(SlowFastFamilyModule):
             summed: the layout Table 4.1 draws, the code's "v2").
         fs_fusion: Fast->Slow connections after pool1, res2, res3, res4. The authors' AVSlowFast
             config has them only after res3 and res4 (default), unlike SlowFast.
-        afs_fusion: A->FS connections after pool1, res2, res3, res4 (res3 + res4 by default,
-            Table 4.5a's best).
-        afs_dim_inner / afs_kernel / afs_num_convs: the A->FS convs (64, 5, 2; authors' code).
+        afs_fusion: audio -> visual connections after pool1, res2, res3, res4 (res3 + res4 by
+            default, Table 4.5a's best). The authors' config sets `fs_fusion` equal to it, and
+            only with `fs_fusion == afs_fusion` do Table 4.5a's GFLOPs come out (see
+            docs/slowfast.md, "Ablation rows as constructor arguments").
+        av_fusion: design of those connections (Table 4.5b): "a_fs" (A->FS, default: audio
+            summed onto the [Slow, Fast->Slow] tensor), "a_f_s" (A->F->S: audio brought to the
+            Fast frame rate and summed into Fast before that junction's Fast->Slow lateral, so
+            it reaches Slow only through Fast) or "nonlocal" (AV Nonlocal: audio queries attend
+            over the visual T x H x W positions; [SILENT] details in
+            `mmzoo.nn.av_fusion.AudioVisualNonLocal`). Only "a_fs" is in the authors' code.
+        afs_dim_inner / afs_kernel / afs_num_convs: the A->FS convs (64, 5, 2; authors' code),
+            also used by A->F->S's audio -> Fast convs ([SILENT]).
+        av_nonlocal_dim_inner: AV Nonlocal theta / phi / g width ([SILENT]; 64 matches Table
+            4.5b's +0.1 GFLOPs over A->FS).
+        av_nonlocal_pool: max-pool of the visual keys / values ([SILENT]; 1x2x2).
+        av_nonlocal_mode: AV Nonlocal affinity, "softmax" (embedded Gaussian) or "dot_product"
+            ([SILENT]).
         use_avs: train with the synchronisation losses.
         avs_stages: AVS losses after pool1, res2, res3, res4, res5 (res3-res5, Table 4.6c).
         avs_head: "contrastive" (authors' code) or "classifier" (binary in-sync classifier).
@@ -180,6 +194,10 @@ class AVSlowFast(SlowFastFamilyModule):
         afs_dim_inner: int = 64,
         afs_kernel: int = 5,
         afs_num_convs: int = 2,
+        av_fusion: Literal["a_fs", "a_f_s", "nonlocal"] = "a_fs",
+        av_nonlocal_dim_inner: int = 64,
+        av_nonlocal_pool: list[int] = [1, 2, 2],  # noqa: B006
+        av_nonlocal_mode: Literal["softmax", "dot_product"] = "softmax",
         use_avs: bool = True,
         avs_stages: list[bool] = [False, False, True, True, True],  # noqa: B006
         avs_head: Literal["contrastive", "classifier"] = "contrastive",
@@ -239,6 +257,10 @@ class AVSlowFast(SlowFastFamilyModule):
             afs_dim_inner=afs_dim_inner,
             afs_kernel=afs_kernel,
             afs_num_convs=afs_num_convs,
+            av_fusion=av_fusion,
+            av_nonlocal_dim_inner=av_nonlocal_dim_inner,
+            av_nonlocal_pool=tuple(av_nonlocal_pool),
+            av_nonlocal_mode=av_nonlocal_mode,
             avs_stages=avs_stages if use_avs else [False] * 5,
             avs_head=avs_head,
             avs_proj_dim=avs_proj_dim,

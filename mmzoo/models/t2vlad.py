@@ -245,7 +245,22 @@ class T2VLAD(ZooModule):
         renormalise_moe: renormalise the mixture weights over the experts a video has ([SILENT];
             port: yes).
         eval_similarity: ``"both"`` (s = (s_global + s_local)/2), ``"global"`` or ``"local"``
-            (Table 6.4's test-time ablations).
+            (test-time ablations; ``"local"`` on the full model is Table 6.4's "w/o global
+            alignment", removed at test only). With one branch built, ``"both"`` is that branch.
+        local_alignment: build the local branch (expert FCs, transformer, video/text VLAD, s_local).
+            False + ``text_global_input="cls"`` is Table 6.4's "w/o local alignment": the local
+            branch is removed and the model is trained and tested with s = s_global.
+        global_alignment: build the global branch (per-expert max-pool + gated units, text
+            projections, MoE weights, s_global). False trains the local alignment alone, which
+            the thesis reports does not converge (no table row); default True.
+        text_global_input: what the text global features F_i^text and the MoE weights are computed
+            from: ``"vlad"`` -- the text VLAD G_text (thesis) -- or ``"cls"`` -- BERT's [CLS]
+            output token, as MMT does (Table 6.4's "w/o local alignment" row).
+        video_local_aggregation: ``"vlad"`` (thesis: the shared T2VLAD) or ``"maxpool"`` -- Table
+            6.5's "only text VLAD": the video VLAD is replaced by a max-pool over the local video
+            tokens Z_video followed by an FC to the text VLAD's size K*C (then L2, so s_local is a
+            cosine); the VLAD then serves the text alone. [SILENT] in the thesis: pooling after
+            the self-attention layer, over all experts' tokens together, one Linear with bias.
         loss: ``"max_margin"`` (thesis: bidirectional max-margin ranking loss, mean over all
             negatives) or ``"hardest_negative"`` (the port's ContrastiveLoss, top-1 violation).
         margin: 0.02 (thesis, all datasets); the port uses 0.2 with the hardest-negative loss.
@@ -280,6 +295,10 @@ class T2VLAD(ZooModule):
         use_token_masks: bool = False,
         renormalise_moe: bool = True,
         eval_similarity: Literal["both", "global", "local"] = "both",
+        local_alignment: bool = True,
+        global_alignment: bool = True,
+        text_global_input: Literal["vlad", "cls"] = "vlad",
+        video_local_aggregation: Literal["vlad", "maxpool"] = "vlad",
         loss: Literal["max_margin", "hardest_negative"] = "max_margin",
         margin: float = 0.02,
         optimizer: Literal["ranger", "adamw"] = "ranger",
@@ -309,25 +328,59 @@ class T2VLAD(ZooModule):
                              "text and video tokens share the VLAD centres")
         self.text_encoder = BertModel(cfg, add_pooling_layer=False)
 
-        # local video branch
-        self.local_proj = nn.ModuleDict({e: nn.Linear(d, embed_dim) for e, d in zip(experts, expert_dims)})
+        # ablation switches (thesis Tables 6.4-6.6; see docs/t2vlad.md for the row -> argument map)
         if transformer_layers < 0:
             raise ValueError("transformer_layers must be >= 0")
-        self.transformer: Optional[nn.TransformerEncoder] = None  # 0 layers: Table 6.6 "w/o visual self-attention"
-        if transformer_layers > 0:
-            layer = nn.TransformerEncoderLayer(embed_dim, transformer_heads, transformer_ffn_dim, transformer_dropout,
-                                               activation="relu", batch_first=True, norm_first=transformer_norm_first)
-            self.transformer = nn.TransformerEncoder(layer, transformer_layers, enable_nested_tensor=False,
-                                                     norm=nn.LayerNorm(embed_dim) if transformer_final_norm else None)
-        # shared T2VLAD (branch 0 = video, branch 1 = text)
-        share = {"thesis": (True, True, True), "port": (True, False, False), "separate": (False, False, False)}[vlad_sharing]
-        self.vlad = NetVLAD(embed_dim, num_clusters, ghost_clusters, num_branches=2, share_assignment=share[0],
-                            share_assignment_norm=share[1], share_residual_centers=share[2], assignment_norm=vlad_assignment_norm)
+        if not (local_alignment or global_alignment):
+            raise ValueError("T2VLAD needs at least one of local_alignment / global_alignment")
+        if eval_similarity == "local" and not local_alignment:
+            raise ValueError("eval_similarity='local' needs local_alignment=True")
+        if eval_similarity == "global" and not global_alignment:
+            raise ValueError("eval_similarity='global' needs global_alignment=True")
+        if text_global_input not in ("vlad", "cls"):
+            raise ValueError(f"text_global_input must be 'vlad' or 'cls', got {text_global_input!r}")
+        if video_local_aggregation not in ("vlad", "maxpool"):
+            raise ValueError(f"video_local_aggregation must be 'vlad' or 'maxpool', got {video_local_aggregation!r}")
+        if text_global_input == "cls" and not global_alignment:
+            raise ValueError("text_global_input='cls' feeds the global branch: it needs global_alignment=True")
+        if video_local_aggregation == "maxpool" and not local_alignment:
+            raise ValueError("video_local_aggregation='maxpool' replaces the video VLAD of the local branch: "
+                             "it needs local_alignment=True")
+        video_uses_vlad = local_alignment and video_local_aggregation == "vlad"
+        text_uses_vlad = local_alignment or text_global_input == "vlad"
         vlad_dim = num_clusters * embed_dim
-        # global branch
-        self.video_gu = nn.ModuleDict({e: GatedEmbeddingUnit(d, embed_dim) for e, d in zip(experts, expert_dims)})
-        self.text_gu = nn.ModuleDict({e: GatedEmbeddingUnit(vlad_dim, embed_dim) for e in experts})
-        self.moe_fc = nn.Linear(vlad_dim, len(experts))
+
+        # local video branch (absent without local alignment: Table 6.4 "w/o local alignment")
+        self.local_proj: Optional[nn.ModuleDict] = None
+        self.transformer: Optional[nn.TransformerEncoder] = None  # 0 layers: Table 6.6 "w/o visual self-attention"
+        self.video_local_fc: Optional[nn.Linear] = None  # Table 6.5 "only text VLAD": max-pool -> FC to K*C
+        if local_alignment:
+            self.local_proj = nn.ModuleDict({e: nn.Linear(d, embed_dim) for e, d in zip(experts, expert_dims)})
+            if transformer_layers > 0:
+                layer = nn.TransformerEncoderLayer(embed_dim, transformer_heads, transformer_ffn_dim, transformer_dropout,
+                                                   activation="relu", batch_first=True, norm_first=transformer_norm_first)
+                self.transformer = nn.TransformerEncoder(layer, transformer_layers, enable_nested_tensor=False,
+                                                         norm=nn.LayerNorm(embed_dim) if transformer_final_norm else None)
+            if video_local_aggregation == "maxpool":
+                self.video_local_fc = nn.Linear(embed_dim, vlad_dim)
+        # T2VLAD: branch 0 = video, branch 1 = text; a text-only VLAD has one branch (index 0)
+        self.vlad: Optional[NetVLAD] = None
+        self._text_vlad_branch = 1 if video_uses_vlad else 0
+        if text_uses_vlad:
+            share = {"thesis": (True, True, True), "port": (True, False, False), "separate": (False, False, False)}[vlad_sharing]
+            self.vlad = NetVLAD(embed_dim, num_clusters, ghost_clusters, num_branches=2 if video_uses_vlad else 1,
+                                share_assignment=share[0], share_assignment_norm=share[1], share_residual_centers=share[2],
+                                assignment_norm=vlad_assignment_norm)
+        # global branch (absent with global_alignment=False: local-only training, which the thesis
+        # reports does not converge)
+        self.video_gu: Optional[nn.ModuleDict] = None
+        self.text_gu: Optional[nn.ModuleDict] = None
+        self.moe_fc: Optional[nn.Linear] = None
+        if global_alignment:
+            text_dim = vlad_dim if text_global_input == "vlad" else embed_dim  # G_text or BERT's [CLS] output
+            self.video_gu = nn.ModuleDict({e: GatedEmbeddingUnit(d, embed_dim) for e, d in zip(experts, expert_dims)})
+            self.text_gu = nn.ModuleDict({e: GatedEmbeddingUnit(text_dim, embed_dim) for e in experts})
+            self.moe_fc = nn.Linear(text_dim, len(experts))
 
         self.val_metrics = RetrievalMetrics()
         self.test_metrics = RetrievalMetrics()
@@ -393,74 +446,127 @@ class T2VLAD(ZooModule):
         return enc["input_ids"].to(self.device), enc["attention_mask"].to(self.device)
 
     def _text_branch(self) -> int:
-        return 1
+        return self._text_vlad_branch
 
     def encode_text(self, input_ids: torch.Tensor, attention_mask: Optional[torch.Tensor] = None) -> dict[str, torch.Tensor]:
-        """Text embeddings: ``local`` [T, K*C] (L2), ``global`` [T, E, C] (L2), ``moe`` [T, E].
+        """Text embeddings: ``local`` [T, K*C] (L2), ``global`` [T, E, C] (L2), ``moe`` [T, E]
+        (``local`` only with local alignment, ``global``/``moe`` only with global alignment).
 
         ``attention_mask`` None means every token is real."""
         z = self.text_encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        mask = attention_mask.bool() if (self.hparams.use_token_masks and attention_mask is not None) else None
-        g = self.vlad(z, mask=mask, branch=1)
-        glob = torch.stack([self.text_gu[e](g) for e in self.experts], dim=1)
-        moe = self.moe_fc(g).softmax(dim=-1)
-        return {"local": g, "global": glob, "moe": moe}
+        return self.encode_text_tokens(z, attention_mask)
+
+    def encode_text_tokens(self, z: torch.Tensor, attention_mask: Optional[torch.Tensor] = None) -> dict[str, torch.Tensor]:
+        """The text heads on BERT's output tokens ``z`` [T, L, C] (``z[:, 0]`` is [CLS])."""
+        h = self.hparams
+        out: dict[str, torch.Tensor] = {}
+        g = None
+        if self.vlad is not None:
+            mask = attention_mask.bool() if (h.use_token_masks and attention_mask is not None) else None
+            g = self.vlad(z, mask=mask, branch=self._text_vlad_branch)
+        if h.local_alignment:
+            out["local"] = g
+        if h.global_alignment:
+            src = g if h.text_global_input == "vlad" else z[:, 0]
+            out["global"] = torch.stack([self.text_gu[e](src) for e in self.experts], dim=1)
+            out["moe"] = self.moe_fc(src).softmax(dim=-1)
+        return out
 
     def encode_texts(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
         return self.encode_text(*self.tokenize(texts))
 
     # ----------------------------------------------------------------- video side
-    def encode_video(self, experts: dict[str, torch.Tensor], expert_masks: Optional[dict[str, torch.Tensor]] = None,
-                     expert_available: Optional[dict[str, torch.Tensor]] = None) -> dict[str, torch.Tensor]:
-        """Video embeddings: ``local`` [V, K*C], ``global`` [V, E, C], ``available`` [V, E]."""
+    def _expert_inputs(self, experts: dict[str, torch.Tensor], expert_masks: Optional[dict[str, torch.Tensor]]):
         missing = [e for e in self.experts if e not in experts]
         if missing:
             raise KeyError(f"T2VLAD needs features of experts {missing} (got {sorted(experts)})")
-        use_masks = self.hparams.use_token_masks
-        tokens, masks, pooled = [], [], []
         for e in self.experts:
             x = experts[e].float()
             m = expert_masks[e].bool() if expert_masks is not None and e in expert_masks else torch.ones(x.shape[:2], dtype=torch.bool, device=x.device)
+            yield e, x, m
+
+    def video_local_tokens(self, experts: dict[str, torch.Tensor],
+                           expert_masks: Optional[dict[str, torch.Tensor]] = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``Z_video`` [V, M, C] (per-expert FC [-> L2] -> transformer) and its token mask [V, M]."""
+        if self.local_proj is None:
+            raise RuntimeError("this T2VLAD has no local branch (local_alignment=False)")
+        tokens, masks = [], []
+        for e, x, m in self._expert_inputs(experts, expert_masks):
             t = self.local_proj[e](x)
             if self.hparams.local_token_l2norm:
                 t = F.normalize(t, dim=-1)
             tokens.append(t)
             masks.append(m)
-            if use_masks:
-                p = x.masked_fill(~m.unsqueeze(-1), float("-inf")).max(dim=1).values
-                p = torch.where(m.any(1, keepdim=True), p, torch.zeros_like(p))
-            else:
-                p = x.max(dim=1).values
-            pooled.append(self.video_gu[e](p))
-        z = torch.cat(tokens, dim=1)
-        mask = torch.cat(masks, dim=1)
-        if self.transformer is not None and use_masks:
+        z, mask = torch.cat(tokens, dim=1), torch.cat(masks, dim=1)
+        if self.transformer is not None and self.hparams.use_token_masks:
             empty = ~mask.any(1)  # a video with no token at all: let it attend to its pads
             kpm = (~mask) & ~empty.unsqueeze(1)
             z = self.transformer(z, src_key_padding_mask=kpm)
         elif self.transformer is not None:
             z = self.transformer(z)
-        local = self.vlad(z, mask=mask if use_masks else None, branch=0,
-                          detach_assignment=self.hparams.vlad_sharing == "port")
+        return z, mask
+
+    def aggregate_video_local(self, z: torch.Tensor, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Local video descriptor [V, K*C] from ``Z_video``: the (shared) VLAD, or -- Table 6.5's
+        "only text VLAD" -- max-pool over the tokens, FC to K*C, L2."""
+        use_masks = self.hparams.use_token_masks and mask is not None
+        if self.video_local_fc is not None:
+            if use_masks:
+                p = z.masked_fill(~mask.unsqueeze(-1), float("-inf")).max(dim=1).values
+                p = torch.where(mask.any(1, keepdim=True), p, torch.zeros_like(p))
+            else:
+                p = z.max(dim=1).values
+            return F.normalize(self.video_local_fc(p), dim=-1)
+        return self.vlad(z, mask=mask if use_masks else None, branch=0,
+                         detach_assignment=self.hparams.vlad_sharing == "port")
+
+    def encode_video(self, experts: dict[str, torch.Tensor], expert_masks: Optional[dict[str, torch.Tensor]] = None,
+                     expert_available: Optional[dict[str, torch.Tensor]] = None) -> dict[str, torch.Tensor]:
+        """Video embeddings: ``local`` [V, K*C] (with local alignment), ``global`` [V, E, C] (with
+        global alignment), ``available`` [V, E]."""
+        h = self.hparams
+        out: dict[str, torch.Tensor] = {}
+        inputs = list(self._expert_inputs(experts, expert_masks))
+        if h.local_alignment:
+            z, mask = self.video_local_tokens(experts, expert_masks)
+            out["local"] = self.aggregate_video_local(z, mask)
+        if h.global_alignment:
+            pooled = []
+            for e, x, m in inputs:
+                if h.use_token_masks:
+                    p = x.masked_fill(~m.unsqueeze(-1), float("-inf")).max(dim=1).values
+                    p = torch.where(m.any(1, keepdim=True), p, torch.zeros_like(p))
+                else:
+                    p = x.max(dim=1).values
+                pooled.append(self.video_gu[e](p))
+            out["global"] = torch.stack(pooled, dim=1)
+        x0 = inputs[0][1]
         if expert_available is not None:
-            avail = torch.stack([expert_available[e].to(z.device).float() if e in expert_available else torch.ones(z.shape[0], device=z.device)
+            avail = torch.stack([expert_available[e].to(x0.device).float() if e in expert_available else torch.ones(x0.shape[0], device=x0.device)
                                  for e in self.experts], dim=1)
         else:
-            avail = torch.ones(z.shape[0], len(self.experts), device=z.device)
-        return {"local": local, "global": torch.stack(pooled, dim=1), "available": avail}
+            avail = torch.ones(x0.shape[0], len(self.experts), device=x0.device)
+        out["available"] = avail
+        return out
 
     # ----------------------------------------------------------------- similarity
     def similarity(self, text: dict[str, torch.Tensor], video: dict[str, torch.Tensor], mode: Optional[str] = None) -> torch.Tensor:
-        """``[T, V]`` similarities: (s_global + s_local) / 2 (or one branch, ``mode``)."""
+        """``[T, V]`` similarities: (s_global + s_local) / 2, or one branch (``mode`` "global" /
+        "local"). A model built without one branch uses the other alone for ``mode`` "both"."""
         mode = mode or "both"
-        s_local = text["local"] @ video["local"].t()
-        if mode == "local":
+        if mode not in ("both", "global", "local"):
+            raise ValueError(f"mode must be 'both', 'global' or 'local', got {mode!r}")
+        h = self.hparams
+        if (mode == "local" and not h.local_alignment) or (mode == "global" and not h.global_alignment):
+            raise ValueError(f"similarity mode {mode!r}: this T2VLAD has no {mode} branch")
+        s_local = text["local"] @ video["local"].t() if h.local_alignment and mode != "global" else None
+        if not h.global_alignment or mode == "local":
             return s_local
         w = text["moe"].unsqueeze(1) * video["available"].unsqueeze(0)  # T, V, E
-        if self.hparams.renormalise_moe:
+        if h.renormalise_moe:
             w = w / w.sum(-1, keepdim=True).clamp_min(1e-8)
         s_global = sum(w[..., i] * (text["global"][:, i] @ video["global"][:, i].t()) for i in range(len(self.experts)))
-        if mode == "global":
+        if s_local is None:
             return s_global
         return 0.5 * (s_global + s_local)
 
@@ -591,7 +697,9 @@ class T2VLAD(ZooModule):
 
         if not query:
             raise ValueError("T2VLAD ranks videos for a text: give --query TEXT")
-        ranked = rank_videos(self, query, MSRVTTDataModule(root=str(path)))
+        # the captions are not needed to rank: take the first one, so that the 1k-A caption index
+        # file (needed only to evaluate) may be absent
+        ranked = rank_videos(self, query, MSRVTTDataModule(root=str(path), test_captions="first"))
         out = Path(output_dir)
         out.mkdir(parents=True, exist_ok=True)
         (out / "ranking.json").write_text(json.dumps(

@@ -8,6 +8,12 @@
   frequency, then `num_convs` convs along time (kernel k, the last one with stride
   `audio_T / slow_T` and as many output channels as the fused Slow tensor), each with BN + ReLU,
   and *sum* the result, broadcast over H and W, onto the [Slow, Fast->Slow] tensor.
+  The same module, built with the Fast width and the audio-to-Fast time ratio, is the A->F
+  half of the A->F->S variant (Table 4.5b): audio summed into Fast, which then feeds the
+  Fast->Slow lateral.
+* `AudioVisualNonLocal`: the "AV Nonlocal" variant of Table 4.5b, a non-local block
+  (`mmzoo.nn.nonlocal_block.NonLocal3d`) whose queries come from the audio and whose keys and
+  values are the visual T x H x W positions; see its docstring for the [SILENT] choices.
 
 Audio features are laid out `B, C, T, F, 1` (see `mmzoo.nn.resnet3d`).
 """
@@ -15,8 +21,11 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
-__all__ = ["FuseFastToSlow", "FuseAudioToVisual"]
+from mmzoo.nn.nonlocal_block import NonLocal3d
+
+__all__ = ["FuseFastToSlow", "FuseAudioToVisual", "AudioVisualNonLocal"]
 
 
 class FuseFastToSlow(nn.Module):
@@ -46,6 +55,9 @@ class FuseAudioToVisual(nn.Module):
         dim_inner: width of the intermediate convs (64 in the authors' code).
         kernel: temporal kernel of the convs (5).
         num_convs: number of conv + BN + ReLU layers (2).
+        time_upsample: repeat each output frame this many times (nearest upsampling; A->F only,
+            when the audio is temporally coarser than the Fast pathway, which happens with the
+            thesis' res2 audio downsampling at res4).
     """
 
     def __init__(
@@ -58,10 +70,14 @@ class FuseAudioToVisual(nn.Module):
         num_convs: int = 2,
         bn_eps: float = 1e-5,
         bn_momentum: float = 0.1,
+        time_upsample: int = 1,
     ) -> None:
         super().__init__()
         if num_convs < 1:
             raise ValueError("num_convs must be >= 1")
+        if time_upsample < 1:
+            raise ValueError("time_upsample must be >= 1")
+        self.time_upsample = time_upsample
         layers: list[nn.Module] = []
         d_in = dim_audio
         for i in range(num_convs):
@@ -78,6 +94,87 @@ class FuseAudioToVisual(nn.Module):
         self.out_channels = dim_visual
 
     def forward(self, audio: torch.Tensor) -> torch.Tensor:
-        """`B, C, T_a, F, 1` -> `B, C_visual, T_slow, 1, 1` (broadcastable over H, W)."""
-        x = audio.mean(dim=(3, 4), keepdim=True)
-        return self.layers(x)
+        """`B, C, T_a, F, 1` -> `B, C_visual, T_visual, 1, 1` (broadcastable over H, W)."""
+        x = self.layers(audio.mean(dim=(3, 4), keepdim=True))
+        if self.time_upsample > 1:
+            x = x.repeat_interleave(self.time_upsample, dim=2)
+        return x
+
+
+class AudioVisualNonLocal(NonLocal3d):
+    """AV Nonlocal fusion: audio queries attend over the visual T x H x W positions.
+
+    The thesis (section 4.2.4 (iii), Fig. 4.2 right) adapts a non-local block to two inputs:
+    audio features are matched to every visual location (along T, H and W) and the affinity
+    combines the visual features of the locations the audio selects into a new visual feature.
+    The authors' public code does not contain this variant; the [SILENT] choices are:
+
+    * queries: the audio features averaged over frequency and over the audio frames of each
+      visual (Slow) frame, one query per Slow frame (`time_window` audio frames), then `theta`
+      (1x1) to `dim_inner` channels; keys / values: `phi` / `g` (1x1) on the max-pooled visual
+      tensor (`pool`, 1x2x2 as in the block's default);
+    * affinity: `mode` "softmax" (embedded Gaussian, scaled by dim_inner^-0.5: each query's
+      weights sum to 1 over the visual positions) or "dot_product" (divided by the number of
+      positions);
+    * output: the attended feature of Slow frame t goes through `W_z` (1x1) and BN (gamma
+      initialised to 0, so the block starts as an identity) and is *summed*, broadcast over
+      H and W, onto the visual tensor of frame t (the caller does the sum, so that DropPathway
+      can sum zeros instead);
+    * `dim_inner` = 64 (the A->FS intermediate width): with it the measured cost over A->FS is
+      +0.13 GFLOPs for R50 4x16, matching Table 4.5b (39.9 vs 39.8); `dim_inner = dim / 2`
+      (the usual non-local width) would cost about +0.85 GFLOPs.
+
+    Args:
+        dim_audio: audio channels at this junction.
+        dim_visual: channels of the visual tensor the result is summed onto.
+        time_window: audio frames per visual frame at this junction.
+        dim_inner: width of theta / phi / g.
+        pool: max-pool kernel applied to the visual tensor before phi and g.
+        mode: "softmax" or "dot_product".
+    """
+
+    def __init__(
+        self,
+        dim_audio: int,
+        dim_visual: int,
+        time_window: int,
+        dim_inner: int = 64,
+        pool: tuple[int, int, int] = (1, 2, 2),
+        mode: str = "softmax",
+        bn_eps: float = 1e-5,
+        bn_momentum: float = 0.1,
+    ) -> None:
+        super().__init__(dim_visual, dim_inner, pool, mode, bn_eps, bn_momentum)
+        if time_window < 1:
+            raise ValueError("time_window must be >= 1")
+        self.time_window = time_window
+        self.theta = nn.Conv3d(dim_audio, dim_inner, 1)  # queries come from the audio
+        self.out_channels = dim_visual
+
+    def _queries(self, audio: torch.Tensor) -> torch.Tensor:
+        a = audio.mean(dim=(3, 4))  # B, C_a, T_a
+        a = F.avg_pool1d(a, self.time_window, self.time_window)  # B, C_a, T_visual
+        return self.theta(a[..., None, None]).flatten(2)  # B, C', T_visual
+
+    def attention(self, visual: torch.Tensor, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Affinity `B, T_visual, M` of each audio query over the M (pooled) visual positions,
+        and the values `B, C', M`."""
+        q = self._queries(audio)
+        if q.shape[-1] != visual.shape[2]:
+            raise ValueError(f"{q.shape[-1]} audio queries for {visual.shape[2]} visual frames: wrong time_window")
+        pooled = self.pool(visual)
+        k = self.phi(pooled).flatten(2)
+        v = self.g(pooled).flatten(2)
+        aff = torch.einsum("bct,bcm->btm", q, k)
+        if self.mode == "softmax":
+            aff = (aff * self.dim_inner**-0.5).softmax(dim=-1)
+        else:
+            aff = aff / k.shape[-1]
+        return aff, v
+
+    def forward(self, visual: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        """`visual` B, C_v, T, H, W and `audio` B, C_a, T_a, F, 1 -> the term `B, C_v, T, 1, 1`
+        to sum onto `visual`."""
+        aff, v = self.attention(visual, audio)
+        y = torch.einsum("btm,bcm->bct", aff, v)[..., None, None]
+        return self.bn(self.out(y))

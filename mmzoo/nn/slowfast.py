@@ -6,9 +6,13 @@
 res5 synchronisation loss only):
 
 * Fast -> Slow (`fs_fusion[j]`): time-strided conv, concatenated into Slow;
-* Audio -> Slow+Fast (`afs_fusion[j]`): frequency-averaged audio features, two temporal convs,
-  summed onto the fused Slow tensor; zeros are summed instead when DropPathway drops the
-  audio pathway on a training iteration;
+* Audio -> visual (`afs_fusion[j]`), in one of the three designs of Table 4.5b
+  (`av_fusion`): "a_fs" (A->FS, default): frequency-averaged audio features, two temporal convs,
+  summed onto the fused Slow tensor; "a_f_s" (A->F->S): the same convs at the Fast frame rate,
+  summed into the Fast pathway *before* the Fast->Slow lateral of that junction, so audio
+  reaches Slow only through Fast; "nonlocal" (AV Nonlocal): audio queries attend over the
+  fused Slow tensor's positions and the attended feature is summed onto it. Zeros are summed
+  instead when DropPathway drops the audio pathway on a training iteration;
 * AV synchronisation (`avs_stages[j]`): a loss comparing the fused visual features with the
   processed audio of in-sync and out-of-sync clips.
 
@@ -22,7 +26,7 @@ from typing import Literal, Optional, Sequence, Union
 import torch
 from torch import nn
 
-from mmzoo.nn.av_fusion import FuseAudioToVisual, FuseFastToSlow
+from mmzoo.nn.av_fusion import AudioVisualNonLocal, FuseAudioToVisual, FuseFastToSlow
 from mmzoo.nn.av_sync import AVSyncHead, audio_pair_mask
 from mmzoo.nn.drop_pathway import DropPathway
 from mmzoo.nn.resnet3d import ResNetPathway3d
@@ -30,6 +34,7 @@ from mmzoo.nn.resnet3d import ResNetPathway3d
 __all__ = ["SlowFastBackbone", "MultiPathwayHead", "pack_pathways"]
 
 HeadKind = Literal["single", "verb_noun", "multilabel"]
+AVFusionKind = Literal["a_fs", "a_f_s", "nonlocal"]
 
 
 def pack_pathways(video: torch.Tensor, alpha: int) -> list[torch.Tensor]:
@@ -65,8 +70,15 @@ class SlowFastBackbone(nn.Module):
         audio_decomposed_stages: how many leading stages use the decomposed time/frequency block.
         audio_block: its topology, "timefreq" (parallel branches concatenated, authors' default)
             or "timefreq_reduce_sum" (1x1 reduction, branches summed).
-        afs_fusion: A->FS connection at junctions (pool1, res2, res3, res4).
-        afs_dim_inner / afs_kernel / afs_num_convs: the A->FS convs (64, 5, 2).
+        afs_fusion: audio -> visual connection at junctions (pool1, res2, res3, res4).
+        av_fusion: its design (Table 4.5b): "a_fs" (A->FS), "a_f_s" (A->F->S) or "nonlocal"
+            (AV Nonlocal); see the module docstring.
+        afs_dim_inner / afs_kernel / afs_num_convs: the A->FS convs (64, 5, 2); A->F->S uses
+            the same settings for its audio -> Fast convs. The AVS losses always compare the
+            visual features with audio processed by A->FS convs (built for the AVS stages only
+            when `av_fusion` is not "a_fs").
+        av_nonlocal_dim_inner / av_nonlocal_pool / av_nonlocal_mode: the AV Nonlocal block
+            (64, (1, 2, 2), "softmax"; see `mmzoo.nn.av_fusion.AudioVisualNonLocal`).
         avs_stages: synchronisation loss at junctions (pool1, res2, res3, res4, res5).
         avs_head / avs_proj_dim / avs_margin: see `mmzoo.nn.av_sync.AVSyncHead`.
         avs_until_fusion: count a stage's AVS loss only up to the earliest A->FS fusion active on
@@ -99,6 +111,10 @@ class SlowFastBackbone(nn.Module):
         afs_dim_inner: int = 64,
         afs_kernel: int = 5,
         afs_num_convs: int = 2,
+        av_fusion: AVFusionKind = "a_fs",
+        av_nonlocal_dim_inner: int = 64,
+        av_nonlocal_pool: Sequence[int] = (1, 2, 2),
+        av_nonlocal_mode: Literal["softmax", "dot_product"] = "softmax",
         avs_stages: Sequence[bool] = (False, False, True, True, True),
         avs_head: Literal["contrastive", "classifier"] = "contrastive",
         avs_proj_dim: int = 64,
@@ -131,7 +147,12 @@ class SlowFastBackbone(nn.Module):
         self.use_audio = use_audio
         self.afs_fusion = tuple(bool(b) for b in afs_fusion) if use_audio else (False,) * 4
         self.avs_stages = tuple(bool(b) for b in avs_stages) if use_audio else (False,) * 5
-        self.afs = nn.ModuleDict()
+        if av_fusion not in ("a_fs", "a_f_s", "nonlocal"):
+            raise ValueError(f"unknown av_fusion {av_fusion!r}: 'a_fs', 'a_f_s' or 'nonlocal'")
+        self.av_fusion = av_fusion
+        self.afs = nn.ModuleDict()  # A->FS convs: the a_fs fusion and every AVS loss
+        self.a2f = nn.ModuleDict()  # A->F convs of A->F->S
+        self.avnl = nn.ModuleDict()  # AV Nonlocal blocks
         self.avs = nn.ModuleDict()
         self.avs_until_fusion = avs_until_fusion
         self.drop = DropPathway(drop_pathway if use_audio else 0.0)
@@ -151,7 +172,8 @@ class SlowFastBackbone(nn.Module):
                 time_down.append(time_down[-1] * s)
             self.out_channels.append(audio_dims[4])
             for j in range(5):
-                if not (j < 4 and self.afs_fusion[j]) and not self.avs_stages[j]:
+                fuse_here = j < 4 and self.afs_fusion[j]
+                if not fuse_here and not self.avs_stages[j]:
                     continue
                 fs_on = self.fs_fusion[j] if j < 4 else True
                 if j == 4:  # the res5 AVS loss compares [Slow, Fast->Slow] as a fusion would build it
@@ -160,14 +182,30 @@ class SlowFastBackbone(nn.Module):
                 stride = audio_time_ratio // time_down[j]
                 if stride < 1 or audio_time_ratio % time_down[j]:
                     raise ValueError(f"audio_time_ratio {audio_time_ratio} is not divisible by the audio time stride {time_down[j]} at junction {j}")
-                self.afs[str(j)] = FuseAudioToVisual(audio_dims[j], dim_visual, stride, afs_dim_inner, afs_kernel, afs_num_convs)
+                if fuse_here and av_fusion == "a_f_s":
+                    # audio frames per Fast frame: stride / alpha (nearest upsampling when < 1)
+                    if stride % alpha == 0:
+                        f_stride, f_up = stride // alpha, 1
+                    elif alpha % stride == 0:
+                        f_stride, f_up = 1, alpha // stride
+                    else:
+                        raise ValueError(f"audio frames per Slow frame ({stride}) and alpha ({alpha}) are incompatible at junction {j}")
+                    self.a2f[str(j)] = FuseAudioToVisual(
+                        audio_dims[j], fast_dims[j], f_stride, afs_dim_inner, afs_kernel, afs_num_convs, time_upsample=f_up
+                    )
+                if fuse_here and av_fusion == "nonlocal":
+                    self.avnl[str(j)] = AudioVisualNonLocal(
+                        audio_dims[j], dim_visual, stride, av_nonlocal_dim_inner, tuple(av_nonlocal_pool), av_nonlocal_mode
+                    )
+                if (fuse_here and av_fusion == "a_fs") or self.avs_stages[j]:
+                    self.afs[str(j)] = FuseAudioToVisual(audio_dims[j], dim_visual, stride, afs_dim_inner, afs_kernel, afs_num_convs)
                 if self.avs_stages[j]:
                     self.avs[str(j)] = AVSyncHead(dim_visual, dim_visual, avs_proj_dim, avs_head, avs_margin)
 
     # ------------------------------------------------------------------ forward
     def avs_pattern(self, dropped: bool) -> list[bool]:
         """Junctions whose AVS loss counts on this iteration: the flagged ones up to the earliest
-        active A->FS fusion (later visual features have already seen the audio); all flagged
+        active audio fusion (later visual features have already seen the audio); all flagged
         ones when the audio pathway is dropped (the authors' rule; `avs_until_fusion=False`
         keeps every flagged stage)."""
         if not self.avs_until_fusion:
@@ -211,17 +249,24 @@ class SlowFastBackbone(nn.Module):
             fuse_audio = j < 4 and self.afs_fusion[j]
             if j == 4 and not avs_here:
                 break  # the res5 branch only serves the AVS loss: skipped at inference
+            fs_here = key in self.f2s and (j == 4 or self.fs_fusion[j])
+            into_fast = fuse_audio and self.av_fusion == "a_f_s"
             fused = x_s
-            if key in self.f2s and (j == 4 or self.fs_fusion[j]):
+            if fs_here and (avs_here or not into_fast):  # [Slow, Fast->Slow] before any audio
                 fused = self.f2s[key](x_s, x_f)
-            if key in self.afs and (avs_here or fuse_audio):
+            if avs_here or (fuse_audio and self.av_fusion == "a_fs"):
                 a = self.afs[key](x_a)
                 a_pos = a[:b]
                 if avs_here:
                     loss = self.avs[key](fused, a_pos, a[b:], mask)
                     losses[f"avs_res{j + 1}" if j else "avs_pool1"] = loss if pattern[j] else loss * 0.0
-                if fuse_audio:
+                if fuse_audio and self.av_fusion == "a_fs":
                     fused = fused + self.drop(a_pos)
+            if into_fast:  # A->F->S: audio into Fast, then Fast (with audio) into Slow
+                x_f = x_f + self.drop(self.a2f[key](x_a[:b]))
+                fused = self.f2s[key](x_s, x_f) if fs_here else x_s
+            elif fuse_audio and self.av_fusion == "nonlocal":
+                fused = fused + self.drop(self.avnl[key](fused, x_a[:b]))
             if j < 4:
                 x_s = fused
         feats = [x_s, x_f]
