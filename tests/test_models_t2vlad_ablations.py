@@ -165,15 +165,12 @@ def test_global_removed_at_test_only_and_separate_vlads():
         s_global, s_local = m.similarity(t, v, "global"), m.similarity(t, v, "local")
         assert torch.allclose(m(ids, att, experts), s_local, atol=1e-6)  # test: s_local alone
         assert not torch.allclose(s_local, 0.5 * (s_global + s_local), atol=1e-4)
-    # training still optimises s = (s_global + s_local) / 2 (dropout off to compare outputs)
-    m.train()
-    m.transformer.layers[0].dropout.p = m.transformer.layers[0].dropout1.p = m.transformer.layers[0].dropout2.p = 0.0
-    m.text_encoder.eval()
-    for mod in m.modules():
-        if isinstance(mod, torch.nn.BatchNorm1d):
-            mod.eval()
+    # training still optimises s = (s_global + s_local) / 2 (only the model's own flag is set, so
+    # that dropout / BatchNorm stay in eval mode and the outputs compare)
+    m.training = True
     with torch.no_grad():
-        assert torch.allclose(m(ids, att, experts), 0.5 * (s_global + s_local), atol=1e-5)
+        assert torch.allclose(m(ids, att, experts), 0.5 * (s_global + s_local), atol=1e-6)
+    m.training = False
     # two separate VLADs: the text's centres do not touch the video descriptor
     sep = tiny(**ROWS["6.5 two separate VLADs"]).eval()
     with torch.no_grad():
