@@ -10,8 +10,13 @@ import torch
 
 from mmzoo.data import get_datamodule
 from mmzoo.data.decode import CorruptVideoError, NoAudioStreamError
-from mmzoo.data.kinetics import KINETICS_SOUNDS_CLASSES, KineticsDataModule
-from mmzoo.data.synthetic.kinetics import write_kinetics
+from mmzoo.data.kinetics import (
+    KINETICS_SOUNDS_CLASSES,
+    KineticsDataModule,
+    read_mini_kinetics_arnet_list,
+    read_mini_kinetics_s3d_list,
+)
+from mmzoo.data.synthetic.kinetics import write_kinetics, write_mini_kinetics_lists
 from mmzoo.data.video_dataset import AnnotationError, LayoutError
 
 SMALL = dict(
@@ -270,3 +275,121 @@ def test_eval_crops_of_a_clip_decode_once(kin, monkeypatch):
     assert [v["meta"]["crop_index"] for v in views] == [0, 1, 2, 0, 1, 2]
     assert not torch.equal(views[0]["video"], views[2]["video"])  # left vs right crop differ in pixels
     assert torch.equal(views[0]["video"][:, :, :, 8:], views[1]["video"][:, :, :, :-8])  # 8 px apart
+
+
+# ------------------------------------------------------------------ Mini-Kinetics (official list files)
+MINI = ["playing drums", "tickling"]
+
+
+def test_mini_kinetics_list_parsers_on_release_lines(tmp_path):
+    # one line of each release, verbatim in format (AR-Net val list, S3D train list)
+    a = tmp_path / "mini_val_videofolder.txt"
+    a.write_text("images/val/air drumming/7LSJ2Ryv1a8_000000_000010 60 0\nimages/val/applauding/x-y_z0123AB_000101_000111 7 2")
+    assert read_mini_kinetics_arnet_list(a) == [
+        (1, {"class": "air drumming", "youtube_id": "7LSJ2Ryv1a8", "time_start": 0, "time_end": 10, "num_frames": 60, "label": 0}),
+        (2, {"class": "applauding", "youtube_id": "x-y_z0123AB", "time_start": 101, "time_end": 111, "num_frames": 7, "label": 2}),
+    ]  # fmt: skip
+    b = tmp_path / "train_ytid_list.txt"
+    b.write_text("kIRmvrmc2nM\n2B65vtRd5Ck\n")
+    assert read_mini_kinetics_s3d_list(b) == [(1, "kIRmvrmc2nM"), (2, "2B65vtRd5Ck")]
+    for bad, msg in [("kIRmvrmc2nM\nshort\n", r"train_ytid_list.txt:2: expected one 11-character"),
+                     ("kIRmvrmc2nM\nkIRmvrmc2nM\n", r":2: youtube_id kIRmvrmc2nM already listed at line 1")]:  # fmt: skip
+        b.write_text(bad)
+        with pytest.raises(AnnotationError, match=msg):
+            read_mini_kinetics_s3d_list(b)
+    for bad, msg in [("images/val/x/7LSJ2Ryv1a8_000000_000010 sixty 0", r":1: <num_frames> and <label> must be integers"),
+                     ("images/val/x/7LSJ2Ryv1a8_0_10 60 0", r":1: folder .* is not"),
+                     ("7LSJ2Ryv1a8_000000_000010 60", r":1: expected '<folder> <num_frames> <label>'")]:  # fmt: skip
+        a.write_text(bad)
+        with pytest.raises(AnnotationError, match=msg):
+            read_mini_kinetics_arnet_list(a)
+
+
+def test_mini_kinetics_arnet_split(tmp_path, kin):
+    lists = write_mini_kinetics_lists(kin, tmp_path / "minik", split="arnet", classes=MINI)
+    text = Path(lists["files"]["train"]).read_text()
+    r0 = kin["rows"]["train"][2]  # first "playing drums" row
+    assert text.split("\n")[0] == f"images/train/playing drums/{r0['youtube_id']}_{r0['time_start']:06d}_{r0['time_end']:06d} 40 0"
+    assert not text.endswith("\n") and len(text.split("\n")) == 4  # the release has no final newline
+    dm = _dm(kin["root"], subset="mini", mini_kinetics_dir=lists["dir"])  # arnet is the default
+    dm.setup("fit")
+    assert dm.classes == MINI and dm.num_classes == 2
+    recs = dm.datasets["train"].records
+    assert [r.video for r in recs] == [r["path"] for r in lists["rows"]["train"]]
+    assert [r.targets["label"] for r in recs] == [0, 0, 1, 1]
+    assert [r.meta["list_line"] for r in recs] == [1, 2, 3, 4] and recs[0].meta["list"] == lists["files"]["train"]
+    assert [(r.video, r.targets["label"]) for r in dm.datasets["val"].records] == [
+        (x["path"], MINI.index(x["label"])) for x in lists["rows"]["val"]
+    ]
+    dm.setup("test")  # test_csv=None: the validation list
+    assert [r.video for r in dm.datasets["test"].records] == [x["path"] for x in lists["rows"]["val"]]
+    with pytest.raises(AnnotationError, match="Mini-Kinetics has 200 classes, the list gives 2"):
+        KineticsDataModule(root=kin["root"], subset="mini", mini_kinetics_dir=lists["dir"]).setup("fit")
+    with pytest.raises(ValueError, match="subset='mini' needs mini_kinetics_dir"):
+        _dm(kin["root"], subset="mini")
+
+
+def test_mini_kinetics_arnet_strictness(tmp_path, kin):
+    def dm_for(d, **kw):
+        dm = _dm(kin["root"], subset="mini", mini_kinetics_dir=str(d), mini_kinetics_split="arnet", **kw)
+        dm.setup("fit")
+        return dm
+
+    d = tmp_path / "cls"
+    write_mini_kinetics_lists(kin, d, classes=MINI)
+    (d / "minik_classInd.txt").write_text("tickling\nplaying drums\n")
+    with pytest.raises(AnnotationError, match=r"minik_classInd.txt:1: class 0 is 'tickling', the training list labels 'playing drums'"):
+        dm_for(d)
+    (d / "minik_classInd.txt").unlink()
+    assert dm_for(d).classes == MINI  # without the class file, the classes come from the list
+
+    ghost = "images/train/tickling/AAAAAAAAAAA_000001_000011 40 1"
+    d = tmp_path / "ghost"
+    write_mini_kinetics_lists(kin, d, classes=MINI, extra={"train": [ghost]})
+    with pytest.raises(AnnotationError, match=r"mini_train_videofolder.txt:5: 1 listed video\(s\) are not in .*train.csv"):
+        dm_for(d)
+    with pytest.warns(UserWarning, match="1 listed video"):
+        dm = dm_for(d, mini_kinetics_missing="skip")
+    assert len(dm.datasets["train"].records) == 4 and len(dm.mini_kinetics_missing) == 1
+    assert "AAAAAAAAAAA_000001_000011" in dm.mini_kinetics_missing[0]
+
+    d = tmp_path / "wrong"
+    write_mini_kinetics_lists(kin, d, classes=MINI)
+    f = d / "mini_train_videofolder.txt"
+    lines = f.read_text().split("\n")
+    f.write_text("\n".join([lines[0].replace("playing drums", "abseiling", 1)] + lines[1:]))
+    with pytest.raises(AnnotationError, match=r":1: class folder 'abseiling', but .*train.csv:\d+ labels the clip 'playing drums'"):
+        dm_for(d)
+    f.write_text("\n".join(lines[:3] + [lines[3][:-1] + "0"]))  # a tickling clip labelled 0
+    with pytest.raises(AnnotationError, match=r":4: label 0 is 'playing drums' at line 1, here 'tickling'"):
+        dm_for(d)
+
+
+def test_mini_kinetics_s3d_split(tmp_path, kin):
+    lists = write_mini_kinetics_lists(kin, tmp_path / "s3d", split="s3d", classes=MINI)
+    text = Path(lists["files"]["train"]).read_text()
+    assert text == "".join(r["youtube_id"] + "\n" for r in lists["rows"]["train"])
+    dm = _dm(kin["root"], subset="mini", mini_kinetics_dir=lists["dir"], mini_kinetics_split="s3d")
+    dm.setup("fit")
+    assert dm.classes == MINI  # derived from the labels of the listed training videos
+    assert [(r.video, r.targets["label"]) for r in dm.datasets["train"].records] == [
+        (x["path"], MINI.index(x["label"])) for x in lists["rows"]["train"]
+    ]
+    assert len(dm.datasets["val"].records) == 2
+
+    absent = "zzzzzzzzzzz"
+    d = tmp_path / "s3d_missing"
+    write_mini_kinetics_lists(kin, d, split="s3d", classes=MINI, extra={"val": [absent]})
+    kw = dict(subset="mini", mini_kinetics_dir=str(d), mini_kinetics_split="s3d")
+    with pytest.raises(AnnotationError, match=r"val_ytid_list.txt:3: 1 listed video\(s\) are not in .*val.csv.*zzzzzzzzzzz"):
+        _dm(kin["root"], **kw).setup("fit")
+    with pytest.warns(UserWarning, match="Mini-Kinetics val: 1 listed video"):
+        dm = _dm(kin["root"], mini_kinetics_missing="skip", **kw)
+        dm.setup("fit")
+    assert len(dm.datasets["val"].records) == 2 and dm.mini_kinetics_missing == [f"{d / 'val_ytid_list.txt'}:3: youtube_id {absent}"]
+
+    outsider = next(r for r in kin["rows"]["val"] if r["label"] == "abseiling")["youtube_id"]
+    d = tmp_path / "s3d_outsider"
+    write_mini_kinetics_lists(kin, d, split="s3d", classes=MINI, extra={"val": [outsider]})
+    with pytest.raises(AnnotationError, match=r"val_ytid_list.txt:3: .*label 'abseiling', not a class of the training list"):
+        _dm(kin["root"], subset="mini", mini_kinetics_dir=str(d), mini_kinetics_split="s3d").setup("fit")

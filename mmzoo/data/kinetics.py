@@ -13,9 +13,36 @@ may also be spelled with underscores instead of spaces, or be absent (flat
 order. Clips are the 10 s trimmed clips of the release, so the whole file is the sample.
 
 Classes: the sorted set of labels of the training CSV (400 / 600). ``subset`` restricts to
-Kinetics-Sounds (the 32 classes of digest-000 §3.5, re-indexed 0..31 in sorted order) or to the
-classes listed in ``subset_classes_file`` (one per line; Mini-Kinetics-200 must be given this way:
-its class list is not in the specs and is not shipped here).
+Kinetics-Sounds (the 32 classes of digest-000 §3.5, re-indexed 0..31 in sorted order), to the
+classes listed in ``subset_classes_file`` (one per line), or to Mini-Kinetics (``subset="mini"``),
+read from the list files its authors distribute, in ``mini_kinetics_dir``:
+
+* ``mini_kinetics_split="arnet"`` (default; the split the theses use, digest-002 §3 / Table 5.6:
+  "Mini-Kinetics (ARNet split): 200 classes, 131,082 videos"): the TSM-style list files of AR-Net
+  (Meng et al., ECCV 2020; github.com/mengyuest/AR-Net ``ops/dataset_config.py`` names them, the
+  same author's AdaFuse repository ships the validation list and the class list)::
+
+      mini_train_videofolder.txt   images/train/<class>/<youtube_id>_<start:06d>_<end:06d> <num_frames> <label>
+      mini_val_videofolder.txt     images/val/<class>/...     (9,867 lines in the release)
+      minik_classInd.txt           optional: the 200 class names, line i = label i
+
+  Class names contain spaces, so a line is split at its last two spaces. Labels are the lists'
+  indices (checked against ``minik_classInd.txt`` when present, else against the class folders).
+  ``<num_frames>`` counts the authors' extracted JPEG frames and is not used (videos are decoded).
+* ``mini_kinetics_split="s3d"``: Mini-Kinetics-200 of Xie et al., "Rethinking Spatiotemporal
+  Feature Learning" (S3D, ECCV 2018; github.com/s9xie/Mini-Kinetics-200): ``train_ytid_list.txt``
+  (80,000 lines) and ``val_ytid_list.txt`` (5,000 lines), one 11-character ``youtube_id`` per line,
+  no header and no class list. The 200 classes are the sorted labels of the listed training videos
+  in the training CSV (400 train / 25 val videos per class in the release).
+
+The two splits are different subsets: only 102 of their classes coincide (checked on the public
+lists: 2,542 of the 5,000 S3D validation ids are in the ARNet validation list). Each listed video
+is matched to its CSV row (S3D: by ``youtube_id``; ARNet: by ``youtube_id``, ``time_start`` and
+``time_end``, and the class folder must equal the CSV label). A listed video absent from the CSV
+raises an :class:`AnnotationError` naming the list file and line, or, with
+``mini_kinetics_missing="skip"``, is dropped, counted and kept in ``self.mini_kinetics_missing``
+with a warning. ``version="400"`` checks that the subset has 200 classes. ``test_csv=None`` tests
+on the validation list.
 
 Batch fields (``batch_size`` B):
 
@@ -45,6 +72,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import warnings
 from pathlib import Path
 from typing import Literal, Optional
@@ -60,7 +88,10 @@ from mmzoo.data.video_dataset import (
     read_csv_rows,
 )
 
-__all__ = ["KineticsDataModule", "KINETICS_SOUNDS_CLASSES", "kinetics_clip_name"]
+__all__ = [
+    "KineticsDataModule", "KINETICS_SOUNDS_CLASSES", "kinetics_clip_name", "MINI_KINETICS_FILES",
+    "read_mini_kinetics_s3d_list", "read_mini_kinetics_arnet_list",
+]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +107,79 @@ KINETICS_SOUNDS_CLASSES: tuple[str, ...] = (
 )  # fmt: skip
 
 REQUIRED_COLUMNS = ["youtube_id", "time_start", "time_end", "split"]
+
+#: File names of the Mini-Kinetics distributions: split -> (train list, val list, class list or None).
+MINI_KINETICS_FILES: dict[str, tuple[str, str, Optional[str]]] = {
+    "arnet": ("mini_train_videofolder.txt", "mini_val_videofolder.txt", "minik_classInd.txt"),
+    "s3d": ("train_ytid_list.txt", "val_ytid_list.txt", None),
+}
+_YTID = re.compile(r"^[A-Za-z0-9_-]{11}$")
+_CLIP = re.compile(r"^([A-Za-z0-9_-]{11})_(\d{6})_(\d{6})$")
+
+
+def _list_lines(path: Path) -> list[tuple[int, str]]:
+    """Non-empty lines of a list file as ``(line_number, text)`` (trailing newline optional)."""
+    if not path.is_file():
+        raise LayoutError(f"Mini-Kinetics list file not found: {path}")
+    out = []
+    for i, text in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if text.strip():
+            out.append((i, text.rstrip("\r")))
+    if not out:
+        raise AnnotationError(path, None, "empty list file")
+    return out
+
+
+def read_mini_kinetics_s3d_list(path: str | os.PathLike) -> list[tuple[int, str]]:
+    """``(line, youtube_id)`` of an S3D Mini-Kinetics-200 list (``train_ytid_list.txt`` /
+    ``val_ytid_list.txt``: one 11-character YouTube id per line). Malformed or repeated ids raise
+    an :class:`AnnotationError` naming the line."""
+    path = Path(path)
+    seen: dict[str, int] = {}
+    out = []
+    for line, text in _list_lines(path):
+        yid = text.strip()
+        if not _YTID.match(yid):
+            raise AnnotationError(path, line, f"expected one 11-character youtube_id, got {text!r}")
+        if yid in seen:
+            raise AnnotationError(path, line, f"youtube_id {yid} already listed at line {seen[yid]}")
+        seen[yid] = line
+        out.append((line, yid))
+    return out
+
+
+def read_mini_kinetics_arnet_list(path: str | os.PathLike) -> list[tuple[int, dict]]:
+    """Entries of an AR-Net Mini-Kinetics list (``mini_{train,val}_videofolder.txt``): ``(line,
+    {"class", "youtube_id", "time_start", "time_end", "num_frames", "label"})``. A line is
+    ``<folder> <num_frames> <label>`` with ``<folder>`` = ``images/<split>/<class>/<clip>``; it is
+    split at its last two spaces because class names contain spaces."""
+    path = Path(path)
+    seen: dict[tuple, int] = {}
+    out = []
+    for line, text in _list_lines(path):
+        parts = text.strip().rsplit(" ", 2)
+        if len(parts) != 3:
+            raise AnnotationError(path, line, f"expected '<folder> <num_frames> <label>', got {text!r}")
+        folder, nf, lab = parts
+        try:
+            num_frames, label = int(nf), int(lab)
+        except ValueError:
+            raise AnnotationError(path, line, f"<num_frames> and <label> must be integers, got {nf!r} {lab!r}") from None
+        comps = folder.split("/")
+        m = _CLIP.match(comps[-1]) if len(comps) >= 2 else None
+        if m is None or not comps[-2]:
+            raise AnnotationError(
+                path, line, f"folder {folder!r} is not '<...>/<class>/<youtube_id>_<start:06d>_<end:06d>'"
+            )
+        if label < 0:
+            raise AnnotationError(path, line, f"negative label {label}")
+        key = (m.group(1), int(m.group(2)), int(m.group(3)))
+        if key in seen:
+            raise AnnotationError(path, line, f"clip {comps[-1]} already listed at line {seen[key]}")
+        seen[key] = line
+        out.append((line, {"class": comps[-2], "youtube_id": key[0], "time_start": key[1], "time_end": key[2],
+                           "num_frames": num_frames, "label": label}))  # fmt: skip
+    return out
 
 
 def kinetics_clip_name(youtube_id: str, time_start: int, time_end: int) -> str:
@@ -96,9 +200,16 @@ class KineticsDataModule(ClipDataModule):
             ``subset`` is set; ``"any"`` skips the check, e.g. for synthetic data).
         train_csv / val_csv / test_csv: annotation files, relative to ``root`` or absolute;
             ``test_csv=None`` tests on ``val_csv`` (Kinetics results are reported on val).
-        subset: ``None`` (all classes), ``"kinetics-sounds"`` or ``"custom"`` (classes of
-            ``subset_classes_file``; use this for Mini-Kinetics-200).
+        subset: ``None`` (all classes), ``"kinetics-sounds"``, ``"custom"`` (classes of
+            ``subset_classes_file``) or ``"mini"`` (Mini-Kinetics from its official list files).
         subset_classes_file: text file, one class name per line (for ``subset="custom"``).
+        mini_kinetics_dir: folder holding the Mini-Kinetics list files (for ``subset="mini"``).
+        mini_kinetics_split: ``"arnet"`` (the AR-Net split used by the theses, 200 classes,
+            121,215 + 9,867 videos) or ``"s3d"`` (Xie et al.'s Mini-Kinetics-200, 80k + 5k); file
+            names and line formats in the module docstring.
+        mini_kinetics_missing: a listed video absent from the CSV: ``"error"`` (raise, naming the
+            list file and line) or ``"skip"`` (dropped, counted in ``self.mini_kinetics_missing``,
+            warned).
         batch_size / num_workers / pin_memory: DataLoader settings.
         num_frames / stride: frames per clip and sampling stride (AVSlowFast 4x16: 32 at 2).
         num_clips / num_crops: test views (thesis: 10 x 3).
@@ -134,8 +245,11 @@ class KineticsDataModule(ClipDataModule):
         train_csv: str = "annotations/train.csv",
         val_csv: str = "annotations/val.csv",
         test_csv: Optional[str] = None,
-        subset: Optional[Literal["kinetics-sounds", "custom"]] = None,
+        subset: Optional[Literal["kinetics-sounds", "custom", "mini"]] = None,
         subset_classes_file: Optional[str] = None,
+        mini_kinetics_dir: Optional[str] = None,
+        mini_kinetics_split: Literal["arnet", "s3d"] = "arnet",
+        mini_kinetics_missing: Literal["error", "skip"] = "error",
         batch_size: int = 8,
         num_workers: int = 4,
         pin_memory: bool = False,
@@ -170,6 +284,18 @@ class KineticsDataModule(ClipDataModule):
         self.subset_classes_file = subset_classes_file
         if subset == "custom" and not subset_classes_file:
             raise ValueError("subset='custom' needs subset_classes_file (one class name per line)")
+        if subset == "mini" and not mini_kinetics_dir:
+            raise ValueError("subset='mini' needs mini_kinetics_dir (the folder of the official list files)")
+        if mini_kinetics_split not in MINI_KINETICS_FILES:
+            raise ValueError(f"mini_kinetics_split must be one of {sorted(MINI_KINETICS_FILES)}, got {mini_kinetics_split!r}")
+        if mini_kinetics_missing not in ("error", "skip"):
+            raise ValueError(f"mini_kinetics_missing must be 'error' or 'skip', got {mini_kinetics_missing!r}")
+        self.mini_kinetics_dir = Path(mini_kinetics_dir) if mini_kinetics_dir else None
+        self.mini_kinetics_split = mini_kinetics_split
+        self.mini_kinetics_missing_policy = mini_kinetics_missing
+        self.mini_kinetics_missing: list[str] = []
+        self._test_on_val = test_csv is None
+        self._mini: dict[str, list[tuple[str, int, dict]]] = {}
         if missing_videos not in ("error", "skip"):
             raise ValueError(f"missing_videos must be 'error' or 'skip', got {missing_videos!r}")
         self.missing_videos_policy = missing_videos
@@ -227,6 +353,8 @@ class KineticsDataModule(ClipDataModule):
             )
         if self.subset is None:
             return labels
+        if self.subset == "mini":
+            return self._mini_classes()
         if self.subset == "kinetics-sounds":
             wanted = list(KINETICS_SOUNDS_CLASSES)
             source = "Kinetics-Sounds (digest-000 §3.5)"
@@ -245,6 +373,106 @@ class KineticsDataModule(ClipDataModule):
                 f"{len(missing)} class(es) of the {source} subset are absent from the training CSV: {missing[:10]}",
             )
         return sorted(wanted)
+
+    # ------------------------------------------------------------------ Mini-Kinetics
+    def _mini_list_path(self, split: str) -> Path:
+        train_f, val_f, _ = MINI_KINETICS_FILES[self.mini_kinetics_split]
+        return self.mini_kinetics_dir / (train_f if split == "train" else val_f)
+
+    def _mini_rows(self, split: str) -> list[tuple[str, int, dict]]:
+        """The CSV rows of the videos listed for ``split`` (``"train"`` / ``"val"``), in list order;
+        each row also carries ``mini_list`` / ``mini_line`` (and ``mini_label`` for ARNet)."""
+        if split in self._mini:
+            return self._mini[split]
+        lpath = self._mini_list_path(split)
+        csv_rows = self._read_csv(split)
+        csv_path = self._csv_path(split)
+        out, missing = [], []
+        if self.mini_kinetics_split == "s3d":
+            by_id: dict[str, list[tuple[str, int, dict]]] = {}
+            for r in csv_rows:
+                by_id.setdefault(r[2]["youtube_id"], []).append(r)
+            for ln, yid in read_mini_kinetics_s3d_list(lpath):
+                hits = by_id.get(yid, [])
+                if not hits:
+                    missing.append((ln, f"{lpath}:{ln}: youtube_id {yid}"))
+                    continue
+                if len(hits) > 1:
+                    raise AnnotationError(
+                        lpath, ln, f"youtube_id {yid} is ambiguous: lines {[h[1] for h in hits]} of {csv_path}"
+                    )
+                path, line, row = hits[0]
+                out.append((path, line, {**row, "mini_list": str(lpath), "mini_line": ln}))
+        else:
+            by_key = {(r[2]["youtube_id"], int(r[2]["time_start"]), int(r[2]["time_end"])): r for r in csv_rows}
+            for ln, e in read_mini_kinetics_arnet_list(lpath):
+                hit = by_key.get((e["youtube_id"], e["time_start"], e["time_end"]))
+                if hit is None:
+                    name = kinetics_clip_name(e["youtube_id"], e["time_start"], e["time_end"])
+                    missing.append((ln, f"{lpath}:{ln}: {e['class']}/{name}"))
+                    continue
+                path, line, row = hit
+                if row.get("label", "") != e["class"]:
+                    raise AnnotationError(
+                        lpath, ln, f"class folder {e['class']!r}, but {path}:{line} labels the clip {row.get('label', '')!r}"
+                    )
+                out.append((path, line, {**row, "mini_list": str(lpath), "mini_line": ln, "mini_label": e["label"]}))
+        if missing:
+            if self.mini_kinetics_missing_policy == "error":
+                raise AnnotationError(
+                    lpath, missing[0][0],
+                    f"{len(missing)} listed video(s) are not in {csv_path}, e.g. " + "; ".join(m for _, m in missing[:5])
+                    + " (mini_kinetics_missing='skip' drops them with a warning)",
+                )
+            msg = f"[kinetics] Mini-Kinetics {split}: {len(missing)} listed video(s) not in {csv_path}, skipped, e.g. {missing[0][1]}"
+            log.warning(msg)
+            warnings.warn(msg, stacklevel=2)
+            self.mini_kinetics_missing.extend(m for _, m in missing)
+        if not out:
+            raise AnnotationError(lpath, None, f"none of the listed videos is in {csv_path}")
+        self._mini[split] = out
+        return out
+
+    def _mini_classes(self) -> list[str]:
+        """S3D: sorted labels of the listed training videos. ARNet: class ``i`` is the folder of the
+        entries labelled ``i`` (checked against ``minik_classInd.txt`` when present)."""
+        rows = self._mini_rows("train")
+        lpath = self._mini_list_path("train")
+        if self.mini_kinetics_split == "s3d":
+            classes = sorted({r[2]["label"] for r in rows})
+        else:
+            by_label: dict[int, tuple[str, int]] = {}
+            by_class: dict[str, int] = {}
+            for _, _, r in rows:
+                lab, cls, ln = r["mini_label"], r["label"], r["mini_line"]
+                if by_label.setdefault(lab, (cls, ln))[0] != cls:
+                    raise AnnotationError(lpath, ln, f"label {lab} is {by_label[lab][0]!r} at line {by_label[lab][1]}, here {cls!r}")
+                if by_class.setdefault(cls, lab) != lab:
+                    raise AnnotationError(lpath, ln, f"class {cls!r} has label {by_class[cls]} elsewhere, here {lab}")
+            n = len(by_label)
+            if sorted(by_label) != list(range(n)):
+                absent = sorted(set(range(max(by_label) + 1)) - set(by_label))[:10]
+                raise AnnotationError(lpath, None, f"labels are not 0..{n - 1}: no entry for label(s) {absent}")
+            classes = [by_label[i][0] for i in range(n)]
+            class_file = MINI_KINETICS_FILES["arnet"][2]
+            cpath = self.mini_kinetics_dir / class_file
+            if cpath.is_file():
+                names = [t.strip() for _, t in _list_lines(cpath)]
+                if len(names) != n:
+                    raise AnnotationError(cpath, None, f"{len(names)} classes, the training list uses {n}")
+                for i, (a, b) in enumerate(zip(names, classes)):
+                    if a != b:
+                        raise AnnotationError(cpath, i + 1, f"class {i} is {a!r}, the training list labels {b!r} as {i}")
+        if self.version != "any" and len(classes) != 200:
+            raise AnnotationError(
+                lpath, None, f"Mini-Kinetics has 200 classes, the list gives {len(classes)} (pass version='any' otherwise)"
+            )
+        return classes
+
+    def _split_rows(self, split: str) -> list[tuple[str, int, dict]]:
+        if self.subset == "mini" and (split in ("train", "val") or (split == "test" and self._test_on_val)):
+            return self._mini_rows("train" if split == "train" else "val")
+        return self._read_csv(split)
 
     def _split_index(self, split_dir: str) -> dict[str, list[Path]]:
         """File name -> paths under ``root/<split_dir>`` (flat and one folder deep), scanned once."""
@@ -287,6 +515,8 @@ class KineticsDataModule(ClipDataModule):
         for split in ("train", "val", "test"):
             if not self._csv_path(split).is_file():
                 raise LayoutError(f"Kinetics annotation file not found: {self._csv_path(split)} ({split}_csv)")
+        if self.subset == "mini" and not self.mini_kinetics_dir.is_dir():
+            raise LayoutError(f"mini_kinetics_dir not found: {self.mini_kinetics_dir}")
         if self.classes is None:
             self.classes = self._class_list()
 
@@ -300,8 +530,13 @@ class KineticsDataModule(ClipDataModule):
         index = {c: i for i, c in enumerate(self.classes)}
         all_labels = set(r["label"] for _, _, r in self._read_csv("train"))
         records, missing = [], []
-        for path, line, row in self._read_csv(split):
+        for path, line, row in self._split_rows(split):
             label = row.get("label", "")
+            if "mini_list" in row and label not in index:
+                raise AnnotationError(
+                    row["mini_list"], row["mini_line"],
+                    f"{row['youtube_id']} ({path}:{line}) has label {label!r}, not a class of the training list",
+                )
             if label == "" and split != "train":
                 target = -1
             elif label in index:
@@ -315,14 +550,16 @@ class KineticsDataModule(ClipDataModule):
                 want = self.root / row["split"] / (label or "") / kinetics_clip_name(row["youtube_id"], row["time_start"], row["time_end"])
                 missing.append(f"{path}:{line}: {want}")
                 continue
-            records.append(
-                VideoRecord(
-                    targets={"label": target},
-                    meta={"youtube_id": row["youtube_id"], "time_start": row["time_start"],
-                          "time_end": row["time_end"], "csv": path, "line": line},
-                    video=str(video),
-                )
-            )  # fmt: skip
+            meta = {"youtube_id": row["youtube_id"], "time_start": row["time_start"],
+                    "time_end": row["time_end"], "csv": path, "line": line}  # fmt: skip
+            if "mini_list" in row:
+                if "mini_label" in row and row["mini_label"] != target:
+                    raise AnnotationError(
+                        row["mini_list"], row["mini_line"],
+                        f"label {row['mini_label']} for {label!r}, which is label {target} in the training list",
+                    )
+                meta.update(list=row["mini_list"], list_line=row["mini_line"])
+            records.append(VideoRecord(targets={"label": target}, meta=meta, video=str(video)))
         if missing:
             if self.missing_videos_policy == "error":
                 raise LayoutError(

@@ -13,6 +13,10 @@ Content: class ``k`` (index in the sorted class list) is a frame filled with a c
 and a tone of ``300 + 100 k`` Hz. The top-left 8x8 block of frame ``t`` has grey level
 ``min(4 t, 255)`` so that decoded frame indices can be checked from pixels. Rows listed in
 ``no_audio`` get a video-only file; ``corrupt`` rows get a file of random bytes.
+
+:func:`write_mini_kinetics_lists` writes Mini-Kinetics list files over such a dataset, in the
+format of either distribution: AR-Net's ``mini_{train,val}_videofolder.txt`` (+
+``minik_classInd.txt``) or S3D's ``{train,val}_ytid_list.txt`` (see :mod:`mmzoo.data.kinetics`).
 """
 from __future__ import annotations
 
@@ -26,7 +30,7 @@ import numpy as np
 
 from mmzoo.data.synthetic.media import write_mp4
 
-__all__ = ["write_kinetics", "DEFAULT_CLASSES"]
+__all__ = ["write_kinetics", "write_mini_kinetics_lists", "DEFAULT_CLASSES"]
 
 DEFAULT_CLASSES = ("abseiling", "playing drums", "tickling")
 _ID_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_"
@@ -120,4 +124,57 @@ def write_kinetics(
                      corrupt=is_corrupt, line=i + 2)  # fmt: skip
         out["csv"][split] = str(csv_path)
         out["rows"][split] = rows
+    return out
+
+
+def write_mini_kinetics_lists(
+    dataset: dict[str, Any],
+    out_dir: str | Path,
+    split: str = "arnet",
+    classes: Sequence[str] | None = None,
+    extra: dict[str, Sequence[str]] | None = None,
+    class_file: bool = True,
+) -> dict[str, Any]:
+    """Write Mini-Kinetics list files naming the videos of ``classes`` in a :func:`write_kinetics`
+    ``dataset``.
+
+    Args:
+        dataset: the value returned by :func:`write_kinetics`.
+        out_dir: folder for the list files.
+        split: ``"arnet"``: ``mini_train_videofolder.txt`` / ``mini_val_videofolder.txt`` with lines
+            ``images/<split>/<class>/<youtube_id>_<start:06d>_<end:06d> <num_frames> <label>``
+            (label = index in the sorted ``classes``; no newline after the last line, as in the
+            release) and, with ``class_file``, ``minik_classInd.txt``; ``"s3d"``:
+            ``train_ytid_list.txt`` / ``val_ytid_list.txt``, one youtube_id per line.
+        classes: the classes to list (default: all of the dataset).
+        extra: ``{"train" | "val": [line, ...]}`` lines appended verbatim (e.g. ids absent from the
+            CSV, to test the loader's strictness).
+
+    Returns:
+        ``{"dir", "files": {split: path}, "classes" (label order), "rows": {split: [dataset rows
+        in list order]}}``.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    chosen = sorted(classes if classes is not None else dataset["classes"])
+    extra = dict(extra or {})
+    names = {"arnet": ("mini_train_videofolder.txt", "mini_val_videofolder.txt"),
+             "s3d": ("train_ytid_list.txt", "val_ytid_list.txt")}[split]  # fmt: skip
+    out: dict[str, Any] = {"dir": str(out_dir), "files": {}, "classes": chosen, "rows": {}}
+    for s, fname in zip(("train", "val"), names):
+        rows = [r for c in chosen for r in dataset["rows"][s] if r["label"] == c]
+        if split == "arnet":
+            lines = [
+                f"images/{s}/{r['label']}/{r['youtube_id']}_{r['time_start']:06d}_{r['time_end']:06d} "
+                f"{dataset['num_frames']} {chosen.index(r['label'])}"
+                for r in rows
+            ]
+            text = "\n".join(lines + list(extra.get(s, ())))
+        else:
+            text = "".join(f"{x}\n" for x in [r["youtube_id"] for r in rows] + list(extra.get(s, ())))
+        (out_dir / fname).write_text(text, encoding="utf-8")
+        out["files"][s] = str(out_dir / fname)
+        out["rows"][s] = rows
+    if split == "arnet" and class_file:
+        (out_dir / "minik_classInd.txt").write_text("".join(f"{c}\n" for c in chosen), encoding="utf-8")
     return out
