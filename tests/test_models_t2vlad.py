@@ -238,3 +238,32 @@ def test_push_and_load_roundtrip_keeps_weights_and_skips_bert_download():
     # weights were loaded: starting a fit must not replace BERT by downloaded weights
     loaded.hparams.text_encoder_init = "pretrained"
     loaded.setup("fit")  # would raise offline if it tried to download
+
+
+def test_predict_input_ranks_a_feature_set_without_the_1ka_caption_index(tmp_path, capsys):
+    """`mmzoo predict --model t2vlad --input ROOT --query TEXT` -> `T2VLAD.predict_input`: the 1k-A
+    test videos of ROOT, best first, printed and written to ranking.json; the caption index file
+    (needed only to evaluate) may be absent. Run on an ablation variant ([CLS], global only)."""
+    from mmzoo.data.synthetic.msrvtt import SYNTHETIC_VOCAB, write_msrvtt
+    from mmzoo.models.t2vlad import rank_videos
+
+    root = write_msrvtt(tmp_path / "msrvtt", num_videos=8, num_mp4=0, experts=["audio", "face"])
+    (root / "structured-symlinks" / "jsfusion_val_caption_idx.pkl").unlink()
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + SYNTHETIC_VOCAB) + "\n")
+    torch.manual_seed(0)
+    m = tiny(expert_dims=[128, 512], tokenizer=str(vocab), local_alignment=False, text_global_input="cls",
+             text_encoder_config={**TINY_BERT, "vocab_size": len(SYNTHETIC_VOCAB) + 5}).eval()
+    ranked = m.predict_input(str(root), str(tmp_path / "out"), query="a red man is running", top_k=2)
+    test_ids = (root / "structured-symlinks" / "val_list_jsfusion.txt").read_text().split()
+    assert sorted(v for v, _ in ranked) == sorted(test_ids)
+    assert [s for _, s in ranked] == sorted((s for _, s in ranked), reverse=True)
+    saved = json.loads((tmp_path / "out" / "ranking.json").read_text())
+    assert saved["query"] == "a red man is running" and [r["video_id"] for r in saved["ranking"]] == [v for v, _ in ranked]
+    printed = capsys.readouterr().out
+    assert f"   1  {ranked[0][0]}" in printed and f"   3  " not in printed  # top_k=2 lines
+    # the scores are the model's own similarities ([CLS] variant: s_global alone)
+    from mmzoo.data.msrvtt import MSRVTTDataModule
+
+    dm = MSRVTTDataModule(str(root), test_captions="first", experts=["audio", "face"])
+    assert rank_videos(m, "a red man is running", dm) == ranked

@@ -689,8 +689,9 @@ class T2VLAD(ZooModule):
 
     def predict_input(self, path: str, output_dir: str, query: Optional[str] = None, top_k: int = 10) -> list:
         """`mmzoo predict --model t2vlad --input <MSR-VTT-format root> --query TEXT`: rank the test
-        videos of the feature set at ``path`` for ``query``, print the top ``top_k`` and write
-        ``ranking.json`` (every video, best first) under ``output_dir``."""
+        videos of the feature set at ``path`` (the 1k-A test list, ``val_list_jsfusion.txt``; the
+        ``msrvtt`` DataModule's defaults, reading only this model's experts) for ``query``, print
+        the top ``top_k`` and write ``ranking.json`` (every video, best first) under ``output_dir``."""
         import json
 
         from mmzoo.data.msrvtt import MSRVTTDataModule
@@ -698,8 +699,9 @@ class T2VLAD(ZooModule):
         if not query:
             raise ValueError("T2VLAD ranks videos for a text: give --query TEXT")
         # the captions are not needed to rank: take the first one, so that the 1k-A caption index
-        # file (needed only to evaluate) may be absent
-        ranked = rank_videos(self, query, MSRVTTDataModule(root=str(path), test_captions="first"))
+        # file (needed only to evaluate) may be absent; read only the experts this model uses
+        dm = MSRVTTDataModule(root=str(path), test_captions="first", experts=list(self.experts))
+        ranked = rank_videos(self, query, dm)
         out = Path(output_dir)
         out.mkdir(parents=True, exist_ok=True)
         (out / "ranking.json").write_text(json.dumps(
