@@ -23,7 +23,62 @@ from mmzoo.nn.av_sync import NegativeCurriculum
 from mmzoo.nn.slowfast import MultiPathwayHead, SlowFastBackbone
 from mmzoo.registry import register_model
 
-__all__ = ["AVSlowFast"]
+__all__ = ["AVSlowFast", "ABLATIONS"]
+
+_F, _T = False, True
+
+# Every row of the thesis' AVSlowFast ablations (Tables 4.5-4.8 and the audio-decomposition
+# check of section 4.3.2) as (model id, constructor arguments, thesis top-1, top-5, GFLOPs).
+# Arguments are overrides of the id's defaults; None = not one model (see `note`). All Kinetics
+# rows are R50 4x16 trained on K400. Rendered as a table in docs/slowfast.md and
+# model_cards/avslowfast-r50-4x16.md; every row is built and run in
+# tests/test_models_avslowfast_ablations.py.
+ABLATIONS: dict[str, dict] = {
+    # Table 4.5a, fusion stages (the authors' config puts Fast->Slow exactly where audio fuses)
+    "4.5a SlowFast": {"id": "slowfast-r50-4x16", "kwargs": {}, "top1": 75.6, "top5": 92.0, "gflops": 36.1},
+    "4.5a SlowFast+Audio (late ensemble)": {
+        "id": "slowfast-r50-4x16 + audionet-r50", "kwargs": None, "top1": 76.1, "top5": 92.0, "gflops": None,
+        "note": "two separately trained models whose test scores are averaged; not one constructor",
+    },
+    "4.5a pool5": {"id": "avslowfast-r50-4x16", "kwargs": {"afs_fusion": [_F, _F, _F, _F], "fs_fusion": [_F, _F, _F, _F]},
+                   "top1": 75.4, "top5": 92.0, "gflops": 38.4},
+    "4.5a res4 + pool5": {"id": "avslowfast-r50-4x16", "kwargs": {"afs_fusion": [_F, _F, _F, _T], "fs_fusion": [_F, _F, _F, _T]},
+                          "top1": 76.5, "top5": 92.6, "gflops": 39.1},
+    "4.5a res3,4 + pool5 (default)": {"id": "avslowfast-r50-4x16", "kwargs": {}, "top1": 77.0, "top5": 92.7, "gflops": 39.8},
+    "4.5a res2,3,4 + pool5": {"id": "avslowfast-r50-4x16", "kwargs": {"afs_fusion": [_F, _T, _T, _T], "fs_fusion": [_F, _T, _T, _T]},
+                              "top1": 75.8, "top5": 92.4, "gflops": 40.2},
+    # Table 4.5b, fusion designs
+    "4.5b A->F->S": {"id": "avslowfast-r50-4x16", "kwargs": {"av_fusion": "a_f_s"}, "top1": 75.3, "top5": 91.8, "gflops": 51.4},
+    "4.5b A->FS (default)": {"id": "avslowfast-r50-4x16", "kwargs": {"av_fusion": "a_fs"}, "top1": 77.0, "top5": 92.7, "gflops": 39.8},
+    "4.5b AV Nonlocal": {"id": "avslowfast-r50-4x16", "kwargs": {"av_fusion": "nonlocal"}, "top1": 77.2, "top5": 92.9, "gflops": 39.9},
+    # Table 4.6a, audio channel ratio beta_A
+    "4.6a beta_A 1/8": {"id": "avslowfast-r50-4x16", "kwargs": {"audio_beta_inv": 8}, "top1": 76.0, "top5": 92.5, "gflops": 36.0},
+    "4.6a beta_A 1/4": {"id": "avslowfast-r50-4x16", "kwargs": {"audio_beta_inv": 4}, "top1": 76.6, "top5": 92.7, "gflops": 36.8},
+    "4.6a beta_A 1/2 (default)": {"id": "avslowfast-r50-4x16", "kwargs": {"audio_beta_inv": 2}, "top1": 77.0, "top5": 92.7, "gflops": 39.8},
+    "4.6a beta_A 1": {"id": "avslowfast-r50-4x16", "kwargs": {"audio_beta_inv": 1}, "top1": 75.9, "top5": 92.4, "gflops": 51.9},
+    # Table 4.6b, DropPathway rate
+    "4.6b P_d none": {"id": "avslowfast-r50-4x16", "kwargs": {"drop_pathway": 0.0}, "top1": 75.2, "top5": 91.8, "gflops": None},
+    "4.6b P_d 0.2": {"id": "avslowfast-r50-4x16", "kwargs": {"drop_pathway": 0.2}, "top1": 76.0, "top5": 92.5, "gflops": None},
+    "4.6b P_d 0.5": {"id": "avslowfast-r50-4x16", "kwargs": {"drop_pathway": 0.5}, "top1": 76.7, "top5": 92.7, "gflops": None},
+    "4.6b P_d 0.8 (default)": {"id": "avslowfast-r50-4x16", "kwargs": {"drop_pathway": 0.8}, "top1": 77.0, "top5": 92.7, "gflops": None},
+    # Table 4.6c, AV synchronisation losses
+    "4.6c AVS none": {"id": "avslowfast-r50-4x16", "kwargs": {"use_avs": False}, "top1": 76.4, "top5": 92.5, "gflops": None},
+    "4.6c AVS res5": {"id": "avslowfast-r50-4x16", "kwargs": {"avs_stages": [_F, _F, _F, _F, _T]}, "top1": 76.7, "top5": 92.8, "gflops": None},
+    "4.6c AVS res4,5": {"id": "avslowfast-r50-4x16", "kwargs": {"avs_stages": [_F, _F, _F, _T, _T]}, "top1": 76.9, "top5": 92.9, "gflops": None},
+    "4.6c AVS res3,4,5 (default)": {"id": "avslowfast-r50-4x16", "kwargs": {"avs_stages": [_F, _F, _T, _T, _T]}, "top1": 77.0, "top5": 92.7,
+                                    "gflops": None},
+    # section 4.2.3 / 4.3.2: decomposed audio filters in res2-res3 are worth +0.2 top-1
+    "text: no audio decomposition": {"id": "avslowfast-r50-4x16", "kwargs": {"audio_decomposed_stages": 0}, "top1": 76.8, "top5": None,
+                                     "gflops": None, "note": "top-1 derived: 77.0 - 0.2"},
+    # Table 4.7, audio-only
+    "4.7 audio-only K600": {"id": "audionet-r50", "kwargs": {"num_classes": 600}, "top1": 26.5, "top5": 44.7, "gflops": 14.2},
+    "4.7 audio-only K400": {"id": "audionet-r50", "kwargs": {"num_classes": 400}, "top1": 24.8, "top5": 43.3, "gflops": 14.2},
+    # Table 4.8, AVA v2.1 frame mAP (v2.2 in `note`): needs the detection head, not implemented
+    "4.8 AVA AVSlowFast 4x16 R50": {"id": "avslowfast-r50-4x16", "kwargs": None, "top1": None, "top5": None, "gflops": 67.1,
+                                    "note": "AVA v2.1 mAP 25.4 (v2.2 25.9); AVA detection head not implemented"},
+    "4.8 AVA AVSlowFast 8x8 R101+NL": {"id": "avslowfast-r101-8x8 + NL", "kwargs": None, "top1": None, "top5": None, "gflops": 210,
+                                       "note": "AVA v2.1 mAP 27.8 (v2.2 28.6); AVA detection head not implemented"},
+}
 
 _AUDIO_FRONT_END = {
     "sample_rate": 16000,

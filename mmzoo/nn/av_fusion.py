@@ -121,8 +121,8 @@ class AudioVisualNonLocal(NonLocal3d):
       H and W, onto the visual tensor of frame t (the caller does the sum, so that DropPathway
       can sum zeros instead);
     * `dim_inner` = 64 (the A->FS intermediate width): with it the measured cost over A->FS is
-      +0.13 GFLOPs for R50 4x16, matching Table 4.5b (39.9 vs 39.8); `dim_inner = dim / 2`
-      (the usual non-local width) would cost about +0.85 GFLOPs.
+      +0.11 GFLOPs for R50 4x16, matching Table 4.5b (39.9 vs 39.8); a non-local-like width of
+      320 would cost +0.62 GFLOPs.
 
     Args:
         dim_audio: audio channels at this junction.
