@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from mmzoo.data import get_datamodule
-from mmzoo.data.epic_kitchens import EpicKitchensDataModule, parse_timestamp
+from mmzoo.data.epic_kitchens import DEFAULT_VAL_PARTICIPANTS_55, EpicKitchensDataModule, parse_timestamp
 from mmzoo.data.synthetic.epic_kitchens import format_timestamp, write_epic
 from mmzoo.data.video_dataset import AnnotationError, LayoutError
 
@@ -224,3 +224,21 @@ def test_action_counts_from_training_rows(e100, e55):
         if x["participant_id"] != "P26":
             expected[x["verb_class"], x["noun_class"]] += 1
     assert torch.equal(_dm(e55).action_counts(), expected)
+
+
+def test_epic55_validation_list_is_strict(e55, tmp_path):
+    # the default is the (unverified, documented) participant split: train P01-P25, validate P26-P31
+    assert DEFAULT_VAL_PARTICIPANTS_55 == tuple(f"P{i}" for i in range(26, 32))
+    f = tmp_path / "val.txt"
+    for text, msg in [
+        ("P26_01\nP26_1\n", r"val.txt:2: not an EPIC video id \(Pxx_yy\): 'P26_1'"),
+        ("P26_01\n\nP26_01\n", r"val.txt:3: video P26_01 listed twice"),
+        ("P26_01\nP27_01\n", r"val.txt:2: 1 validation video\(s\) not in .*EPIC_train_action_labels.csv: \['P27_01'\]"),
+    ]:
+        f.write_text(text)
+        with pytest.raises(AnnotationError, match=msg):
+            _dm(e55, val_videos_file=str(f)).setup("fit")
+    with pytest.raises(AnnotationError, match=r"val_videos: 1 validation video\(s\) not in .*\['P01_02'\]"):
+        _dm(e55, val_videos=["P01_01", "P01_02"]).setup("fit")
+    with pytest.raises(ValueError, match=r"val_participants must be EPIC participant ids like 'P26', got \['26'\]"):
+        _dm(e55, val_participants=["26"])

@@ -30,11 +30,17 @@ Media layouts (``root``), each looked up per video in this order:
 ``source="frames"`` reads JPEG frames (audio, with ``with_audio``, from the video of the same id);
 ``source="video"`` decodes the segment ``[start_timestamp, stop_timestamp)`` from the video.
 
-Splits. EPIC-100: train / validation / test as released. EPIC-55: the theses use the train/val
-split of Baradel et al. (ECCV'18) of the released training set; the specs do not give its list
-(digest-002 §1.3: [SILENT]). The split is therefore an argument: ``val_participants`` (default
-``P26..P31``, an [EXT] reading of third-party preprocessing code, not verified against Baradel et
-al.) or ``val_videos`` / ``val_videos_file`` (video ids, one per line), which take precedence.
+Splits. EPIC-100: train / validation / test as released. EPIC-55: the theses train and validate on
+the division of the released training set made by Baradel et al., "Object Level Visual Reasoning
+in Videos" (ECCV 2018), and do not list it (digest-002 §1.3: [SILENT]; digest-000 §3.5 only cites
+it). That list could not be verified: the authors' public code
+(github.com/fabienbaradel/object_level_visual_reasoning, last commit f504715) contains only the
+VLOG pipeline (no EPIC loader, split file or participant list), and the paper's text was not
+available to check. The split is therefore an argument: ``val_participants`` (default
+``P26..P31``, i.e. train on P01-P25: a participant split seen in third-party public preprocessing
+code [EXT], NOT confirmed to be Baradel et al.'s) or, taking precedence, ``val_videos`` /
+``val_videos_file`` (video ids, one per line; every id must occur in the training CSV). Pass the
+exact list with ``val_videos_file`` when you have it.
 ``test_set``: ``"val"`` (labelled; default), ``"test"`` (EPIC-100 test timestamps), ``"s1"`` /
 ``"s2"`` (EPIC-55 seen / unseen kitchens). Test rows have no labels: their targets are -1.
 
@@ -92,7 +98,11 @@ EPIC_FILES = {
     },
 }
 DEFAULT_CLASS_COUNTS = {"55": (125, 352), "100": (97, 300)}
+#: EPIC-55 validation participants by default. NOT verified to be the Baradel et al. (ECCV 2018)
+#: split used by the theses (see the module docstring); a convention of third-party code [EXT].
 DEFAULT_VAL_PARTICIPANTS_55 = ("P26", "P27", "P28", "P29", "P30", "P31")
+_VIDEO_ID = re.compile(r"^P\d{2}_\d{2,3}$")
+_PARTICIPANT = re.compile(r"^P\d{2}$")
 SEGMENT_COLUMNS = ["participant_id", "video_id", "start_timestamp", "stop_timestamp", "start_frame", "stop_frame"]
 LABEL_COLUMNS = ["verb_class", "noun_class"]
 _TS = re.compile(r"^(\d+):([0-5]?\d):(\d+(?:\.\d*)?)$")
@@ -121,9 +131,11 @@ class EpicKitchensDataModule(ClipDataModule):
         annotations_dir: folder with the annotation CSVs (relative to ``root`` or absolute).
         test_set: split used by ``test`` / ``predict``: ``"val"``, ``"test"`` (EPIC-100), ``"s1"`` /
             ``"s2"`` (EPIC-55).
-        val_participants: EPIC-55 participants held out for validation (default P26-P31, see the
-            module docstring about the Baradel et al. split).
-        val_videos / val_videos_file: EPIC-55 validation video ids (take precedence).
+        val_participants: EPIC-55 participants held out for validation (default P26-P31: NOT
+            verified to be the Baradel et al. split the theses use, see the module docstring).
+        val_videos / val_videos_file: EPIC-55 validation video ids (take precedence; the file has
+            one ``Pxx_yy`` id per line). An id that is malformed, repeated or absent from the
+            training CSV raises, naming it (and the file line).
         batch_size / num_workers / pin_memory: DataLoader settings.
         num_frames / stride: frames per clip and stride (AVSlowFast 8x8: 32 at 2) for
             ``temporal="clip"``; with ``temporal="tsn"`` ``num_frames`` segments (TSN sampling).
@@ -186,6 +198,9 @@ class EpicKitchensDataModule(ClipDataModule):
         ad = Path(annotations_dir)
         self.annotations_dir = ad if ad.is_absolute() else self.root / ad
         self.val_participants = list(val_participants) if val_participants is not None else list(DEFAULT_VAL_PARTICIPANTS_55)
+        bad = [p for p in self.val_participants if not _PARTICIPANT.match(str(p))]
+        if bad:
+            raise ValueError(f"val_participants must be EPIC participant ids like 'P26', got {bad}")
         self.val_videos = list(val_videos) if val_videos is not None else None
         self.val_videos_file = val_videos_file
         self.train_split, self.val_split, self.test_split = "train", "val", test_set
@@ -257,14 +272,34 @@ class EpicKitchensDataModule(ClipDataModule):
         return rows
 
     def _val_video_set(self) -> tuple[set[str] | None, set[str]]:
+        """Validation video ids (``None``: split by participant) and participants; explicit ids are
+        checked against the training CSV so that a typo cannot silently move a video."""
         if self.val_videos_file:
             f = Path(self.val_videos_file)
             if not f.is_file():
                 raise LayoutError(f"val_videos_file not found: {f}")
-            return {x.strip() for x in f.read_text().splitlines() if x.strip()}, set()
-        if self.val_videos is not None:
-            return set(self.val_videos), set()
-        return None, set(self.val_participants)
+            listed = [(i, x.strip()) for i, x in enumerate(f.read_text().splitlines(), start=1) if x.strip()]
+            source = str(f)
+        elif self.val_videos is not None:
+            listed = [(None, str(x).strip()) for x in self.val_videos]
+            source = "val_videos"
+        else:
+            return None, set(self.val_participants)
+        seen: dict[str, int | None] = {}
+        for line, vid in listed:
+            if not _VIDEO_ID.match(vid):
+                raise AnnotationError(source, line, f"not an EPIC video id (Pxx_yy): {vid!r}")
+            if vid in seen:
+                raise AnnotationError(source, line, f"video {vid} listed twice")
+            seen[vid] = line
+        known = {r[2]["video_id"] for r in self._read("train", labelled=True)}
+        absent = [(line, vid) for line, vid in listed if vid not in known]
+        if absent:
+            raise AnnotationError(
+                source, absent[0][0],
+                f"{len(absent)} validation video(s) not in {self._file('train')}: {[v for _, v in absent[:10]]}",
+            )
+        return set(seen), set()
 
     def _split_rows(self, split: str) -> list[tuple[str, int, dict]]:
         if self.version == "100":
