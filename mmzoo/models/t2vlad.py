@@ -16,6 +16,12 @@ Text: BERT (bert-base-uncased, fine-tuned end to end, via ``transformers``) give
 ``s = (s_global + s_local) / 2``, trained with a bidirectional max-margin ranking loss (margin
 0.02) using Ranger (RAdam + Lookahead), lr 1e-4 x0.9 every 5 epochs, batch 64.
 
+The thesis's ablations (Tables 6.4-6.6) are constructor arguments: ``eval_similarity="local"``
+(global branch removed at test), ``local_alignment=False, text_global_input="cls"`` ([CLS] as the
+text global feature, no local branch), ``video_local_aggregation="maxpool"`` (only text VLAD),
+``vlad_sharing="separate"``, ``transformer_layers=0``; ``global_alignment=False`` trains the local
+branch alone (reported not to converge). Table: ``docs/t2vlad.md``.
+
 Public helpers: :func:`rank_videos` (a text query against a feature set or DataModule),
 :class:`Lookahead`, :func:`max_margin_ranking_loss`, :func:`hardest_negative_loss`.
 """
@@ -232,7 +238,8 @@ class T2VLAD(ZooModule):
         vlad_sharing: ``"thesis"`` -- text and video use the same centres c, bias/BN and residual
             centres c' with gradients from both (Eqs. 6.1-6.3); ``"port"`` -- the PaddleVideo port:
             shared c but detached in the video call, separate c' and BN per modality;
-            ``"separate"`` -- two independent VLADs (ablation of Table 6.5).
+            ``"separate"`` -- two independent VLADs (ablation of Table 6.5). No effect when the
+            video side has no VLAD (``video_local_aggregation="maxpool"``, no local branch).
         transformer_layers / transformer_heads: 1 layer, 4 heads (thesis); 0 layers is Table 6.6's
             "w/o visual self-attention" ablation.
         transformer_dropout: 0.1 (thesis); the port uses 0.
