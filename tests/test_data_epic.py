@@ -9,7 +9,11 @@ import pytest
 import torch
 
 from mmzoo.data import get_datamodule
-from mmzoo.data.epic_kitchens import DEFAULT_VAL_PARTICIPANTS_55, EpicKitchensDataModule, parse_timestamp
+from mmzoo.data.epic_kitchens import (
+    DEFAULT_VAL_PARTICIPANTS_55,
+    EpicKitchensDataModule,
+    parse_timestamp,
+)
 from mmzoo.data.synthetic.epic_kitchens import format_timestamp, write_epic
 from mmzoo.data.video_dataset import AnnotationError, LayoutError
 

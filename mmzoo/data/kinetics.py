@@ -89,8 +89,12 @@ from mmzoo.data.video_dataset import (
 )
 
 __all__ = [
-    "KineticsDataModule", "KINETICS_SOUNDS_CLASSES", "kinetics_clip_name", "MINI_KINETICS_FILES",
-    "read_mini_kinetics_s3d_list", "read_mini_kinetics_arnet_list",
+    "KINETICS_SOUNDS_CLASSES",
+    "MINI_KINETICS_FILES",
+    "KineticsDataModule",
+    "kinetics_clip_name",
+    "read_mini_kinetics_arnet_list",
+    "read_mini_kinetics_s3d_list",
 ]  # fmt: skip
 
 log = logging.getLogger(__name__)

@@ -30,7 +30,7 @@ import numpy as np
 
 from mmzoo.data.synthetic.media import write_mp4
 
-__all__ = ["write_kinetics", "write_mini_kinetics_lists", "DEFAULT_CLASSES"]
+__all__ = ["DEFAULT_CLASSES", "write_kinetics", "write_mini_kinetics_lists"]
 
 DEFAULT_CLASSES = ("abseiling", "playing drums", "tickling")
 _ID_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_"
