@@ -208,9 +208,9 @@ class KineticsDataModule(ClipDataModule):
             ``subset_classes_file``) or ``"mini"`` (Mini-Kinetics from its official list files).
         subset_classes_file: text file, one class name per line (for ``subset="custom"``).
         mini_kinetics_dir: folder holding the Mini-Kinetics list files (for ``subset="mini"``).
-        mini_kinetics_split: ``"arnet"`` (the AR-Net split used by the theses, 200 classes,
-            121,215 + 9,867 videos) or ``"s3d"`` (Xie et al.'s Mini-Kinetics-200, 80k + 5k); file
-            names and line formats in the module docstring.
+        mini_kinetics_split: ``"arnet"`` (the AR-Net split used by the theses: 200 classes, 9,867
+            validation videos in the release, 131,082 in all per the thesis) or ``"s3d"`` (Xie et
+            al.'s Mini-Kinetics-200, 80k + 5k); file names and line formats in the module docstring.
         mini_kinetics_missing: a listed video absent from the CSV: ``"error"`` (raise, naming the
             list file and line) or ``"skip"`` (dropped, counted in ``self.mini_kinetics_missing``,
             warned).
