@@ -3,6 +3,8 @@ runs, the three audio -> visual fusion designs of Table 4.5b have the connectivi
 describes, and their parameter / FLOP costs match closed-form counts and the thesis' GFLOPs."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -11,8 +13,8 @@ from mmzoo.info import measure
 from mmzoo.models.avslowfast import ABLATIONS
 from mmzoo.nn.av_fusion import AudioVisualNonLocal
 
-TINY = dict(depth=14, width=8, slow_frames=2, alpha=4, crop_size=32, dropout=0.0, num_classes=5)
-AUDIO_TINY = dict(depth=14, width=8, num_classes=5, dropout=0.0)
+TINY = {"depth": 14, "width": 8, "slow_frames": 2, "alpha": 4, "crop_size": 32, "dropout": 0.0, "num_classes": 5}
+AUDIO_TINY = {"depth": 14, "width": 8, "num_classes": 5, "dropout": 0.0}
 F, T = False, True
 
 
@@ -52,8 +54,9 @@ def test_every_ablation_row_builds_and_runs(row):
 
 
 def test_ablation_rows_are_documented():
-    docs = open("docs/slowfast.md").read()
-    card = open("model_cards/avslowfast-r50-4x16.md").read()
+    root = Path(__file__).resolve().parents[1]
+    docs = (root / "docs" / "slowfast.md").read_text()
+    card = (root / "model_cards" / "avslowfast-r50-4x16.md").read_text()
     for row in ABLATIONS:
         assert f"| {row} |" in docs, row
         assert f"| {row} |" in card, row
@@ -201,8 +204,8 @@ def test_drop_pathway_sums_zeros_in_every_fusion_design(fusion):
 # (res3, res4): audio channels C_a, fused Slow channels C_v = C_slow + 2 C_fast, Fast channels C_f,
 # audio frames T_a, Slow frames T_s, Fast frames T_f, Slow positions H x W.
 JUNCTIONS = [
-    dict(C_a=256, C_v=512 + 128, C_f=64, T_a=64, T_s=4, T_f=32, H=32, W=32),
-    dict(C_a=512, C_v=1024 + 256, C_f=128, T_a=32, T_s=4, T_f=32, H=16, W=16),
+    {"C_a": 256, "C_v": 512 + 128, "C_f": 64, "T_a": 64, "T_s": 4, "T_f": 32, "H": 32, "W": 32},
+    {"C_a": 512, "C_v": 1024 + 256, "C_f": 128, "T_a": 32, "T_s": 4, "T_f": 32, "H": 16, "W": 16},
 ]
 K, D = 5, 64  # A->FS temporal kernel and intermediate width; AV Nonlocal width
 

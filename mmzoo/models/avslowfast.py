@@ -23,7 +23,7 @@ from mmzoo.nn.av_sync import NegativeCurriculum
 from mmzoo.nn.slowfast import MultiPathwayHead, SlowFastBackbone
 from mmzoo.registry import register_model
 
-__all__ = ["AVSlowFast", "ABLATIONS"]
+__all__ = ["ABLATIONS", "AVSlowFast"]
 
 _F, _T = False, True
 

@@ -25,7 +25,7 @@ from torch.nn import functional as F
 
 from mmzoo.nn.nonlocal_block import NonLocal3d
 
-__all__ = ["FuseFastToSlow", "FuseAudioToVisual", "AudioVisualNonLocal"]
+__all__ = ["AudioVisualNonLocal", "FuseAudioToVisual", "FuseFastToSlow"]
 
 
 class FuseFastToSlow(nn.Module):
