@@ -86,87 +86,17 @@ def _conv(cin: int, cout: int, kernel: int, bias: bool = True) -> nn.Conv2d:
     return nn.Conv2d(cin, cout, kernel, padding=kernel // 2, bias=bias)
 
 
-class STMM(nn.Module):
-    """One direction of the spatial-temporal memory.
+class ConvGRUCell(nn.Module):
+    """Plain ConvGRU (sigmoid gates, tanh candidate): the ConvGRU rows of thesis Table 3.2, and
+    the convolutions W_z, W_r, W (on F_t) and U_z, U_r, U (on the memory) that :class:`STMM`
+    shares.
 
     Args:
         in_channels: channels D of the input features F_t.
         mem_channels: memory channels M (thesis: 512).
         kernel_size: size of the W and U convolutions (authors: 3).
         w_scale: factor on every ``W * F_t`` term (authors: 20 for ResNet-101; 1 for VGG-16).
-        bn_k: saturation point of BN* in standard deviations (thesis: 3).
-        bn_stats: which elements BN* statistics use, see :func:`bn_star`.
         u_init: "default" (PyTorch's conv init) or "zeros".
-        matchtrans: align the memory with MatchTrans before each step.
-        matchtrans_k: MatchTrans half window (thesis: 2).
-        affinity_grad: see :class:`MatchTrans`.
-    """
-
-    def __init__(
-        self, in_channels: int, mem_channels: int = 512, kernel_size: int = 3, w_scale: float = 1.0,
-        bn_k: float = 3.0, bn_stats: BNStats = "global_positive", u_init: str = "default",
-        matchtrans: bool = True, matchtrans_k: int = 2, affinity_grad: bool = False,
-    ):
-        super().__init__()
-        self.in_channels, self.mem_channels, self.w_scale = in_channels, mem_channels, w_scale
-        self.w_z = _conv(in_channels, mem_channels, kernel_size)
-        self.w_r = _conv(in_channels, mem_channels, kernel_size)
-        self.w = _conv(in_channels, mem_channels, kernel_size)
-        self.u_z = _conv(mem_channels, mem_channels, kernel_size, bias=False)
-        self.u_r = _conv(mem_channels, mem_channels, kernel_size, bias=False)
-        self.u = _conv(mem_channels, mem_channels, kernel_size, bias=False)
-        if u_init == "zeros":
-            for u in (self.u_z, self.u_r, self.u):
-                nn.init.zeros_(u.weight)
-        elif u_init != "default":
-            raise ValueError(f"u_init must be 'default' or 'zeros', got {u_init!r}")
-        self.bn_star = BNStar(bn_k, bn_stats)
-        self.align = MatchTrans(matchtrans_k, affinity_grad=affinity_grad) if matchtrans else None
-
-    @torch.no_grad()
-    def init_from_conv(self, conv: nn.Conv2d) -> None:
-        """Copy the weights of the pretrained conv this module replaces into W_z, W_r and W."""
-        if conv.in_channels != self.in_channels or conv.out_channels < self.mem_channels:
-            raise ValueError(
-                f"cannot initialise STMM({self.in_channels}->{self.mem_channels}) from "
-                f"conv {conv.in_channels}->{conv.out_channels}")
-        if conv.weight.shape[-2:] != self.w.weight.shape[-2:]:
-            raise ValueError("kernel sizes of the replaced conv and the STMM W convs differ")
-        for dst in (self.w_z, self.w_r, self.w):
-            dst.weight.copy_(conv.weight[: self.mem_channels])
-            if conv.bias is not None:
-                dst.bias.copy_(conv.bias[: self.mem_channels])
-
-    def step(self, feat: torch.Tensor, prev_feat: Optional[torch.Tensor], mem: Optional[torch.Tensor]):
-        """One time step; returns (M_t, z_t, r_t). ``mem=None`` starts from a zero memory."""
-        if mem is None:
-            b, _, h, w = feat.shape
-            mem = feat.new_zeros(b, self.mem_channels, h, w)
-        elif self.align is not None and prev_feat is not None:
-            mem = self.align(feat, prev_feat, mem)
-        s = self.w_scale
-        z = self.bn_star(F.relu(s * self.w_z(feat) + self.u_z(mem)))
-        r = self.bn_star(F.relu(s * self.w_r(feat) + self.u_r(mem)))
-        cand = F.relu(s * self.w(feat) + self.u(mem * r))
-        new = (1 - z) * mem + z * cand
-        return new, z, r
-
-    def forward(self, feats: torch.Tensor) -> torch.Tensor:
-        """``feats`` [B, T, D, H, W] -> memories [B, T, M, H, W] (time runs along dim 1)."""
-        mem, prev, outs = None, None, []
-        for t in range(feats.shape[1]):
-            f = feats[:, t]
-            mem, _, _ = self.step(f, prev, mem)
-            outs.append(mem)
-            prev = f
-        return torch.stack(outs, dim=1)
-
-
-class ConvGRUCell(nn.Module):
-    """Plain ConvGRU (sigmoid gates, tanh candidate): the ConvGRU rows of thesis Table 3.2.
-
-    Same convolutions as :class:`STMM` (so ``init_from_conv`` also applies), no BN*, no
-    MatchTrans.
     """
 
     def __init__(self, in_channels: int, mem_channels: int = 512, kernel_size: int = 3, w_scale: float = 1.0,
@@ -182,11 +112,26 @@ class ConvGRUCell(nn.Module):
         if u_init == "zeros":
             for u in (self.u_z, self.u_r, self.u):
                 nn.init.zeros_(u.weight)
-        self.align = None
+        elif u_init != "default":
+            raise ValueError(f"u_init must be 'default' or 'zeros', got {u_init!r}")
+        self.align: Optional[nn.Module] = None
 
-    init_from_conv = STMM.init_from_conv
+    @torch.no_grad()
+    def init_from_conv(self, conv: nn.Conv2d) -> None:
+        """Copy the weights of the pretrained conv this module replaces into W_z, W_r and W."""
+        if conv.in_channels != self.in_channels or conv.out_channels < self.mem_channels:
+            raise ValueError(
+                f"cannot initialise {type(self).__name__}({self.in_channels}->{self.mem_channels}) from "
+                f"conv {conv.in_channels}->{conv.out_channels}")
+        if conv.weight.shape[-2:] != self.w.weight.shape[-2:]:
+            raise ValueError("kernel sizes of the replaced conv and the W convs differ")
+        for dst in (self.w_z, self.w_r, self.w):
+            dst.weight.copy_(conv.weight[: self.mem_channels])
+            if conv.bias is not None:
+                dst.bias.copy_(conv.bias[: self.mem_channels])
 
-    def step(self, feat, prev_feat, mem):
+    def step(self, feat: torch.Tensor, prev_feat: Optional[torch.Tensor], mem: Optional[torch.Tensor]):
+        """One time step; returns (M_t, z_t, r_t). ``mem=None`` starts from a zero memory."""
         if mem is None:
             mem = feat.new_zeros(feat.shape[0], self.mem_channels, *feat.shape[-2:])
         s = self.w_scale
@@ -195,7 +140,52 @@ class ConvGRUCell(nn.Module):
         cand = torch.tanh(s * self.w(feat) + self.u(mem * r))
         return (1 - z) * mem + z * cand, z, r
 
-    forward = STMM.forward
+    def forward(self, feats: torch.Tensor) -> torch.Tensor:
+        """``feats`` [B, T, D, H, W] -> memories [B, T, M, H, W] (time runs along dim 1)."""
+        mem, prev, outs = None, None, []
+        for t in range(feats.shape[1]):
+            f = feats[:, t]
+            mem, _, _ = self.step(f, prev, mem)
+            outs.append(mem)
+            prev = f
+        return torch.stack(outs, dim=1)
+
+
+class STMM(ConvGRUCell):
+    """One direction of the spatial-temporal memory (Eqs. 3.1-3.4): the ConvGRU's convolutions
+    with ReLU gates and candidate, BN* on the gates, and the memory aligned to the current frame
+    by MatchTrans before each step.
+
+    Args (besides :class:`ConvGRUCell`'s):
+        bn_k: saturation point of BN* in standard deviations (thesis: 3).
+        bn_stats: which elements BN* statistics use, see :func:`bn_star`.
+        matchtrans: align the memory with MatchTrans before each step.
+        matchtrans_k: MatchTrans half window (thesis: 2).
+        affinity_grad: see :class:`MatchTrans`.
+    """
+
+    def __init__(
+        self, in_channels: int, mem_channels: int = 512, kernel_size: int = 3, w_scale: float = 1.0,
+        bn_k: float = 3.0, bn_stats: BNStats = "global_positive", u_init: str = "default",
+        matchtrans: bool = True, matchtrans_k: int = 2, affinity_grad: bool = False,
+    ):
+        super().__init__(in_channels, mem_channels, kernel_size, w_scale, u_init)
+        self.bn_star = BNStar(bn_k, bn_stats)
+        self.align = MatchTrans(matchtrans_k, affinity_grad=affinity_grad) if matchtrans else None
+
+    def step(self, feat: torch.Tensor, prev_feat: Optional[torch.Tensor], mem: Optional[torch.Tensor]):
+        """One time step; returns (M_t, z_t, r_t). ``mem=None`` starts from a zero memory."""
+        if mem is None:
+            b, _, h, w = feat.shape
+            mem = feat.new_zeros(b, self.mem_channels, h, w)
+        elif self.align is not None and prev_feat is not None:
+            mem = self.align(feat, prev_feat, mem)
+        s = self.w_scale
+        z = self.bn_star(F.relu(s * self.w_z(feat) + self.u_z(mem)))
+        r = self.bn_star(F.relu(s * self.w_r(feat) + self.u_r(mem)))
+        cand = F.relu(s * self.w(feat) + self.u(mem * r))
+        new = (1 - z) * mem + z * cand
+        return new, z, r
 
 
 class BidirectionalMemory(nn.Module):
