@@ -261,7 +261,7 @@ def test_predict_input_ranks_a_feature_set_without_the_1ka_caption_index(tmp_pat
     saved = json.loads((tmp_path / "out" / "ranking.json").read_text())
     assert saved["query"] == "a red man is running" and [r["video_id"] for r in saved["ranking"]] == [v for v, _ in ranked]
     printed = capsys.readouterr().out
-    assert f"   1  {ranked[0][0]}" in printed and f"   3  " not in printed  # top_k=2 lines
+    assert f"   1  {ranked[0][0]}" in printed and "   3  " not in printed  # top_k=2 lines
     # the scores are the model's own similarities ([CLS] variant: s_global alone)
     from mmzoo.data.msrvtt import MSRVTTDataModule
 

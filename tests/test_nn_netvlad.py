@@ -1,7 +1,6 @@
 """NetVLAD: ghost clusters, shared centres and their gradients, masks, against hand computation."""
 import pytest
 import torch
-import torch.nn.functional as F
 
 from mmzoo.nn.netvlad import NetVLAD
 

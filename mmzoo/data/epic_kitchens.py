@@ -66,6 +66,8 @@ import re
 from pathlib import Path
 from typing import Literal, Optional
 
+import torch
+
 from mmzoo.data.registry import register_datamodule
 from mmzoo.data.transforms import KINETICS_MEAN, KINETICS_STD
 from mmzoo.data.video_dataset import (
@@ -417,12 +419,10 @@ class EpicKitchensDataModule(ClipDataModule):
         tail_n = self._id_set("EPIC_100_tail_nouns.csv")
         return unseen, tail_v, tail_n
 
-    def action_counts(self) -> "torch.Tensor":
+    def action_counts(self) -> torch.Tensor:
         """``(num_verbs, num_nouns)`` long tensor: how often each (verb, noun) pair occurs in the
         training split. ``counts / counts.sum()`` is the action prior (mu) that some EPIC methods
         combine with verb and noun scores (digest-002); the combination rule stays with the model."""
-        import torch
-
         self._validate_layout()
         counts = torch.zeros(self.num_verbs, self.num_nouns, dtype=torch.long)
         for _path, _line, row in self._split_rows("train"):

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import math
 import os
 from collections import defaultdict
 from typing import Any, Iterable, Literal, Optional, Sequence
