@@ -90,6 +90,24 @@ def time_it(fn, warmup: int, iters: int, device: str) -> list[float]:
     return times
 
 
+def interleaved_inference_ms(args) -> dict[str, float]:
+    """fp32 inference time per batch of every model, timed round-robin (one call of each model per
+    round, the order alternating), so drifts of a shared machine hit all models alike; medians."""
+    models = {name: build(name, args.size).to(args.device).eval() for name in MODELS}
+    batch = {name: inputs(name, args.batch, args.size, args.device) for name in MODELS}
+    times: dict[str, list[float]] = {name: [] for name in MODELS}
+    with torch.no_grad():
+        for rnd in range(args.warmup + args.iters):
+            for name in (MODELS if rnd % 2 == 0 else MODELS[::-1]):
+                _sync(args.device)
+                t = time.perf_counter()
+                forward(models[name], name, *batch[name])
+                _sync(args.device)
+                if rnd >= args.warmup:
+                    times[name].append(time.perf_counter() - t)
+    return {name: statistics.median(ts) * 1e3 for name, ts in times.items()}
+
+
 def _rss_kib() -> int:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * (resource.getpagesize() // 1024)
@@ -181,7 +199,8 @@ def to_markdown(rows, args) -> str:
         "",
         f"device: {args.device} ({torch.cuda.get_device_name() if args.device == 'cuda' else platform.processor() or platform.machine()}), "
         f"torch {torch.__version__}, threads {args.threads}, batch {args.batch}, clip 4x16 (slow 4 + fast 32 frames) at {args.size}^2, "
-        f"audio 128x80 log-mel, median of {args.iters} iterations after {args.warmup} warm-up.",
+        f"audio 128x80 log-mel, median of {args.iters} iterations after {args.warmup} warm-up "
+        "(fp32 inference: all models timed round-robin in one loop).",
         "",
         "| " + " | ".join(cols + ["infer speed vs PyTorchVideo"]) + " |",
         "|" + "---|" * (len(cols) + 1),
@@ -216,6 +235,12 @@ def main(argv=None) -> None:
             row = measure(name, args, v)
             print(json.dumps(row), file=sys.stderr)
             rows.append(row)
+    # The fp32 inference columns come from one interleaved run of all models (fair on a busy machine).
+    fp32_ms = interleaved_inference_ms(args)
+    for row in rows:
+        if row["variant"] == "fp32":
+            row["infer_ms_per_batch"] = fp32_ms[row["model"]]
+            row["infer_clips_per_s"] = args.batch / (fp32_ms[row["model"]] / 1e3)
     text = to_markdown(rows, args)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(text)
