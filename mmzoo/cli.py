@@ -265,7 +265,7 @@ def _cmd_pull(args: argparse.Namespace) -> None:
 def _cmd_convert(args: argparse.Namespace) -> None:
     from mmzoo.convert import convert
 
-    out = convert(args.name, args.original, output_dir=args.output_dir)
+    out = convert(args.name, args.original, output_dir=args.output_dir, allow_pickle=True)
     print(f"converted weights written to {out}")
 
 

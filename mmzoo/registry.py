@@ -43,7 +43,9 @@ class Weights:
     does not match. Where the original authors released a checkpoint, `original_url`,
     `original_sha256` and `converter` (a dotted path "module:function" taking the path of the
     original file and returning an mmzoo state dict) let `load` / `mmzoo convert` build the
-    weights from the original file.
+    weights from the original file. A converter that may need full unpickling takes
+    `allow_pickle: bool = False` and must read only with loaders that cannot run code unless it
+    is True (only the explicit `mmzoo convert` command passes True).
     """
 
     tag: str

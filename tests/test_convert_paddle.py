@@ -12,9 +12,14 @@ import numpy as np
 import pytest
 import torch
 
-from mmzoo.convert.paddle import (PADDLE_T2VLAD_EXPERT_ORDER, UnsafePickleError, convert_t2vlad, list_pdparams,
-                                  load_pdparams)
+from mmzoo.convert.paddle import (
+    PADDLE_T2VLAD_EXPERT_ORDER,
+    convert_t2vlad,
+    list_pdparams,
+    load_pdparams,
+)
 from mmzoo.models.t2vlad import MSRVTT_EXPERTS, T2VLAD
+from mmzoo.safe_pickle import UnsafePickleError
 
 TINY_BERT = dict(vocab_size=30, hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=24,
                  max_position_embeddings=20)

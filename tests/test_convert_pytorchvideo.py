@@ -61,6 +61,28 @@ def test_pytorchvideo_pyth_checkpoint_converts_and_loads(tmp_path):
     _compare(ref, loaded, 8, 4)
 
 
+class _SolverConfig:
+    """Stands for the config objects PySlowFast pickles beside the weights."""
+
+    def __init__(self):
+        self.lr = 0.1
+
+
+def test_checkpoint_with_python_objects_needs_explicit_consent(tmp_path, capsys):
+    """`mmzoo.load`'s automatic conversion reads only tensors; full unpickling (which can run code
+    from the file) happens only through the explicit `mmzoo convert` (allow_pickle=True)."""
+    ref = _reference(kernel=7, alpha=4, slow_t=8)
+    path = tmp_path / "with_cfg.pyth"
+    torch.save({"model_state": ref.state_dict(), "cfg": _SolverConfig()}, path)
+    with pytest.raises(ConversionError, match="mmzoo convert"):
+        convert("slowfast-r50-8x8.k400", path, output_dir=tmp_path / "safe", push_to_local_hub=False)
+    assert "unpickling can execute arbitrary code" not in capsys.readouterr().err
+    out = convert("slowfast-r50-8x8.k400", path, output_dir=tmp_path / "trusted", push_to_local_hub=False,
+                  allow_pickle=True)
+    assert "unpickling can execute arbitrary code" in capsys.readouterr().err
+    _compare(ref, mmzoo.load(str(out)), 8, 4)
+
+
 def _c2_blobs(ref) -> dict:
     """The Caffe2 blob names of PySlowFast's model zoo for a create_slowfast state dict."""
     blobs = {}

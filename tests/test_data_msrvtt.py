@@ -159,7 +159,7 @@ def test_feature_pickles_cannot_run_code(tmp_path):
     r = _broken(tmp_path)
     p = r / "structured-symlinks" / "mmt_feats" / "features.audio.pkl"
     pickle.dump({"video0": _Evil()}, open(p, "wb"))
-    from mmzoo.convert.paddle import UnsafePickleError
+    from mmzoo.safe_pickle import UnsafePickleError
 
     with pytest.raises(UnsafePickleError, match="refusing to unpickle global"):
         MSRVTTDataModule(str(r), split="full").setup()

@@ -197,7 +197,8 @@ def test_falls_back_to_the_original_checkpoint(fake_hub, tmp_path, monkeypatch, 
     assert torch.equal(loaded(X), reference(X)) and loaded.zoo_tag == "orig"
     assert "/zoo/not-published-yet/resolve/main/config.json" in fake_hub.paths("HEAD")  # the Hub was tried first
     assert "/files/authors/mlp.pth" in fake_hub.paths("GET")
-    assert "unpickling can execute arbitrary code" in capsys.readouterr().err
+    # the automatic path converts with a safe reader only (full unpickling needs `mmzoo convert`)
+    assert "unpickling can execute arbitrary code" not in capsys.readouterr().err
     assert (hub.local_hub_dir() / "zoo" / "not-published-yet" / "model.safetensors").is_file()
 
     fake_hub.close()

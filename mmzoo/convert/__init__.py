@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import inspect
 import os
 import shutil
 import sys
@@ -74,12 +75,15 @@ def convert(
     original_file: str | os.PathLike,
     output_dir: str | os.PathLike | None = None,
     push_to_local_hub: bool = True,
+    allow_pickle: bool = False,
 ) -> Path:
     """Convert the authors' checkpoint of `name` ('id.tag', or 'id' for the default tag).
 
     Writes the repo folder into `output_dir` and/or the local hub (at the tag's `hub_repo`, or
     `mmzoo-converted/<id>.<tag>` when none is recorded). Returns `output_dir` when given, else
-    the local-hub folder. Raises if the original file's sha256 or the converted
+    the local-hub folder. Converters that read PyTorch pickles use torch's restricted
+    (weights_only) loader unless `allow_pickle` is given (the `mmzoo convert` command gives it,
+    after printing a trust notice); `mmzoo.load` converts without it. Raises if the original file's sha256 or the converted
     model.safetensors' sha256 differs from the registry's record, or if the converted state
     dict does not fit the architecture exactly.
     """
@@ -108,9 +112,14 @@ def convert(
         raise FileNotFoundError(f"No original checkpoint at {original}.")
     if w.original_sha256:
         verify_sha256(original, w.original_sha256, hint=f"expected the original file of {spec.id}.{w.tag}")
-    print(_trust_notice(original, bool(w.original_sha256)), file=sys.stderr)
-
-    state_dict = load_converter(w.converter)(str(original))
+    converter = load_converter(w.converter)
+    if "allow_pickle" in inspect.signature(converter).parameters:
+        # Converters that may need full unpickling read safely unless the caller consents.
+        if allow_pickle:
+            print(_trust_notice(original, bool(w.original_sha256)), file=sys.stderr)
+        state_dict = converter(str(original), allow_pickle=allow_pickle)
+    else:
+        state_dict = converter(str(original))
     model = spec.build(**spec.cls.init_without_download)
     load_state_dict_strict(model, state_dict, f"the output of {w.converter} on {original}")
     model.zoo_tag = w.tag

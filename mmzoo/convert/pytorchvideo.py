@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from mmzoo.errors import ConversionError as _ConversionError
+from mmzoo.safe_pickle import restricted_load
 
 __all__ = [
     "convert_pytorchvideo_slowfast",
@@ -48,8 +49,20 @@ class ConversionError(_ConversionError):
     """A checkpoint key that no rule maps, or a file that is not in the expected format."""
 
 
-def _load_torch_state(path: Union[str, Path]) -> Mapping[str, torch.Tensor]:
-    ckpt = torch.load(str(path), map_location="cpu", weights_only=False)
+def _load_torch_state(path: Union[str, Path], allow_pickle: bool = False) -> Mapping[str, torch.Tensor]:
+    """The model state of a PyTorch checkpoint, read with torch's restricted (weights_only)
+    unpickler; full unpickling, which can run code from the file, only with `allow_pickle`
+    (`mmzoo convert`, after its trust notice)."""
+    try:
+        ckpt = torch.load(str(path), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        if not allow_pickle:
+            raise ConversionError(
+                f"{path} holds Python objects besides tensors, which only full unpickling can read, and "
+                f"that can run code from the file ({str(err).splitlines()[0]}). If you trust its source, "
+                f"convert it explicitly: `mmzoo convert <id.tag> {path}`."
+            ) from err
+        ckpt = torch.load(str(path), map_location="cpu", weights_only=False)
     if isinstance(ckpt, Mapping) and "model_state" in ckpt:
         return ckpt["model_state"]
     if isinstance(ckpt, Mapping) and "state_dict" in ckpt:
@@ -91,9 +104,9 @@ def pytorchvideo_to_mmzoo(state: Mapping[str, torch.Tensor]) -> "OrderedDict[str
     return OrderedDict((_ptv_key(k), v.clone()) for k, v in state.items())
 
 
-def convert_pytorchvideo_slowfast(path: Union[str, Path]) -> "OrderedDict[str, torch.Tensor]":
+def convert_pytorchvideo_slowfast(path: Union[str, Path], allow_pickle: bool = False) -> "OrderedDict[str, torch.Tensor]":
     """PyTorchVideo model-zoo `.pyth` -> mmzoo SlowFast state dict."""
-    return pytorchvideo_to_mmzoo(_load_torch_state(path))
+    return pytorchvideo_to_mmzoo(_load_torch_state(path, allow_pickle))
 
 
 # --------------------------------------------------------------------------- PySlowFast
@@ -136,9 +149,9 @@ def pyslowfast_to_mmzoo(state: Mapping[str, torch.Tensor]) -> "OrderedDict[str, 
     return out
 
 
-def convert_pyslowfast(path: Union[str, Path]) -> "OrderedDict[str, torch.Tensor]":
+def convert_pyslowfast(path: Union[str, Path], allow_pickle: bool = False) -> "OrderedDict[str, torch.Tensor]":
     """PySlowFast PyTorch checkpoint (`{"model_state": ...}`) -> mmzoo SlowFast state dict."""
-    return pyslowfast_to_mmzoo(_load_torch_state(path))
+    return pyslowfast_to_mmzoo(_load_torch_state(path, allow_pickle))
 
 
 _C2_RULES: list[tuple[str, str]] = [
@@ -177,9 +190,9 @@ def caffe2_to_pyslowfast_name(name: str) -> str | None:
 def convert_pyslowfast_caffe2(path: Union[str, Path]) -> "OrderedDict[str, torch.Tensor]":
     """PySlowFast / Caffe2 model-zoo `.pkl` (`{"blobs": {...}}`) -> mmzoo SlowFast state dict.
 
-    BN layers get `num_batches_tracked = 0` (Caffe2 has no such counter)."""
-    with open(path, "rb") as f:
-        ckpt = pickle.load(f, encoding="latin1")
+    BN layers get `num_batches_tracked = 0` (Caffe2 has no such counter). The file is a pickle of
+    numpy arrays, read with the restricted unpickler (no code from it can run)."""
+    ckpt = restricted_load(path)
     if not isinstance(ckpt, Mapping) or "blobs" not in ckpt:
         raise ConversionError(f"{path}: expected a Caffe2 pickle with a 'blobs' dict")
     psf: "OrderedDict[str, torch.Tensor]" = OrderedDict()

@@ -206,7 +206,7 @@ def load_annotations(root: str | Path, annotation_files: list[str], raw_captions
             videos[vid].captions = [c for _, c in sorted(caps, key=lambda t: t[0])]
         return videos
     if raw_captions is not None and (root / raw_captions).is_file():
-        from mmzoo.convert.paddle import restricted_load
+        from mmzoo.safe_pickle import restricted_load
 
         path = root / raw_captions
         data = restricted_load(path)
@@ -258,7 +258,7 @@ def _is_missing(x: Any) -> bool:
 
 def load_expert_features(path: Path, expert: str, dim: Optional[int], video_ids: list[str]) -> dict[str, Optional[np.ndarray]]:
     """``{video_id: float32 [n, dim] or None (missing)}`` for ``video_ids`` from one expert pickle."""
-    from mmzoo.convert.paddle import restricted_load
+    from mmzoo.safe_pickle import restricted_load
 
     if not path.is_file():
         raise MSRVTTFormatError(f"{path}: feature file of expert '{expert}' not found")
@@ -512,7 +512,7 @@ class MSRVTTDataModule(pl.LightningDataModule):
             return {v: list(range(len(self.records[v].captions))) for v in ids}
         if mode == "first":
             return {v: [0] for v in ids}
-        from mmzoo.convert.paddle import restricted_load
+        from mmzoo.safe_pickle import restricted_load
 
         path = self.data_dir / JSFUSION_CAPTION_INDEX
         if not path.is_file():
