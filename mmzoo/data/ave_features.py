@@ -45,6 +45,7 @@ import torch
 from torch import nn
 
 from mmzoo.errors import DataError
+from mmzoo.nn.timm_backbone import create_timm_model
 
 __all__ = [
     "ExtractionConfig",
@@ -100,26 +101,11 @@ class ExtractionConfig:
 
 
 def _create_backbone(name: str, pretrained: bool, seed: int):
-    import timm
-
-    loaded = False
-    model = None
-    if pretrained:
-        try:
-            model = timm.create_model(name, pretrained=True, features_only=True, out_indices=(-1,))
-            loaded = True
-        except Exception as e:  # offline, unknown tag, hub error
-            warnings.warn(
-                f"Could not load pretrained weights for visual backbone '{name}' ({type(e).__name__}: {e}). "
-                "Using a RANDOMLY INITIALISED backbone: the visual features will not carry ImageNet semantics. "
-                "Connect to the Hugging Face Hub (or fill its cache) and delete the feature cache to re-extract.",
-                stacklevel=3,
-            )
-    if model is None:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            model = timm.create_model(name, pretrained=False, features_only=True, out_indices=(-1,))
-    return model, loaded
+    return create_timm_model(
+        name, pretrained, seed=seed, features_only=True, out_indices=(-1,),
+        fallback_hint="The visual features will not carry ImageNet semantics. Connect to the Hugging Face "
+        "Hub (or fill its cache) and delete the feature cache to re-extract.",
+    )
 
 
 def visual_dim_of(backbone: str) -> int:

@@ -16,7 +16,6 @@
 """
 from __future__ import annotations
 
-import warnings
 from collections import OrderedDict
 from typing import Literal, Optional, Sequence
 
@@ -27,57 +26,22 @@ from torchvision.models.detection._utils import BoxCoder
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.image_list import ImageList
 from torchvision.models.detection.rpn import RegionProposalNetwork, RPNHead
-from torchvision.ops import batched_nms, box_iou, clip_boxes_to_image, ps_roi_align, ps_roi_pool, roi_align, roi_pool
+from torchvision.ops import (
+    batched_nms,
+    box_iou,
+    clip_boxes_to_image,
+    ps_roi_align,
+    ps_roi_pool,
+    roi_align,
+    roi_pool,
+)
+
+from mmzoo.nn.timm_backbone import create_timm_model
 
 __all__ = ["build_backbone", "build_rpn", "run_rpn", "PSRoIHead", "FastRCNNHead", "RoILoss", "BOX_CODER", "postprocess"]
 
 #: Box coder shared by the heads: R-FCN / Fast R-CNN normalise targets by (0.1, 0.1, 0.2, 0.2).
 BOX_CODER = BoxCoder(weights=(10.0, 10.0, 5.0, 5.0))
-
-
-def _on_meta() -> bool:
-    try:
-        return torch.get_default_device().type == "meta"
-    except AttributeError:  # pragma: no cover - older torch
-        return False
-
-
-def _hub_unreachable(timeout: float = 3.0) -> bool:
-    """True when the Hugging Face endpoint cannot be reached directly (and no proxy is set), so
-    that an offline machine uses the cache at once instead of huggingface_hub's retries."""
-    import os
-    import socket
-    from urllib.parse import urlparse
-
-    from huggingface_hub import constants
-
-    if constants.is_offline_mode() or any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY")):
-        return False
-    host = urlparse(constants.ENDPOINT).hostname or "huggingface.co"
-    try:
-        socket.create_connection((host, 443), timeout=timeout).close()
-        return False
-    except OSError:
-        return True
-
-
-def _timm(name: str, pretrained: bool, **kw):
-    import timm
-
-    if pretrained and not _on_meta():
-        from huggingface_hub import constants
-
-        saved = constants.HF_HUB_OFFLINE
-        try:
-            if _hub_unreachable():
-                constants.HF_HUB_OFFLINE = True  # cache only
-            return timm.create_model(name, pretrained=True, **kw)
-        except Exception as e:  # noqa: BLE001 - offline / hub unreachable: say so, fall back
-            warnings.warn(f"ImageNet weights of timm '{name}' unreachable ({type(e).__name__}: {e}); "
-                          "the backbone is randomly initialised.", stacklevel=3)
-        finally:
-            constants.HF_HUB_OFFLINE = saved
-    return timm.create_model(name, pretrained=False, **kw)
 
 
 class ResNetTrunk(nn.Module):
@@ -87,7 +51,7 @@ class ResNetTrunk(nn.Module):
         super().__init__()
         from timm.layers import freeze_batch_norm_2d
 
-        self.body = _timm(name, pretrained, features_only=True, out_indices=(4,), output_stride=16)
+        self.body, _ = create_timm_model(name, pretrained, features_only=True, out_indices=(4,), output_stride=16)
         self.body = freeze_batch_norm_2d(self.body)
         self.out_channels = self.body.feature_info.channels()[-1]
         stages = ["conv1", "bn1", "layer1", "layer2", "layer3", "layer4"]
@@ -105,7 +69,7 @@ class VGGTrunk(nn.Module):
 
     def __init__(self, pretrained: bool = True, frozen_convs: int = 4):
         super().__init__()
-        vgg = _timm("vgg16.tv_in1k", pretrained)
+        vgg, _ = create_timm_model("vgg16.tv_in1k", pretrained)
         feats = vgg.features
         self.body = nn.Sequential(*list(feats.children())[:28])  # .. conv5_2, relu
         self.conv5_3 = feats[28]
