@@ -39,10 +39,20 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mmzoo.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from mmzoo.data.vid import VID_CLASSES, to_devkit_boxes
 from mmzoo.metrics.vid_map import VIDMeanAP
 from mmzoo.models.base import ZooModule
-from mmzoo.nn.rfcn import (FastRCNNHead, PSRoIHead, ResNetTrunk, RoILoss, VGGTrunk, build_rpn, postprocess, run_rpn)
+from mmzoo.nn.rfcn import (
+    FastRCNNHead,
+    PSRoIHead,
+    ResNetTrunk,
+    RoILoss,
+    VGGTrunk,
+    build_rpn,
+    postprocess,
+    run_rpn,
+)
 from mmzoo.nn.seq_nms import seq_nms
 from mmzoo.nn.stmm import BidirectionalMemory
 from mmzoo.registry import Weights, register_model
@@ -527,7 +537,7 @@ def predict_video(model: STMN, path: str | os.PathLike, out_dir: str | os.PathLi
     """
     from torchvision.utils import draw_bounding_boxes
 
-    from mmzoo.data.transforms import IMAGENET_MEAN, IMAGENET_STD, normalize, short_side_scale, to_cthw_float
+    from mmzoo.data.transforms import normalize, short_side_scale, to_cthw_float
     from mmzoo.data.vid import scaled_size
 
     path, out_dir = Path(path), Path(out_dir)
@@ -583,7 +593,7 @@ _TASK = "video object detection"
 _INPUTS = {"video": "float [B,3,T,H,W], ImageNet-normalised RGB, short side 360 / long side <= 600",
            "train_frames": 7, "train_stride": 10, "test_window": 11}
 _DATA = {"datamodule": "vid", "num_frames": 7, "stride": 10, "eval_window": 11, "short_side": 360, "max_side": 600,
-         "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225], "classes": list(VID_CLASSES)}
+         "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD), "classes": list(VID_CLASSES)}
 _STMN_DRIVE = "https://drive.google.com/open?id=1rUchPUSRrksDp4JRboj2h1z-GfG1zbDu"
 _RFCN_DRIVE = "https://drive.google.com/open?id=14Cb39nOP9DA0dl6GxY2D_KzWLVnTTmbL"
 

@@ -27,16 +27,16 @@ Public helpers: :func:`rank_videos` (a text query against a feature set or DataM
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import os
 from collections import defaultdict
+from pathlib import Path
 from typing import Any, Iterable, Literal, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mmzoo.hub import hf_offline
 from mmzoo.metrics.retrieval import RetrievalMetrics
 from mmzoo.models.base import ZooModule
 from mmzoo.nn.netvlad import NetVLAD
@@ -401,7 +401,7 @@ class T2VLAD(ZooModule):
 
         name = self.hparams.text_encoder
         try:
-            pre = BertModel.from_pretrained(name, add_pooling_layer=False, local_files_only=_hf_offline())
+            pre = BertModel.from_pretrained(name, add_pooling_layer=False, local_files_only=hf_offline())
         except Exception as e:  # offline, not cached, wrong name
             raise RuntimeError(
                 f"T2VLAD could not load the pretrained text encoder '{name}' ({type(e).__name__}: {e}). "
@@ -435,7 +435,7 @@ class T2VLAD(ZooModule):
                 if os.path.isfile(src):
                     self._tokenizer = BertTokenizerFast(vocab_file=src, do_lower_case=True)
                 else:
-                    self._tokenizer = BertTokenizerFast.from_pretrained(src, local_files_only=_hf_offline())
+                    self._tokenizer = BertTokenizerFast.from_pretrained(src, local_files_only=hf_offline())
             except Exception as e:
                 raise RuntimeError(
                     f"T2VLAD could not load the tokenizer '{src}' ({type(e).__name__}: {e}). Pass "
@@ -731,10 +731,6 @@ class T2VLAD(ZooModule):
         sched = torch.optim.lr_scheduler.StepLR(opt, step_size=h.lr_decay_every, gamma=h.lr_decay)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
 
-
-def _hf_offline() -> bool:
-    """HF_HUB_OFFLINE read at call time (huggingface_hub reads it once, at import)."""
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def _first_occurrence(keys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
