@@ -352,6 +352,18 @@ def _build(spec: ModelSpec, kwargs: Mapping[str, Any], where: str):
         ) from err
 
 
+def _read_verified_weights(folder: Path, expected_sha256: str | None) -> dict[str, torch.Tensor]:
+    """model.safetensors of a repo folder, its sha256 checked first when one is expected."""
+    from mmzoo.convert import verify_sha256
+
+    weights_path = folder / WEIGHTS_NAME
+    if expected_sha256:
+        if not weights_path.is_file():
+            raise CorruptWeightsError(f"{weights_path} is missing: the repo folder is incomplete.")
+        verify_sha256(weights_path, expected_sha256)
+    return _read_weights(weights_path)
+
+
 def load_folder(
     folder: str | os.PathLike,
     pretrained: bool = True,
@@ -362,8 +374,6 @@ def load_folder(
 ):
     """Build the model of a repo folder from config.json (kwargs, `overrides` winning) and, with
     `pretrained`, load model.safetensors strictly (sha256-checked when `expected_sha256`)."""
-    from mmzoo.convert import verify_sha256
-
     folder = Path(folder)
     config = read_config(folder)
     model_id = str(config["model_id"])
@@ -376,12 +386,7 @@ def load_folder(
     no_download = spec.cls.init_without_download if pretrained else {}
     model = _build(spec, {**config.get("kwargs", {}), **no_download, **overrides}, str(folder / CONFIG_NAME))
     if pretrained:
-        weights_path = folder / WEIGHTS_NAME
-        if expected_sha256:
-            if not weights_path.is_file():
-                raise CorruptWeightsError(f"{weights_path} is missing: the repo folder is incomplete.")
-            verify_sha256(weights_path, expected_sha256)
-        load_state_dict_strict(model, _read_weights(weights_path), str(weights_path))
+        load_state_dict_strict(model, _read_verified_weights(folder, expected_sha256), str(folder / WEIGHTS_NAME))
     model.zoo_id = model_id
     model.zoo_tag = config.get("tag")
     model.zoo_source = str(folder)
@@ -641,13 +646,9 @@ def load_pretrained_state(
     """The state dict of a registry tag's weights ('id.tag', or `name` + `tag`), sha256-checked,
     for a model built elsewhere (e.g. by LightningCLI from its own arguments). Tied weights are
     present under every name, so `model.load_state_dict(state, strict=True)` works."""
-    from mmzoo.convert import verify_sha256
-
     spec = get_spec(name)
     folder, w = _registry_folder(spec, tag or split_name(name)[1], revision, token)
-    if w.sha256:
-        verify_sha256(folder / WEIGHTS_NAME, w.sha256)
-    return _read_weights(folder / WEIGHTS_NAME)
+    return _read_verified_weights(folder, w.sha256)
 
 
 def load(
