@@ -237,7 +237,9 @@ def _cmd_info(args: argparse.Namespace) -> None:
     print(f"  class:   {info['class']}")
     print(f"  params:  {info['params'] / 1e6:.2f} M")
     print(f"  GFLOPs:  {gflops} (multiply-adds, one example input)")
-    print(f"  inputs:  {json.dumps(info['inputs'])}")
+    print("  input:")
+    for key, value in info["input"].items():
+        print(f"    {key}: {json.dumps(value)}")
     print("  tags:")
     for tag, t in info["tags"].items():
         status = "published" if t["published"] else "not published"

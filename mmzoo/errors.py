@@ -1,16 +1,15 @@
 """The errors mmzoo raises when a model cannot be found, fetched or loaded.
 
 Every message says what went wrong *and* what to do about it. All of them derive from
-`MmzooError` (except `UnknownModelError`, which the registry defines as a `KeyError`), and each
-also derives from the closest built-in exception so generic handlers keep working.
+`MmzooError`, and each also derives from the closest built-in exception so generic handlers keep
+working. This module is on the ground floor: it imports nothing from mmzoo.
 """
 from __future__ import annotations
-
-from mmzoo.registry import UnknownModelError
 
 __all__ = [
     "MmzooError",
     "UnknownModelError",
+    "UnknownDataError",
     "NoPublishedWeightsError",
     "RepoNotFoundError",
     "OfflineNotCachedError",
@@ -23,6 +22,20 @@ __all__ = [
 
 class MmzooError(Exception):
     """Base class of mmzoo's hub and loading errors."""
+
+
+class UnknownModelError(MmzooError, KeyError):
+    """An id that no module registered; the message lists the closest ids."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; we want it plain.
+        return str(self.args[0])
+
+
+class UnknownDataError(MmzooError, KeyError):
+    """A `--data` name that no DataModule registered; the message lists the closest names."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
 
 
 class NoPublishedWeightsError(MmzooError, LookupError):

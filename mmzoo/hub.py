@@ -170,8 +170,11 @@ def _config_for(model) -> dict[str, Any]:
         "mmzoo_version": _version(),
         "model_id": model_id,
         "kwargs": kwargs,
-        "data": dict(spec.data),
+        "input": spec.input.to_dict(),
+        "data": dict(spec.data),  # TRANSITIONAL
     }
+    if spec.label_names is not None:
+        config["label_names"] = list(spec.label_names)
     tag = getattr(model, "zoo_tag", None)
     if tag:
         config["tag"] = tag

@@ -34,7 +34,7 @@ def model_info(name: str) -> dict[str, Any]:
         "task": spec.task,
         "paper": spec.paper,
         "class": f"{spec.cls.__module__}.{spec.cls.__qualname__}",
-        "inputs": dict(spec.inputs),
+        "input": spec.input.to_dict(),
         "defaults": dict(spec.defaults),
         "tags": {
             w.tag: {

@@ -11,10 +11,14 @@ import difflib
 import fnmatch
 import importlib
 import pkgutil
-from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Callable, Literal, Mapping, Sequence
+
+from mmzoo.errors import UnknownModelError
 
 __all__ = [
+    "AudioInput",
+    "InputConfig",
     "Weights",
     "ModelSpec",
     "register_model",
@@ -23,14 +27,9 @@ __all__ = [
     "list_models",
     "all_specs",
     "UnknownModelError",
+    "import_submodules",
+    "did_you_mean",
 ]
-
-
-class UnknownModelError(KeyError):
-    """Raised for an id that no module registered; the message lists the closest ids."""
-
-    def __str__(self) -> str:  # KeyError quotes its message; we want it plain.
-        return str(self.args[0])
 
 
 @dataclass(frozen=True)
@@ -66,6 +65,90 @@ class Weights:
 
 
 @dataclass(frozen=True)
+class AudioInput:
+    """The audio a model expects: a log-mel spectrogram, VGGish examples, or released features.
+
+    Every field a DataModule needs to produce exactly that input; ``None`` where it does not
+    apply (features carry no front end).
+    """
+
+    kind: Literal["logmel", "vggish", "features", "waveform"]
+    sample_rate: int | None = None
+    window_ms: float | None = None
+    hop_ms: float | None = None
+    n_fft: int | None = None
+    n_mels: int | None = None
+    num_frames: int | None = None
+    mel_scale: str | None = None
+    log_offset: float | None = None
+    mean: float | None = None
+    std: float | None = None
+
+
+@dataclass(frozen=True)
+class InputConfig:
+    """The input contract of a model id: what its DataModules must produce.
+
+    ``shapes`` documents each ``forward`` keyword argument (``{"video": "[slow B,3,4,256,256 ; fast
+    B,3,32,256,256]"}``). The other fields are the settings a DataModule paired with the model takes
+    its defaults from (``mmzoo fit --model <id> --data <name>``; explicit flags still win), and
+    what ``config.json`` records: frames per clip (the Fast pathway's for SlowFast), the frame
+    stride, the Slow/Fast ratio ``alpha``, crops, the short side and its random training range,
+    normalisation, the test views ``(clips, crops)``, the audio front end, the text length, the
+    released feature sets. ``datamodules`` names the DataModules the model pairs with (the first
+    is its default); an empty tuple means mmzoo has no DataModule for its dataset yet.
+    """
+
+    shapes: Mapping[str, str]
+    frames: int | None = None
+    sampling_rate: int | None = None
+    alpha: int | None = None
+    train_crop: int | None = None
+    test_crop: int | None = None
+    short_side: int | None = None
+    train_scale: tuple[int, int] | None = None
+    mean: tuple[float, float, float] | None = None
+    std: tuple[float, float, float] | None = None
+    test_views: tuple[int, int] | None = None
+    audio: AudioInput | None = None
+    text_max_length: int | None = None
+    features: tuple[str, ...] | None = None
+    datamodules: tuple[str, ...] = ()
+    notes: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (what config.json stores under ``"input"``); ``None`` fields omitted."""
+        out = {}
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if v is None or v == () or v == "":
+                continue
+            if f.name == "audio":
+                v = {k: a for k, a in asdict(v).items() if a is not None}
+            elif isinstance(v, tuple):
+                v = list(v)
+            elif isinstance(v, Mapping):
+                v = dict(v)
+            out[f.name] = v
+        return out
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "InputConfig":
+        """Inverse of :meth:`to_dict`; unknown keys are an error naming them."""
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ValueError(f"unknown input config field(s) {unknown}; known: {sorted(names)}")
+        kw = dict(d)
+        if kw.get("audio") is not None:
+            kw["audio"] = AudioInput(**kw["audio"])
+        for k in ("train_scale", "mean", "std", "test_views", "features", "datamodules"):
+            if kw.get(k) is not None:
+                kw[k] = tuple(kw[k])
+        return cls(**kw)
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     """Everything the zoo knows about one model id."""
 
@@ -74,12 +157,13 @@ class ModelSpec:
     defaults: Mapping[str, Any]
     task: str
     paper: str
-    inputs: Mapping[str, Any]
+    input: InputConfig
     weights: tuple[Weights, ...] = ()
     default_tag: str | None = None
     reported: Mapping[str, Any] = field(default_factory=dict)
-    data: Mapping[str, Any] = field(default_factory=dict)
+    label_names: tuple[str, ...] | None = None
     family: str = ""
+    data: Mapping[str, Any] = field(default_factory=dict)  # TRANSITIONAL: removed once every family uses `input`
 
     @property
     def tags(self) -> list[str]:
@@ -116,19 +200,24 @@ def register_model(
     defaults: Mapping[str, Any] | None = None,
     task: str,
     paper: str,
-    inputs: Mapping[str, Any],
+    input: InputConfig | None = None,
     weights: Sequence[Weights] = (),
     default_tag: str | None = None,
     reported: Mapping[str, Any] | None = None,
-    data: Mapping[str, Any] | None = None,
+    label_names: Sequence[str] | None = None,
     family: str = "",
+    inputs: Mapping[str, Any] | None = None,  # TRANSITIONAL
+    data: Mapping[str, Any] | None = None,  # TRANSITIONAL
 ) -> Callable[[type], type]:
     """Class decorator registering `model_id` as `cls(**defaults)`.
 
-    Stack it once per id when one class serves several ids. `reported` holds the metrics the
-    paper reports for this configuration (shown by `mmzoo info`); `data` the input config
-    (frames, sampling rate, crop, mean/std, audio front end) written into config.json.
+    Stack it once per id when one class serves several ids. `input` is the model's
+    :class:`InputConfig` (the contract its DataModules take their defaults from, printed by
+    `mmzoo info` and written into config.json); `reported` holds the metrics the paper reports
+    for this configuration; `label_names` the class names of its outputs, when fixed.
     """
+    if input is None:  # TRANSITIONAL
+        input = InputConfig(shapes=dict(inputs or {}))
     if model_id != model_id.lower() or " " in model_id or "." in model_id:
         raise ValueError(f"Model id '{model_id}' must be lowercase kebab-case without dots.")
     weights = tuple(weights)
@@ -146,16 +235,30 @@ def register_model(
             defaults=dict(defaults or {}),
             task=task,
             paper=paper,
-            inputs=dict(inputs),
+            input=input,
             weights=weights,
             default_tag=default_tag,
             reported=dict(reported or {}),
-            data=dict(data or {}),
+            label_names=tuple(label_names) if label_names is not None else None,
             family=family or cls.__module__.rsplit(".", 1)[-1],
+            data=dict(data or {}),
         )
         return cls
 
     return decorator
+
+
+def import_submodules(package: str) -> None:
+    """Import every module under `package` (e.g. "mmzoo.models"), so that each registers itself."""
+    pkg = importlib.import_module(package)
+    for info in pkgutil.walk_packages(pkg.__path__, prefix=f"{package}."):
+        importlib.import_module(info.name)
+
+
+def did_you_mean(name: str, known: Sequence[str], n: int = 5) -> str:
+    """' Did you mean: a, b?' for the closest of `known` to `name`, or '' when none is close."""
+    close = difflib.get_close_matches(name, list(known), n=n, cutoff=0.4)
+    return f" Did you mean: {', '.join(close)}?" if close else ""
 
 
 def _import_model_modules() -> None:
@@ -164,10 +267,7 @@ def _import_model_modules() -> None:
     if _IMPORTED:
         return
     _IMPORTED = True
-    import mmzoo.models as pkg
-
-    for info in pkgutil.walk_packages(pkg.__path__, prefix="mmzoo.models."):
-        importlib.import_module(info.name)
+    import_submodules("mmzoo.models")
 
 
 def all_specs() -> dict[str, ModelSpec]:
@@ -186,10 +286,8 @@ def get_spec(name: str) -> ModelSpec:
     model_id, _ = split_name(name)
     specs = all_specs()
     if model_id not in specs:
-        close = difflib.get_close_matches(model_id, list(specs), n=5, cutoff=0.4)
-        hint = f" Did you mean: {', '.join(close)}?" if close else ""
         raise UnknownModelError(
-            f"Unknown model id '{model_id}'.{hint} `mmzoo list` shows all {len(specs)} ids."
+            f"Unknown model id '{model_id}'.{did_you_mean(model_id, specs)} `mmzoo list` shows all {len(specs)} ids."
         )
     return specs[model_id]
 

@@ -19,11 +19,13 @@ from typing import Literal
 import torch
 from torch import nn
 
+from mmzoo.data.constants import AVSLOWFAST_AUDIO, AVSLOWFAST_LOGMEL_MEAN, AVSLOWFAST_LOGMEL_STD
+
 __all__ = ["LogMel", "avslowfast_logmel", "AVSLOWFAST_MEAN", "AVSLOWFAST_STD"]
 
 #: Normalisation constants of the AVSlowFast public code [EXT].
-AVSLOWFAST_MEAN = -7.03
-AVSLOWFAST_STD = 4.66
+AVSLOWFAST_MEAN = AVSLOWFAST_LOGMEL_MEAN
+AVSLOWFAST_STD = AVSLOWFAST_LOGMEL_STD
 
 
 class LogMel(nn.Module):
@@ -128,6 +130,7 @@ class LogMel(nn.Module):
 def avslowfast_logmel(**overrides) -> LogMel:
     """The AVSlowFast front end: 16 kHz, 32 ms / 16 ms, 80 mels, 128 frames, [EXT] log offset
     and normalisation (overridable)."""
-    kw = dict(sample_rate=16000, win_ms=32.0, hop_ms=16.0, n_mels=80, num_frames=128)
+    a = AVSLOWFAST_AUDIO
+    kw = dict(sample_rate=a["sample_rate"], win_ms=a["window_ms"], hop_ms=a["hop_ms"], n_mels=a["n_mels"], num_frames=128)
     kw.update(overrides)
     return LogMel(**kw)

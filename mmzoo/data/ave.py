@@ -53,6 +53,7 @@ import numpy as np
 import torch
 from pytorch_lightning import LightningDataModule
 
+from mmzoo.data.constants import AVE_BACKGROUND, AVE_CLASSES, AVE_NUM_SEGMENTS
 from mmzoo.data.collate import collate_dicts
 from mmzoo.data.registry import register_datamodule
 from mmzoo.errors import DataError
@@ -70,38 +71,8 @@ __all__ = [
     "find_layout",
 ]
 
-AVE_CLASSES: tuple[str, ...] = (
-    "Church bell",
-    "Male speech, man speaking",
-    "Bark",
-    "Fixed-wing aircraft, airplane",
-    "Race car, auto racing",
-    "Female speech, woman speaking",
-    "Helicopter",
-    "Violin, fiddle",
-    "Flute",
-    "Ukulele",
-    "Frying (food)",
-    "Truck",
-    "Shofar",
-    "Motorcycle",
-    "Acoustic guitar",
-    "Train horn",
-    "Clock",
-    "Banjo",
-    "Goat",
-    "Baby cry, infant cry",
-    "Bus",
-    "Chainsaw",
-    "Cat",
-    "Horse",
-    "Toilet flush",
-    "Rodents, rats, mice",
-    "Accordion",
-    "Mandolin",
-)
-BACKGROUND = 28
-NUM_SEGMENTS = 10
+BACKGROUND = AVE_BACKGROUND
+NUM_SEGMENTS = AVE_NUM_SEGMENTS
 HEADER_FIELDS = ("category", "videoid", "quality", "starttime", "endtime")
 SPLITS = ("train", "val", "test")
 SPLIT_TXT = {"train": "trainSet.txt", "val": "valSet.txt", "test": "testSet.txt"}

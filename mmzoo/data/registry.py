@@ -1,9 +1,8 @@
 """Registered DataModule names for the CLI (`--data ave`, `--data kinetics`, ...)."""
 from __future__ import annotations
 
-import difflib
-import importlib
-import pkgutil
+from mmzoo.errors import UnknownDataError
+from mmzoo.registry import did_you_mean, import_submodules
 
 _DATAMODULES: dict[str, type] = {}
 _IMPORTED = False
@@ -22,26 +21,16 @@ def register_datamodule(name: str):
     return decorator
 
 
-def _import_data_modules() -> None:
-    global _IMPORTED
-    if _IMPORTED:
-        return
-    _IMPORTED = True
-    import mmzoo.data as pkg
-
-    for info in pkgutil.walk_packages(pkg.__path__, prefix="mmzoo.data."):
-        importlib.import_module(info.name)
-
-
 def all_datamodules() -> dict[str, type]:
-    _import_data_modules()
+    global _IMPORTED
+    if not _IMPORTED:
+        _IMPORTED = True
+        import_submodules("mmzoo.data")
     return dict(sorted(_DATAMODULES.items()))
 
 
 def get_datamodule(name: str) -> type:
     modules = all_datamodules()
     if name not in modules:
-        close = difflib.get_close_matches(name, list(modules), n=3, cutoff=0.4)
-        hint = f" Did you mean: {', '.join(close)}?" if close else ""
-        raise KeyError(f"Unknown data '{name}'.{hint} Known: {', '.join(modules)}.")
+        raise UnknownDataError(f"Unknown data '{name}'.{did_you_mean(name, modules, n=3)} Known: {', '.join(modules)}.")
     return modules[name]

@@ -39,10 +39,7 @@ __all__ = [
 ]
 
 #: The mean / std used by PySlowFast for Kinetics-trained SlowFast models.
-KINETICS_MEAN = (0.45, 0.45, 0.45)
-KINETICS_STD = (0.225, 0.225, 0.225)
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from mmzoo.data.constants import IMAGENET_MEAN, IMAGENET_STD, KINETICS_MEAN, KINETICS_STD  # noqa: E402  re-exported
 
 
 def to_cthw_float(frames: torch.Tensor) -> torch.Tensor:

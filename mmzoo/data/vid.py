@@ -72,22 +72,11 @@ from mmzoo.data.transforms import (
     short_side_scale,
     to_cthw_float,
 )
+from mmzoo.data.constants import VID_CLASSES, VID_WNIDS
 from mmzoo.errors import DataError
 
 __all__ = ["VID_WNIDS", "VID_CLASSES", "VIDFormatError", "VIDDataModule", "SnippetShardSampler", "parse_vid_xml", "collate_vid", "scaled_size", "to_devkit_boxes"]
 
-#: The 30 VID synsets in the devkit order (ILSVRC2015_VID_ID 1..30).
-VID_WNIDS = (
-    "n02691156", "n02419796", "n02131653", "n02834778", "n01503061", "n02924116", "n02958343", "n02402425",
-    "n02084071", "n02121808", "n02503517", "n02118333", "n02510455", "n02342885", "n02374451", "n02129165",
-    "n01674464", "n02484322", "n03790512", "n02324045", "n02509815", "n02411705", "n01726692", "n02355227",
-    "n02129604", "n04468005", "n01662784", "n04530566", "n02062744", "n02391049",
-)
-VID_CLASSES = (
-    "airplane", "antelope", "bear", "bicycle", "bird", "bus", "car", "cattle", "dog", "domestic_cat",
-    "elephant", "fox", "giant_panda", "hamster", "horse", "lion", "lizard", "monkey", "motorcycle", "rabbit",
-    "red_panda", "sheep", "snake", "squirrel", "tiger", "train", "turtle", "watercraft", "whale", "zebra",
-)
 WNID_TO_LABEL = {w: i + 1 for i, w in enumerate(VID_WNIDS)}
 
 

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mmzoo.data.constants import KINETICS_MEAN, KINETICS_STD
 from mmzoo.metrics.classification import EpicActionAccuracy, MultiLabelMeanAP, MultiViewAccuracy
 from mmzoo.models.base import ZooModule
 from mmzoo.nn.resnet3d import init_resnet_weights
@@ -28,8 +29,6 @@ from mmzoo.registry import Weights, register_model
 __all__ = ["SlowFastFamilyModule", "SlowFast", "video_indices", "res4_temporal_kernels"]
 
 PAPER = "Xiao, Audiovisual SlowFast Networks (PhD thesis UC Davis 2020, ch. 4; arXiv 2001.08740)"
-KINETICS_MEAN = (0.45, 0.45, 0.45)
-KINETICS_STD = (0.225, 0.225, 0.225)
 _VIDEO_INDEX_KEYS = ("video_index", "video_idx", "video_id", "video")
 
 
