@@ -31,6 +31,7 @@ from typing import Any, Mapping
 
 import torch
 
+from mmzoo.offline import hf_offline
 from mmzoo.errors import (
     ChecksumMismatchError,
     CorruptWeightsError,
@@ -85,25 +86,6 @@ def originals_dir() -> Path:
     `$MMZOO_ORIGINALS`, default `originals/` beside the local hub root."""
     env = os.environ.get("MMZOO_ORIGINALS")
     return Path(env).expanduser() if env else local_hub_dir().parent / "originals"
-
-
-def _env_flag(name: str) -> bool | None:
-    value = os.environ.get(name)
-    if value is None:
-        return None
-    return value.strip().upper() in {"1", "ON", "YES", "TRUE"}
-
-
-def hf_offline() -> bool:
-    """True when `HF_HUB_OFFLINE` (or `TRANSFORMERS_OFFLINE`) is set now. mmzoo then makes no
-    network request at all: not to the Hub, not for original checkpoints."""
-    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
-        flag = _env_flag(name)
-        if flag is not None:
-            return flag
-    from huggingface_hub import constants
-
-    return bool(constants.HF_HUB_OFFLINE)
 
 
 def _hf_cache_dir() -> str:

@@ -36,6 +36,8 @@ __all__ = [
     "normalize",
     "pack_pathway",
     "slow_indices",
+    "scaled_size",
+    "to_devkit_boxes",
 ]
 
 #: The mean / std used by PySlowFast for Kinetics-trained SlowFast models.
@@ -217,3 +219,25 @@ def pack_pathway(
     """``[slow, fast]`` from a ``C,T,H,W`` fast clip (time is dim -3)."""
     idx = slow_indices(int(video.shape[-3]), alpha, mode)
     return [video.index_select(-3, idx), video]
+
+
+def scaled_size(h: int, w: int, short_side: int, max_side: int) -> tuple[float, int]:
+    """Scale factor and target short side so that short = short_side and long <= max_side."""
+    scale = min(short_side / min(h, w), max_side / max(h, w))
+    return scale, max(1, int(round(min(h, w) * scale)))
+
+
+def to_devkit_boxes(boxes: torch.Tensor, meta: dict) -> torch.Tensor:
+    """Boxes of a batch frame (scaled, continuous xyxy) -> the devkit's inclusive pixel
+    coordinates of the original frame (undoing the flip, the scaling and the +1 extent)."""
+    sx, sy = meta["scale"]
+    b = boxes.clone().float()
+    if meta["flipped"]:
+        w = meta["size"][1]
+        b[:, 0], b[:, 2] = w - boxes[:, 2], w - boxes[:, 0]
+    b = b / torch.tensor([sx, sy, sx, sy], dtype=b.dtype, device=b.device)
+    b[:, 2:] -= 1
+    h0, w0 = meta["orig_size"]
+    b[:, 0::2] = b[:, 0::2].clamp(0, w0 - 1)
+    b[:, 1::2] = b[:, 1::2].clamp(0, h0 - 1)
+    return b

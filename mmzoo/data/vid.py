@@ -69,8 +69,10 @@ from mmzoo.data.transforms import (
     IMAGENET_STD,
     horizontal_flip,
     normalize,
+    scaled_size,
     short_side_scale,
     to_cthw_float,
+    to_devkit_boxes,
 )
 from mmzoo.data.constants import VID_CLASSES, VID_WNIDS
 from mmzoo.errors import DataError
@@ -143,12 +145,6 @@ def parse_vid_xml(path: str | os.PathLike, ignore_unknown: bool = False) -> Fram
     return FrameAnnotation(
         width, height, torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4),
         torch.tensor(labels, dtype=torch.long), tracks, occl)
-
-
-def scaled_size(h: int, w: int, short_side: int, max_side: int) -> tuple[float, int]:
-    """Scale factor and target short side so that short = short_side and long <= max_side."""
-    scale = min(short_side / min(h, w), max_side / max(h, w))
-    return scale, max(1, int(round(min(h, w) * scale)))
 
 
 def _read_list(path: Path, pattern: re.Pattern, what: str) -> list[tuple[str, str]]:
@@ -319,22 +315,6 @@ class SnippetShardSampler(DistributedSampler):
 
     def __len__(self) -> int:
         return len(self.indices)
-
-
-def to_devkit_boxes(boxes: torch.Tensor, meta: dict) -> torch.Tensor:
-    """Boxes of a batch frame (scaled, continuous xyxy) -> the devkit's inclusive pixel
-    coordinates of the original frame (undoing the flip, the scaling and the +1 extent)."""
-    sx, sy = meta["scale"]
-    b = boxes.clone().float()
-    if meta["flipped"]:
-        w = meta["size"][1]
-        b[:, 0], b[:, 2] = w - boxes[:, 2], w - boxes[:, 0]
-    b = b / torch.tensor([sx, sy, sx, sy], dtype=b.dtype, device=b.device)
-    b[:, 2:] -= 1
-    h0, w0 = meta["orig_size"]
-    b[:, 0::2] = b[:, 0::2].clamp(0, w0 - 1)
-    b[:, 1::2] = b[:, 1::2].clamp(0, h0 - 1)
-    return b
 
 
 class _EpochSampler(RandomSampler):
