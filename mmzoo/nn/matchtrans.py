@@ -1,13 +1,13 @@
 """MatchTrans: align a spatial memory to the current frame by local feature affinity.
 
-Thesis (seed 000, Sec. 3.3.2): for every position ``(x, y)`` of frame ``t`` and offsets
+Thesis (Xiao 2020, Sec. 3.3.2): for every position ``(x, y)`` of frame ``t`` and offsets
 ``i, j in [-k, k]``
 
     G_{x,y}(i, j) = F_t(x,y) . F_{t-1}(x+i, y+j) / sum_{i,j} F_t(x,y) . F_{t-1}(x+i, y+j)
     M'_{t-1}(x, y) = sum_{i,j} G_{x,y}(i, j) M_{t-1}(x+i, y+j)
 
 with ``k = 2`` (a 5x5 window). Points the thesis leaves open follow the authors' Torch7 module
-(``modules/MatchTrans.lua`` of github.com/fanyix/STMN, spec digest-000 Sec. E), each a
+(``modules/MatchTrans.lua`` of github.com/fanyix/STMN), each a
 constructor argument:
 
 * the dot product is the cosine (features L2-normalised over channels, ``+1e-8`` on the norm);

@@ -1,4 +1,4 @@
-"""Space-time non-local block (Wang et al., seed 003 chapter 5).
+"""Space-time non-local block (X. Wang, PhD thesis CMU, ch. 5; Wang et al., CVPR 2018).
 
 `z = BN(W_z y) + x` with `y_i = (1/C(x)) sum_j f(x_i, x_j) g(x_j)`: theta, phi and g are 1x1x1
 convs to half the channels, phi and g see a max-pooled copy of x (1x2x2 by default, the

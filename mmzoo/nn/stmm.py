@@ -1,6 +1,6 @@
 """Spatial-Temporal Memory Module (STMM), its BN* gate normaliser, and the ConvGRU ablation.
 
-Thesis equations (seed 000, Eqs. 3.1-3.4), ``*`` a 2-D convolution:
+Thesis equations (Xiao 2020, Eqs. 3.1-3.4), ``*`` a 2-D convolution:
 
     z_t  = BN*( ReLU( W_z * F_t + U_z * M_{t-1} ) )
     r_t  = BN*( ReLU( W_r * F_t + U_r * M_{t-1} ) )
@@ -10,7 +10,7 @@ Thesis equations (seed 000, Eqs. 3.1-3.4), ``*`` a 2-D convolution:
 With alignment, every ``M_{t-1}`` is the MatchTrans-warped memory ``M'_{t-1}``.
 
 [SILENT] points of the thesis, settled by the authors' Torch7 code (``modules/STMM.lua``,
-``modules/AdaLinearScale.lua``; spec digest-000 Sec. E) and exposed as arguments:
+``modules/AdaLinearScale.lua``) and exposed as arguments:
 
 * all W and U convolutions are 3x3, stride 1, padding 1; the U's have no bias;
 * the W * F terms are multiplied by ``w_scale`` (authors: 20 = 1 / 0.05 for ResNet-101);

@@ -1,6 +1,6 @@
 """VGGish: the AudioSet VGG-like audio embedding network and its log-mel front end.
 
-The thesis of seed 001 describes its audio features as "a log mel spectrogram ... an audio
+The AVE thesis (Lin 2019) describes its audio features as "a log mel spectrogram ... an audio
 representation each 1s from VGGish trained on AudioSet" (128-d per second). This module
 implements the network and the standard VGGish front end in PyTorch/torchaudio:
 
