@@ -1,6 +1,8 @@
 """Retrieval metrics against hand-computed ranks (1k-A: one caption per video; full: several)."""
 import math
 
+import numpy as np
+
 import pytest
 import torch
 
@@ -119,3 +121,59 @@ def test_two_process_gloo_sync_matches_single_process(tmp_path):
         assert got.keys() == expected.keys()
         for k in expected:
             assert got[k] == pytest.approx(expected[k]), k
+
+
+def _reference_t2v(sims: np.ndarray, gt: np.ndarray) -> np.ndarray:
+    """Independent sort-based ranks: each query's ground-truth score is located in its sorted
+    row and the positions it occupies are averaged (the reference code's tie rule)."""
+    out = []
+    for q in range(sims.shape[0]):
+        row = -np.sort(-sims[q])
+        out.append(np.flatnonzero(row == sims[q, gt[q]]).mean())
+    return np.asarray(out)
+
+
+def _reference_summary(cols: np.ndarray) -> dict:
+    r1, r5, r10 = (100.0 * np.mean(cols == 0), 100.0 * np.mean(cols < 5), 100.0 * np.mean(cols < 10))
+    return {"R@1": r1, "R@5": r5, "R@10": r10, "MdR": np.median(cols) + 1, "MnR": cols.mean() + 1,
+            "R1-R5-R10": float(np.prod([r1, r5, r10]) ** (1 / 3))}
+
+
+def test_r1_counts_only_rank_zero_when_the_ground_truth_ties():
+    sims = torch.tensor([[1.0, 1.0, 0.0], [0.0, 2.0, 2.0], [0.0, 0.0, 3.0]])
+    ranks = t2v_ranks(sims, torch.tensor([0, 1, 2]))
+    assert ranks.tolist() == [0.5, 0.5, 0.0]
+    r = ranks_to_metrics(ranks, ks=(1, 5))
+    assert r["R@1"] == pytest.approx(100.0 / 3)  # the two tied queries are not hits
+    assert r["R@5"] == pytest.approx(100.0)
+
+
+def test_float64_similarities_are_ranked_in_float64():
+    sims = torch.tensor([[1.0 + 1e-12, 1.0], [1.0, 1.0 + 1e-12]], dtype=torch.float64)
+    m = RetrievalMetrics(ks=(1,))
+    m.update(sims, torch.tensor([0, 1]))
+    r = m.compute()
+    assert r["t2v/R@1"] == 100.0 and r["v2t/R@1"] == 100.0  # float32 would make both ties (R@1 = 0)
+    assert isinstance(r["t2v/MdR"], float)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_summary_matches_an_independent_reference_with_ties(seed):
+    g = np.random.default_rng(seed)
+    sims = np.round(g.normal(size=(40, 40)), 1)  # rounding makes many ties
+    gt = np.arange(40)
+    mine = t2v_ranks(torch.from_numpy(sims), torch.from_numpy(gt))
+    ref = _reference_t2v(sims, gt)
+    np.testing.assert_allclose(mine.numpy(), ref)
+    got, want = ranks_to_metrics(mine), _reference_summary(ref)
+    assert got.keys() == want.keys()
+    for k in want:
+        assert got[k] == pytest.approx(want[k], rel=1e-12), k
+
+
+def test_geometric_mean_is_zero_when_a_recall_is_zero_and_ranks_are_kept():
+    assert ranks_to_metrics(torch.tensor([3.0, 7.0]))["R1-R5-R10"] == 0.0
+    m = RetrievalMetrics()
+    sims = torch.tensor([[0.9, 0.1], [0.8, 0.2]], dtype=torch.float64)
+    m.update(sims, torch.tensor([0, 1]))
+    assert m.ranks() == {"t2v": [0.0, 1.0], "v2t": [0.0, 0.0]}

@@ -13,9 +13,15 @@ T2VLAD thesis follows for MSR-VTT, LSMDC and ActivityNet Captions):
 - video->text: the rank of a video is the rank of its *best-ranked* caption among all queries
   (every caption of every video is a candidate): ``min_q rank_q`` over the captions ``q`` of that
   video, the VSE convention that the reference code uses for multi-caption data.
-- R@K = 100 * fraction of ranks < K; MdR = median(rank) + 1; MnR = mean(rank) + 1 (1-based).
-  The thesis reports R@1/5/10 (R@50 for ActivityNet Captions) and MdR; MnR is added for
-  convenience (it is never reported in the thesis).
+- R@1 = 100 * fraction of ranks *equal to* 0 (a query whose ground truth ties with another
+  video has an averaged rank of 0.5 or more and is not a hit); R@K (K > 1) = 100 * fraction of
+  ranks < K; MdR = median(rank) + 1; MnR = mean(rank) + 1 (1-based); ``R1-R5-R10`` = the
+  geometric mean of R@1, R@5 and R@10 (reported by MMT and Collaborative Experts; 0 when any of
+  them is 0). These are the reference code's ``cols2metrics`` definitions. The thesis reports
+  R@1/5/10 (R@50 for ActivityNet Captions) and MdR; MnR and the geometric mean are added for
+  convenience.
+- Similarities are ranked in the dtype they come in (float64 near-ties stay distinct); ranks and
+  results are float64.
 
 :class:`RetrievalMetrics` is a ``torchmetrics.Metric``: ``update`` turns (part of) a similarity
 matrix into ranks and stores them in concatenation states, so under DDP every rank may pass
@@ -25,6 +31,7 @@ functional building blocks.
 """
 from __future__ import annotations
 
+import math
 from typing import Literal, Optional, Sequence
 
 import torch
@@ -97,17 +104,26 @@ def v2t_ranks(sims: torch.Tensor, query_to_video: torch.Tensor, video_subset: Op
     return out
 
 
+def _hits(ranks: torch.Tensor, k: int) -> torch.Tensor:
+    """Queries counted by R@k: rank exactly 0 for k = 1, rank < k otherwise (reference code)."""
+    return ranks == 0 if k == 1 else ranks < k
+
+
 def ranks_to_metrics(ranks: torch.Tensor, ks: Sequence[int] = (1, 5, 10)) -> dict[str, float]:
-    """R@K (percent), MdR and MnR (1-based) of 0-based ranks."""
+    """R@K (percent), MdR and MnR (1-based) and, when 1, 5 and 10 are among ``ks``, the geometric
+    mean ``R1-R5-R10`` of 0-based ranks."""
     ranks = torch.as_tensor(ranks, dtype=torch.float64).flatten()
     if ranks.numel() == 0:
         raise ValueError("no ranks to summarise")
-    out = {f"R@{k}": float(100.0 * (ranks < k).double().mean()) for k in ks}
+    out = {f"R@{k}": float(100.0 * _hits(ranks, k).double().mean()) for k in ks}
     srt = ranks.sort().values
     n = srt.numel()
     median = srt[n // 2] if n % 2 else (srt[n // 2 - 1] + srt[n // 2]) / 2.0  # numpy's median
     out["MdR"] = float(median + 1.0)
     out["MnR"] = float(ranks.mean() + 1.0)
+    if {1, 5, 10} <= set(ks):
+        r = [out["R@1"], out["R@5"], out["R@10"]]
+        out["R1-R5-R10"] = 0.0 if min(r) == 0 else math.exp(sum(math.log(x) for x in r) / 3.0)
     return out
 
 
@@ -144,20 +160,27 @@ class RetrievalMetrics(Metric):
 
     def update(self, sims: torch.Tensor, query_to_video: torch.Tensor, query_subset: Optional[torch.Tensor] = None,
                video_subset: Optional[torch.Tensor] = None) -> None:
-        sims = sims.detach().float()
+        sims = sims.detach()  # ranked in its own dtype: casting float64 to float32 creates ties
         if query_subset is None or query_subset.numel() > 0:
-            self.t2v.append(t2v_ranks(sims, query_to_video, query_subset, self.ties).float())
+            self.t2v.append(t2v_ranks(sims, query_to_video, query_subset, self.ties))
         if video_subset is None or video_subset.numel() > 0:
-            self.v2t.append(v2t_ranks(sims, query_to_video, video_subset, self.ties).float())
+            self.v2t.append(v2t_ranks(sims, query_to_video, video_subset, self.ties))
+
+    def ranks(self) -> dict[str, list[float]]:
+        """The 0-based ranks recorded so far, per direction (text->video in query order of the
+        updates), e.g. to write per-query ranks next to the summary metrics."""
+        return {name: [float(r) for r in _cat(getattr(self, name)).tolist()] for name in ("t2v", "v2t")}
 
     def compute(self) -> dict[str, float]:
-        def cat(x):
-            if isinstance(x, torch.Tensor):
-                return x
-            return torch.cat(x) if len(x) else torch.empty(0)
-
         out = {}
-        for name, ranks in (("t2v", cat(self.t2v)), ("v2t", cat(self.v2t))):
+        for name, ranks in (("t2v", _cat(self.t2v)), ("v2t", _cat(self.v2t))):
             if ranks.numel():
                 out.update({f"{name}/{k}": v for k, v in ranks_to_metrics(ranks, self.ks).items()})
         return out
+
+
+def _cat(x) -> torch.Tensor:
+    """A concatenation state as one float64 tensor (a tensor already after a DDP sync)."""
+    if isinstance(x, torch.Tensor):
+        return x.double()
+    return torch.cat(x).double() if len(x) else torch.empty(0, dtype=torch.float64)
