@@ -141,3 +141,56 @@ def test_multilabel_map_with_max_pooled_views():
     assert res == pytest.approx(100 * sum(aps) / len(aps), abs=1e-4)
     with pytest.raises(ValueError, match="multi-hot"):
         m.update(torch.rand(2, c), torch.tensor([1, 2]))
+
+
+def test_charades_ties_without_video_index_follow_input_order():
+    # two videos with the same score; the first (in input order) is the positive: the official
+    # script's stable sort keeps it first, so AP = 1
+    m = MultiLabelMeanAP()
+    m.update(torch.tensor([[0.5], [0.5], [0.1]]), torch.tensor([[1], [0], [0]]))
+    assert m.compute()["mAP"].item() == pytest.approx(100.0)
+    m2 = MultiLabelMeanAP()
+    m2.update(torch.tensor([[0.5], [0.5], [0.1]]), torch.tensor([[0], [1], [0]]))
+    assert m2.compute()["mAP"].item() == pytest.approx(50.0)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_sklearn_tie_convention_matches_scikit_learn(seed):
+    from sklearn.metrics import average_precision_score
+
+    g = torch.Generator().manual_seed(seed)
+    v, c = 30, 6
+    scores = (torch.rand(v, c, generator=g) * 4).round() / 4  # 5 distinct values: many ties
+    target = (torch.rand(v, c, generator=g) > 0.6).long()
+    target[:, 5] = 0
+    target[0, :5] = 1
+    m = MultiLabelMeanAP(ties="sklearn", per_class=True)
+    m.update(scores, target, torch.arange(v))
+    res = m.compute()
+    ref = average_precision_score(target[:, :5].numpy(), scores[:, :5].numpy(), average=None)
+    for j in range(5):
+        assert res[f"AP/{j}"].item() == pytest.approx(100 * ref[j], rel=1e-12)
+    assert torch.isnan(res["AP/5"])
+    assert res["mAP"].item() == pytest.approx(100 * ref.mean(), rel=1e-12)
+    official = MultiLabelMeanAP()
+    official.update(scores, target, torch.arange(v))
+    assert official.compute()["mAP"].item() != pytest.approx(res["mAP"].item())  # ties matter here
+
+
+def test_weighted_ap_and_float64_results():
+    scores = torch.tensor([[0.9, 0.2], [0.8, 0.9], [0.1, 0.8], [0.3, 0.1]])
+    target = torch.tensor([[1, 0], [0, 1], [1, 1], [0, 1]])
+    m = MultiLabelMeanAP(per_class=True)
+    m.update(scores, target, torch.arange(4))
+    res = m.compute()
+    ap0 = (1 + 2 / 4) / 2  # positives of class 0 at ranks 1 and 4
+    ap1 = (1 + 2 / 2 + 3 / 4) / 3  # positives of class 1 at ranks 1, 2, 4
+    assert res["AP/0"].item() == pytest.approx(100 * ap0) and res["AP/1"].item() == pytest.approx(100 * ap1)
+    assert res["wAP"].item() == pytest.approx(100 * (2 * ap0 + 3 * ap1) / 5)
+    assert all(v.dtype == torch.float64 for v in res.values())
+    acc = MultiViewAccuracy(top_k=(1,))
+    acc.update(torch.tensor([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]]), torch.tensor([0, 1, 1]))
+    top1 = acc.compute()["top1"]
+    assert top1.dtype == torch.float64 and top1.item() == pytest.approx(100 * 2 / 3, rel=1e-12)  # not 66.66666412
+    with pytest.raises(ValueError, match="zero videos"):
+        MultiLabelMeanAP().compute()

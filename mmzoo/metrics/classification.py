@@ -13,10 +13,18 @@ different GPUs are combined correctly under DDP.
   probabilities, and a prediction among the top k pairs is correct when both its verb and its
   noun are (the action scoring of the EPIC-Kitchens action-recognition baselines, which rank
   the products of the top verb and noun probabilities).
-* `MultiLabelMeanAP`: mean over classes (with at least one positive) of the average precision
-  (the area under the non-interpolated precision-recall curve, as Charades is evaluated).
+* `MultiLabelMeanAP`: Charades mAP. ``ties="official"`` follows ``Charades_v1_classify.m``
+  (its ``THUMOSeventclspr``): per class, the videos are sorted by decreasing score with ties kept
+  in input order (MATLAB's stable ``sort``; the official script's rows are in the order of the
+  ground-truth CSV, i.e. of the video index), and AP is the mean of the precision at the rank of
+  each positive; ``wAP`` weights each class's AP by its number of positives, as the script also
+  prints. ``ties="sklearn"`` is ``sklearn.metrics.average_precision_score`` (tied scores form one
+  threshold), the convention of PySlowFast's Charades evaluation and so of AVSlowFast's published
+  Charades numbers. Classes without a positive video are left out of the mean (the official
+  script would return NaN for them; the official test and validation sets have none).
 
-When no video index is given, each row is its own video (plain clip-level metrics).
+When no video index is given, each row is its own video (plain clip-level metrics), in input
+order. Every result is a float64 tensor (percent).
 """
 from __future__ import annotations
 
@@ -59,6 +67,11 @@ def _check_consistent_targets(target: torch.Tensor, video_index: torch.Tensor, f
         raise ValueError("views of the same video carry different labels; check the video index of the batches")
 
 
+#: Automatic video ids (no video index given) are negative, so they never collide with real
+#: (>= 0) indices, and increase with the input order, so sorted ids keep that order.
+_AUTO_BASE = -(2**62)
+
+
 class _MultiViewBase(Metric):
     full_state_update = False
     is_differentiable = False
@@ -80,7 +93,7 @@ class _MultiViewBase(Metric):
                 rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
             local = torch.arange(self._auto_index, self._auto_index + n, device=device)
             self._auto_index += n
-            return -1 - (local * world + rank)
+            return _AUTO_BASE + local * world + rank
         video_index = torch.as_tensor(video_index, device=device).long().view(-1)
         if video_index.numel() != n:
             raise ValueError(f"video_index has {video_index.numel()} entries for {n} rows")
@@ -127,7 +140,7 @@ class MultiViewAccuracy(_MultiViewBase):
         _, agg, first = aggregate_views(scores, vid, self.aggregate)
         _check_consistent_targets(target, vid, first, torch.unique(vid, return_inverse=True))
         t = target[first]
-        return {f"top{k}": _topk_correct(agg, t, k).float().mean() * 100 for k in self.top_k}
+        return {f"top{k}": _topk_correct(agg, t, k).double().mean() * 100 for k in self.top_k}
 
 
 class EpicActionAccuracy(_MultiViewBase):
@@ -171,41 +184,65 @@ class EpicActionAccuracy(_MultiViewBase):
         action_scores = (vs[:, :, None] * ns[:, None, :]).flatten(1)  # (V, verbs * nouns)
         action = verb * n_nouns + noun
         for k in self.top_k:
-            out[f"verb_top{k}"] = _topk_correct(vs, verb, k).float().mean() * 100
-            out[f"noun_top{k}"] = _topk_correct(ns, noun, k).float().mean() * 100
-            out[f"action_top{k}"] = _topk_correct(action_scores, action, k).float().mean() * 100
+            out[f"verb_top{k}"] = _topk_correct(vs, verb, k).double().mean() * 100
+            out[f"noun_top{k}"] = _topk_correct(ns, noun, k).double().mean() * 100
+            out[f"action_top{k}"] = _topk_correct(action_scores, action, k).double().mean() * 100
         return out
 
 
-def average_precision(scores: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Non-interpolated AP of one class: mean of the precision at the rank of each positive
-    (ties broken by order). NaN when the class has no positive."""
+def average_precision(scores: torch.Tensor, target: torch.Tensor, ties: Literal["official", "sklearn"] = "official") -> torch.Tensor:
+    """AP of one class (float64). NaN when the class has no positive.
+
+    ``"official"``: mean of the precision at the rank of each positive, rows sorted by decreasing
+    score with ties in input order (``Charades_v1_classify.m``). ``"sklearn"``: tied scores are
+    one threshold, AP = sum over thresholds of (recall step) x precision
+    (``sklearn.metrics.average_precision_score``)."""
     order = scores.argsort(descending=True, stable=True)
-    t = target[order].float()
+    t = target[order].double()
     npos = t.sum()
     if npos == 0:
-        return torch.tensor(float("nan"), device=scores.device)
+        return torch.tensor(float("nan"), dtype=torch.float64, device=scores.device)
     hits = t.cumsum(0)
-    precision = hits / torch.arange(1, t.numel() + 1, device=scores.device)
-    return (precision * t).sum() / npos
+    rank = torch.arange(1, t.numel() + 1, device=scores.device, dtype=torch.float64)
+    if ties == "official":
+        return ((hits / rank) * t).sum() / npos
+    if ties != "sklearn":
+        raise ValueError(f"ties must be 'official' or 'sklearn', got {ties!r}")
+    srt = scores[order]
+    last = torch.ones_like(t, dtype=torch.bool)  # the last row of each group of tied scores
+    last[:-1] = srt[1:] != srt[:-1]
+    tp, n = hits[last], rank[last]
+    recall_step = torch.diff(tp, prepend=tp.new_zeros(1)) / npos
+    return (recall_step * tp / n).sum()
 
 
 class MultiLabelMeanAP(_MultiViewBase):
-    """Mean average precision (%) over classes with at least one positive video.
+    """Charades mean average precision (%) over classes with at least one positive video.
 
-    `update(scores (N, C), target (N, C) multi-hot, video_index or None)`; view scores are
-    max-pooled per video by default (the Charades protocol).
+    Args:
+        aggregate: how view scores of one video combine (``"max"``, the Charades protocol).
+        ties: ``"official"`` (``Charades_v1_classify.m``) or ``"sklearn"`` (PySlowFast).
+        per_class: also return ``AP/<c>`` for every class (NaN where no positive).
+
+    `update(scores (N, C), target (N, C) multi-hot, video_index or None)`. `compute` returns
+    ``mAP``, ``wAP`` (AP weighted by positives) and, with ``per_class``, the per-class APs.
+    Videos are ranked in the order of their video index (the ground-truth CSV order).
     """
 
     higher_is_better = True
 
-    def __init__(self, aggregate: Literal["mean", "max"] = "max", **kwargs) -> None:
+    def __init__(self, aggregate: Literal["mean", "max"] = "max", ties: Literal["official", "sklearn"] = "official",
+                 per_class: bool = False, **kwargs) -> None:
         super().__init__(aggregate, **kwargs)
+        if ties not in ("official", "sklearn"):
+            raise ValueError(f"ties must be 'official' or 'sklearn', got {ties!r}")
+        self.ties = ties
+        self.per_class = per_class
         self.add_state("scores", default=[], dist_reduce_fx="cat")
         self.add_state("target", default=[], dist_reduce_fx="cat")
 
     def update(self, scores: torch.Tensor, target: torch.Tensor, video_index: Optional[torch.Tensor] = None) -> None:
-        scores = scores.detach().float()
+        scores = scores.detach()
         target = torch.as_tensor(target, device=scores.device)
         if target.shape != scores.shape:
             raise ValueError(f"multi-label target must be multi-hot {tuple(scores.shape)}, got {tuple(target.shape)}")
@@ -215,8 +252,18 @@ class MultiLabelMeanAP(_MultiViewBase):
 
     def compute(self) -> dict[str, torch.Tensor]:
         vid = dim_zero_cat(self.video_index)
+        if vid.numel() == 0:
+            raise ValueError("mAP over zero videos: the evaluation set is empty")
         _, agg, first = aggregate_views(dim_zero_cat(self.scores), vid, self.aggregate)
         target = dim_zero_cat(self.target)[first]
-        aps = torch.stack([average_precision(agg[:, c], target[:, c]) for c in range(agg.shape[1])])
+        aps = torch.stack([average_precision(agg[:, c], target[:, c], self.ties) for c in range(agg.shape[1])])
         valid = ~torch.isnan(aps)
-        return {"mAP": aps[valid].mean() * 100 if valid.any() else torch.tensor(0.0, device=agg.device)}
+        npos = target.sum(0).double()
+        zero = torch.tensor(0.0, dtype=torch.float64, device=agg.device)
+        out = {
+            "mAP": aps[valid].mean() * 100 if valid.any() else zero,
+            "wAP": (aps[valid] * npos[valid]).sum() / npos[valid].sum() * 100 if valid.any() else zero,
+        }
+        if self.per_class:
+            out.update({f"AP/{c}": aps[c] * 100 for c in range(aps.numel())})
+        return out
