@@ -251,9 +251,9 @@ class MultiLabelMeanAP(_MultiViewBase):
         self.video_index.append(self._index(scores.shape[0], video_index, scores.device))
 
     def compute(self) -> dict[str, torch.Tensor]:
-        vid = dim_zero_cat(self.video_index)
-        if vid.numel() == 0:
+        if isinstance(self.video_index, list) and not self.video_index:
             raise ValueError("mAP over zero videos: the evaluation set is empty")
+        vid = dim_zero_cat(self.video_index)
         _, agg, first = aggregate_views(dim_zero_cat(self.scores), vid, self.aggregate)
         target = dim_zero_cat(self.target)[first]
         aps = torch.stack([average_precision(agg[:, c], target[:, c], self.ties) for c in range(agg.shape[1])])
