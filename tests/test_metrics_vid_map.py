@@ -1,6 +1,7 @@
 """VID mAP against hand-computed cases of the ILSVRC devkit rules."""
 import math
 
+import pytest
 import torch
 
 from mmzoo.metrics.vid_map import VIDMeanAP, devkit_iou, devkit_thresholds, voc_ap
@@ -162,3 +163,38 @@ def test_states_from_two_ranks_merge_like_one_process(monkeypatch):
     a, b = single.compute(), merged.compute()
     assert int(b["num_frames"]) == 12
     assert torch.allclose(a["ap"], b["ap"], equal_nan=True) and 0 < float(a["map"]) < 1
+
+
+
+def test_equal_scores_are_ranked_in_evaluation_list_order_not_update_order():
+    box = [10.0, 10.0, 50.0, 50.0]
+    hit = (_p([box], [0.7], [1]), _t([box], [1]))          # eval index 0: a true positive
+    miss = (_p([box], [0.7], [1]), _t([], []))               # eval index 1: a false positive
+    m = VIDMeanAP(num_classes=1)
+    m.update([miss[0]], [miss[1]], frame_ids=[1])                 # flushed first (another snippet)
+    m.update([hit[0]], [hit[1]], frame_ids=[0])
+    res = m.compute()
+    # devkit order: TP then FP -> precision [1, 1/2] at recall [1, 1] -> AP 1
+    assert res["map"].item() == pytest.approx(1.0)
+    assert res["map"].dtype == torch.float64 and float(res["recall"]) == 1.0  # (torchmetrics squeezes 1-element results)
+    with pytest.raises(ValueError, match="more than once"):
+        m.update([hit[0]], [hit[1]], frame_ids=[0])
+        m.compute()
+
+
+def test_a_match_needs_positive_overlap():
+    # a degenerate ground-truth box (width 0) has threshold 0; a detection that does not touch it
+    # must not match it (devkit: iw > 0 and ih > 0)
+    m = VIDMeanAP(num_classes=1)
+    m.update([_p([[100.0, 100.0, 120.0, 120.0]], [0.9], [1])], [_t([[10.0, 10.0, 9.0, 30.0]], [1])])
+    res = m.compute()
+    assert float(res["ap"]) == 0.0 and float(res["recall"]) == 0.0
+
+
+def test_classes_without_ground_truth_are_nan_and_left_out():
+    box = [0.0, 0.0, 30.0, 30.0]
+    m = VIDMeanAP(num_classes=3)
+    m.update([_p([box, box], [0.9, 0.8], [1, 3])], [_t([box], [1])])
+    res = m.compute()
+    assert res["ap"][0].item() == 1.0 and torch.isnan(res["ap"][1]) and torch.isnan(res["ap"][2])
+    assert res["map"].item() == 1.0

@@ -6,15 +6,25 @@ Rules of ``evaluation/eval_vid_detection.m`` (ILSVRC2015 devkit), reproduced her
 * boxes use the devkit's inclusive-pixel convention: width = x2 - x1 + 1;
 * the IoU threshold of a ground-truth box of size ``w x h`` is ``min(0.5, wh / ((w+10)(h+10)))``;
 * within a frame, detections are visited by descending score; each takes, among the still
-  unmatched ground truths of its class whose IoU reaches *their own* threshold, the one with
-  the largest IoU (true positive), or is a false positive; duplicates are false positives;
-* per class, detections of all frames are sorted by descending score (stable, frames in input
-  order), precision / recall are cumulated, and AP is the VOC area under the monotone
-  precision envelope (``VOCap``); mAP is the mean over classes.
+  unmatched ground truths of its class that it overlaps (``iw > 0 and ih > 0``) with an IoU
+  reaching *their own* threshold, the one with the largest IoU (the first on equal IoU; true
+  positive), or is a false positive; duplicates are false positives;
+* frames are visited in the order of the evaluation list (``ImageSets/VID/val.txt``: pass each
+  frame's index in it as ``frame_ids``); per class, the detections of all frames are sorted by
+  descending score with MATLAB's stable sort, so equal scores keep that frame order; precision /
+  recall are cumulated and AP is the VOC area under the monotone precision envelope (``VOCap``);
+* mAP is the mean over the classes that have ground truth. A class without any ground-truth
+  object gets AP NaN and is left out of the mean (the devkit's recall for it is 0/0; classes
+  after the last one with ground truth are not evaluated at all);
+* ground-truth boxes are used exactly as given (the XML's values; no clipping, no rounding).
 
-The metric is a ``torchmetrics.Metric`` with ``cat`` list states (DDP-correct: each frame is
-keyed by (process rank, local counter)). ``compute`` matches all frames at once, looping only
-over the detection rank inside a frame, so the 176k frames of VID val take seconds.
+Besides ``map`` and the per-class ``ap``, ``compute`` returns the per-class ``recall`` (the
+recall at the end of the precision-recall curve, i.e. over all detections). Results are float64.
+
+The metric is a ``torchmetrics.Metric`` with ``cat`` list states, DDP-correct: frames are keyed
+by their evaluation-list index when given (unique across processes by construction), else by
+(process rank, local counter). ``compute`` matches all frames at once, looping only over the
+detection rank inside a frame, so the 176k frames of VID val take seconds.
 """
 from __future__ import annotations
 
@@ -39,6 +49,13 @@ def devkit_iou(det: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
     return torch.where((iw > 0) & (ih > 0), iou, torch.zeros_like(iou))
 
 
+def _overlap(det: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
+    """True where the boxes intersect in the devkit's sense (``iw > 0 and ih > 0``)."""
+    iw = torch.minimum(det[..., 2], gt[..., 2]) - torch.maximum(det[..., 0], gt[..., 0]) + 1
+    ih = torch.minimum(det[..., 3], gt[..., 3]) - torch.maximum(det[..., 1], gt[..., 1]) + 1
+    return (iw > 0) & (ih > 0)
+
+
 def devkit_thresholds(gt: torch.Tensor, default: float = 0.5, tolerance: float = 10.0) -> torch.Tensor:
     """Per-box IoU threshold ``min(default, wh / ((w + tol)(h + tol)))``."""
     w = gt[:, 2] - gt[:, 0] + 1
@@ -55,6 +72,10 @@ def voc_ap(recall: torch.Tensor, precision: torch.Tensor) -> float:
     return float(((mrec[idx] - mrec[idx - 1]) * mpre[idx]).sum())
 
 
+#: Base of the automatic frame keys (no ``frame_ids`` given).
+_AUTO_BASE = -(2**62)
+
+
 def _rank() -> int:
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         return torch.distributed.get_rank()
@@ -64,11 +85,13 @@ def _rank() -> int:
 class VIDMeanAP(Metric):
     """ImageNet VID mAP (per-class AP at the devkit's IoU rule, mean over classes).
 
-    ``update(preds, targets)`` takes one entry per frame, as lists of dicts:
+    ``update(preds, targets, frame_ids=None)`` takes one entry per frame, as lists of dicts:
     ``preds[i] = {"boxes": [N,4] xyxy, "scores": [N], "labels": [N] (1..num_classes)}`` and
-    ``targets[i] = {"boxes": [G,4], "labels": [G]}``. ``compute()`` returns ``{"map": mean AP
-    over classes that have positives, "ap": [num_classes] tensor (NaN for classes without
-    positives), "num_frames": ...}``.
+    ``targets[i] = {"boxes": [G,4], "labels": [G]}``; ``frame_ids[i]`` is the frame's index in the
+    evaluation list (``>= 0``; frames are then ranked in that order, as the devkit does; without
+    them, in the order of the updates). ``compute()`` returns ``{"map": mean AP over classes that
+    have positives, "ap": [num_classes] (NaN for classes without positives), "recall":
+    [num_classes], "num_frames": ...}``, float64.
 
     Args:
         num_classes: number of object classes (VID: 30); labels run 1..num_classes.
@@ -91,15 +114,22 @@ class VIDMeanAP(Metric):
             self.add_state(name, default=[], dist_reduce_fx="cat")
         self._counter = 0
 
-    def update(self, preds: Sequence[dict], targets: Sequence[dict]) -> None:
+    def update(self, preds: Sequence[dict], targets: Sequence[dict], frame_ids: Optional[Sequence[int]] = None) -> None:
         if len(preds) != len(targets):
             raise ValueError(f"VIDMeanAP.update: {len(preds)} predictions for {len(targets)} frames")
+        if frame_ids is not None:
+            frame_ids = [int(i) for i in frame_ids]
+            if len(frame_ids) != len(preds) or min(frame_ids, default=0) < 0:
+                raise ValueError("VIDMeanAP.update: frame_ids needs one index >= 0 per frame")
         rank = _rank()
         dev = self.device
         cols: dict[str, list] = {k: [] for k in ("fk", "dk", "dl", "ds", "db", "gk", "gl", "gb")}
-        for p, t in zip(preds, targets):
-            key = (rank << 40) + self._counter
-            self._counter += 1
+        for i, (p, t) in enumerate(zip(preds, targets)):
+            if frame_ids is not None:
+                key = frame_ids[i]
+            else:  # negative: never equal to an evaluation-list index; increasing in update order
+                key = _AUTO_BASE + (rank << 40) + self._counter
+                self._counter += 1
             pb = torch.as_tensor(p["boxes"], dtype=torch.float64, device=dev).reshape(-1, 4)
             ps = torch.as_tensor(p["scores"], dtype=torch.float64, device=dev).reshape(-1)
             pl = torch.as_tensor(p["labels"], dtype=torch.long, device=dev).reshape(-1)
@@ -139,12 +169,17 @@ class VIDMeanAP(Metric):
         gl = self._cat(self.gt_labels, dtype=torch.long)
         gb = self._cat(self.gt_boxes, 4, dtype=torch.float64)
         dev = db.device
-        # frame index = order of first appearance (input order, rank-major after a DDP gather)
-        uniq, first = _first_occurrence(frames)
-        order_of = torch.empty_like(first)
-        order_of[torch.argsort(first)] = torch.arange(len(first), device=dev)
-        d_img = order_of[torch.searchsorted(uniq, dk)] if len(dk) else dk
-        g_img = order_of[torch.searchsorted(uniq, gk)] if len(gk) else gk
+        # frame order = sorted keys: the evaluation-list order when frame ids were given, else the
+        # order of the updates (rank-major after a DDP gather)
+        uniq = torch.unique(frames, sorted=True)
+        if len(uniq) != len(frames):
+            dup = frames.sort().values
+            dup = dup[1:][dup[1:] == dup[:-1]][:5].tolist()
+            raise ValueError(f"VIDMeanAP: frame id(s) {dup} were updated more than once")
+        if (frames >= 0).any() and (frames < 0).any():
+            raise ValueError("VIDMeanAP: give frame_ids in every update or in none")
+        d_img = torch.searchsorted(uniq, dk) if len(dk) else dk
+        g_img = torch.searchsorted(uniq, gk) if len(gk) else gk
         n_img = len(uniq)
 
         # detections grouped by frame (stable), descending score inside a frame
@@ -179,6 +214,7 @@ class VIDMeanAP(Metric):
             img = d_img[sel]
             iou = devkit_iou(db[sel][:, None, :], pad_box[img])  # S, G
             ok = (pad_lab[img] == dl[sel][:, None]) & ~detected[img] & (iou >= pad_thr[img])
+            ok &= _overlap(db[sel][:, None, :], pad_box[img])
             iou = torch.where(ok, iou, torch.full_like(iou, -1.0))
             best_iou, best = iou.max(dim=1)
             hit = best_iou >= 0
@@ -190,19 +226,21 @@ class VIDMeanAP(Metric):
         tp, dl = tp[o], dl[o]
         npos = torch.bincount(gl, minlength=self.num_classes + 1)
         ap = torch.full((self.num_classes,), float("nan"), dtype=torch.float64)
+        recall = torch.full((self.num_classes,), float("nan"), dtype=torch.float64)
         for c in range(1, self.num_classes + 1):
             if npos[c] == 0:
                 continue
             t = tp[dl == c].double()
             if len(t) == 0:
-                ap[c - 1] = 0.0
+                ap[c - 1] = recall[c - 1] = 0.0
                 continue
             ctp = torch.cumsum(t, 0)
             cfp = torch.cumsum(1 - t, 0)
             ap[c - 1] = voc_ap((ctp / npos[c]).cpu(), (ctp / (ctp + cfp)).cpu())
+            recall[c - 1] = float(ctp[-1] / npos[c])
         valid = ~torch.isnan(ap)
         m = ap[valid].mean() if valid.any() else torch.tensor(float("nan"), dtype=torch.float64)
-        return {"map": m.float(), "ap": ap.float(), "num_frames": torch.tensor(n_img)}
+        return {"map": m, "ap": ap, "recall": recall, "num_frames": torch.tensor(n_img)}
 
     def per_class(self, result: Optional[dict] = None) -> dict:
         """{class name: AP} for a result of :meth:`compute`."""
@@ -210,11 +248,3 @@ class VIDMeanAP(Metric):
         names = self.class_names or [str(i) for i in range(1, self.num_classes + 1)]
         return {n: float(a) for n, a in zip(names, result["ap"])}
 
-
-def _first_occurrence(keys: torch.Tensor):
-    """Sorted unique keys and the first position of each in ``keys``."""
-    uniq, inv = torch.unique(keys, sorted=True, return_inverse=True)
-    pos = torch.arange(len(keys), device=keys.device)
-    first = torch.full((len(uniq),), len(keys), dtype=torch.long, device=keys.device)
-    first = first.scatter_reduce(0, inv, pos, reduce="amin")
-    return uniq, first
