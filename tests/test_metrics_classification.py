@@ -194,3 +194,38 @@ def test_weighted_ap_and_float64_results():
     assert top1.dtype == torch.float64 and top1.item() == pytest.approx(100 * 2 / 3, rel=1e-12)  # not 66.66666412
     with pytest.raises(ValueError, match="zero videos"):
         MultiLabelMeanAP().compute()
+
+
+def test_epic_action_scoring_in_chunks_over_top_n_equals_the_full_product():
+    torch.manual_seed(3)
+    n, nv, nn_ = 50, 12, 15
+    vs, ns = torch.rand(n, nv).softmax(-1), torch.rand(n, nn_).softmax(-1)
+    verb, noun = torch.randint(0, nv, (n,)), torch.randint(0, nn_, (n,))
+    small = EpicActionAccuracy(top_k=(1, 5), top_n=5)
+    small.chunk = 7  # several chunks, one partial
+    small.update(vs, ns, verb, noun)
+    got = small.compute()
+    for k in (1, 5):
+        assert got[f"action_top{k}"].item() == pytest.approx(_brute_force_epic(vs, ns, verb, noun, k), rel=1e-12)
+    with pytest.raises(ValueError, match="top_n"):
+        EpicActionAccuracy(top_k=(1, 5), top_n=3)
+
+
+def test_epic_unseen_and_tail_subsets_as_the_toolkit_defines_them():
+    # 4 segments; perfect verb scores, noun right only for segments 0 and 2
+    verb = torch.tensor([0, 1, 2, 3])
+    noun = torch.tensor([0, 1, 2, 0])
+    vs = torch.nn.functional.one_hot(verb, 4).double() * 0.9 + 0.025
+    ns_pred = torch.tensor([0, 2, 2, 1])
+    ns = torch.nn.functional.one_hot(ns_pred, 3).double() * 0.9 + 0.05
+    m = EpicActionAccuracy(top_k=(1,), tail_verbs=[3], tail_nouns=[2])
+    m.update(vs, ns, verb, noun, unseen=torch.tensor([False, True, True, False]))
+    r = m.compute()
+    assert r["noun_top1"].item() == 50.0 and r["action_top1"].item() == 50.0
+    assert r["unseen_noun_top1"].item() == 50.0 and r["unseen_verb_top1"].item() == 100.0   # segments 1, 2
+    assert r["tail_verb_top1"].item() == 100.0                                              # segment 3
+    assert r["tail_noun_top1"].item() == 100.0                                              # segment 2
+    assert r["tail_action_top1"].item() == 50.0                                             # segments 2 (hit), 3 (miss)
+    plain = EpicActionAccuracy(top_k=(1,))
+    plain.update(vs, ns, verb, noun)
+    assert not any(k.startswith(("unseen", "tail")) for k in plain.compute())

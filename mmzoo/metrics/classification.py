@@ -8,11 +8,15 @@ of all processes have been gathered (`dist_reduce_fx="cat"`), so views of one vi
 different GPUs are combined correctly under DDP.
 
 * `MultiViewAccuracy`: top-k accuracy (in %) over videos.
-* `EpicActionAccuracy`: EPIC-Kitchens verb, noun and action top-k (in %). The action of a
-  sample is a (verb, noun) pair; its score is the product of the verb and noun softmax
-  probabilities, and a prediction among the top k pairs is correct when both its verb and its
-  noun are (the action scoring of the EPIC-Kitchens action-recognition baselines, which rank
-  the products of the top verb and noun probabilities).
+* `EpicActionAccuracy`: EPIC-Kitchens verb, noun and action top-k (in %), as the EPIC-100
+  ``C1-Action-Recognition`` ``evaluate.py`` computes them: the action of a segment is a (verb,
+  noun) pair scored by the product of the verb and noun probabilities, over the ``top_n`` = 100
+  best verbs x 100 best nouns of the segment (``compute_action_scores``); a prediction among
+  the top k pairs is correct when both its verb and its noun are. Segments are scored in chunks,
+  so memory stays bounded on the 9,668 segments of EPIC-100 val (the full 97 x 300 product per
+  segment would need about 1 GB). With per-segment ``unseen`` flags and the tail class lists,
+  the toolkit's subsets are reported too: ``unseen_*_top1`` (participants absent from training)
+  and ``tail_*_top1`` (tail verbs; tail nouns; actions whose verb *or* noun is a tail class).
 * `MultiLabelMeanAP`: Charades mAP. ``ties="official"`` follows ``Charades_v1_classify.m``
   (its ``THUMOSeventclspr``): per class, the videos are sorted by decreasing score with ties kept
   in input order (MATLAB's stable ``sort``; the official script's rows are in the order of the
@@ -140,22 +144,39 @@ class MultiViewAccuracy(_MultiViewBase):
         _, agg, first = aggregate_views(scores, vid, self.aggregate)
         _check_consistent_targets(target, vid, first, torch.unique(vid, return_inverse=True))
         t = target[first]
-        return {f"top{k}": _topk_correct(agg, t, k).double().mean() * 100 for k in self.top_k}
+        return {f"top{k}": _percent(_topk_correct(agg, t, k)) for k in self.top_k}
 
 
 class EpicActionAccuracy(_MultiViewBase):
-    """EPIC-Kitchens verb / noun / action top-k accuracy (%).
+    """EPIC-Kitchens verb / noun / action top-k accuracy (%), overall and on the toolkit subsets.
 
-    `update(verb_scores (N, V), noun_scores (N, M), verb (N,), noun (N,), video_index or None)`;
-    scores should be probabilities (softmax), since action scores are their products.
+    Args:
+        top_k: the k of top-k (the toolkit: 1 and 5).
+        aggregate: how view scores of one segment combine.
+        top_n: verbs and nouns kept per segment for action scoring (the toolkit: 100).
+        tail_verbs / tail_nouns: the tail classes (``EPIC_100_tail_verbs.csv`` /
+            ``EPIC_100_tail_nouns.csv``); when given, ``tail_{verb,noun,action}_top1`` are
+            reported.
+
+    `update(verb_scores (N, V), noun_scores (N, M), verb (N,), noun (N,), video_index=None,
+    unseen=None)`; scores are probabilities (softmax), since action scores are their products;
+    ``unseen`` (N,) bool marks segments of participants absent from training
+    (``EPIC_100_unseen_participant_ids.csv``) and enables ``unseen_{verb,noun,action}_top1``.
     """
 
     higher_is_better = True
+    chunk = 1024
 
-    def __init__(self, top_k: Sequence[int] = (1, 5), aggregate: Literal["mean", "max"] = "mean", **kwargs) -> None:
+    def __init__(self, top_k: Sequence[int] = (1, 5), aggregate: Literal["mean", "max"] = "mean", top_n: int = 100,
+                 tail_verbs: Optional[Sequence[int]] = None, tail_nouns: Optional[Sequence[int]] = None, **kwargs) -> None:
         super().__init__(aggregate, **kwargs)
         self.top_k = tuple(int(k) for k in top_k)
-        for name in ("verb_scores", "noun_scores", "verb", "noun"):
+        if top_n < max(self.top_k):
+            raise ValueError(f"top_n ({top_n}) must be at least the largest k of top_k {self.top_k}")
+        self.top_n = int(top_n)
+        self.tail_verbs = None if tail_verbs is None else sorted(int(v) for v in tail_verbs)
+        self.tail_nouns = None if tail_nouns is None else sorted(int(n) for n in tail_nouns)
+        for name in ("verb_scores", "noun_scores", "verb", "noun", "unseen"):
             self.add_state(name, default=[], dist_reduce_fx="cat")
 
     def update(
@@ -165,29 +186,72 @@ class EpicActionAccuracy(_MultiViewBase):
         verb: torch.Tensor,
         noun: torch.Tensor,
         video_index: Optional[torch.Tensor] = None,
+        unseen: Optional[torch.Tensor] = None,
     ) -> None:
-        verb_scores = verb_scores.detach().float()
+        verb_scores = verb_scores.detach()
+        n, dev = verb_scores.shape[0], verb_scores.device
         self.verb_scores.append(verb_scores)
-        self.noun_scores.append(noun_scores.detach().float())
-        self.verb.append(torch.as_tensor(verb, device=verb_scores.device).long().view(-1))
-        self.noun.append(torch.as_tensor(noun, device=verb_scores.device).long().view(-1))
-        self.video_index.append(self._index(verb_scores.shape[0], video_index, verb_scores.device))
+        self.noun_scores.append(noun_scores.detach())
+        self.verb.append(torch.as_tensor(verb, device=dev).long().view(-1))
+        self.noun.append(torch.as_tensor(noun, device=dev).long().view(-1))
+        # -1: not given; 0 / 1: seen / unseen participant
+        flags = torch.full((n,), -1, dtype=torch.long, device=dev) if unseen is None else torch.as_tensor(unseen, device=dev).long().view(-1)
+        self.unseen.append(flags)
+        self.video_index.append(self._index(n, video_index, dev))
+
+    def _action_hits(self, vs: torch.Tensor, ns: torch.Tensor, verb: torch.Tensor, noun: torch.Tensor,
+                     ks: Sequence[int]) -> dict[int, torch.Tensor]:
+        """Per segment and k, whether the true (verb, noun) is among the k best pairs of the
+        segment's top_n verbs x top_n nouns."""
+        hits = {k: torch.zeros(len(verb), dtype=torch.bool, device=vs.device) for k in ks}
+        kmax = max(ks)
+        for a in range(0, len(verb), self.chunk):
+            b = a + self.chunk
+            tv, iv = vs[a:b].topk(min(self.top_n, vs.shape[1]), dim=1)
+            tn, in_ = ns[a:b].topk(min(self.top_n, ns.shape[1]), dim=1)
+            prod = (tv[:, :, None] * tn[:, None, :]).flatten(1)
+            best = prod.topk(min(kmax, prod.shape[1]), dim=1).indices
+            pv = iv.gather(1, best // tn.shape[1])
+            pn = in_.gather(1, best % tn.shape[1])
+            ok = (pv == verb[a:b, None]) & (pn == noun[a:b, None])
+            for k in ks:
+                hits[k][a:b] = ok[:, :k].any(dim=1)
+        return hits
 
     def compute(self) -> dict[str, torch.Tensor]:
+        if isinstance(self.video_index, list) and not self.video_index:
+            raise ValueError("EPIC accuracy over zero segments: the evaluation set is empty")
         vid = dim_zero_cat(self.video_index)
         _, vs, first = aggregate_views(dim_zero_cat(self.verb_scores), vid, self.aggregate)
         _, ns, _ = aggregate_views(dim_zero_cat(self.noun_scores), vid, self.aggregate)
         verb = dim_zero_cat(self.verb)[first]
         noun = dim_zero_cat(self.noun)[first]
+        unseen = dim_zero_cat(self.unseen)[first]
+        action = self._action_hits(vs, ns, verb, noun, sorted({1, *self.top_k}))
+        verb_hit = {k: _topk_correct(vs, verb, k) for k in self.top_k}
+        noun_hit = {k: _topk_correct(ns, noun, k) for k in self.top_k}
         out: dict[str, torch.Tensor] = {}
-        n_nouns = ns.shape[1]
-        action_scores = (vs[:, :, None] * ns[:, None, :]).flatten(1)  # (V, verbs * nouns)
-        action = verb * n_nouns + noun
         for k in self.top_k:
-            out[f"verb_top{k}"] = _topk_correct(vs, verb, k).double().mean() * 100
-            out[f"noun_top{k}"] = _topk_correct(ns, noun, k).double().mean() * 100
-            out[f"action_top{k}"] = _topk_correct(action_scores, action, k).double().mean() * 100
+            out[f"verb_top{k}"] = _percent(verb_hit[k])
+            out[f"noun_top{k}"] = _percent(noun_hit[k])
+            out[f"action_top{k}"] = _percent(action[k])
+        top1 = {"verb": _topk_correct(vs, verb, 1), "noun": _topk_correct(ns, noun, 1), "action": action[1]}
+        if (unseen >= 0).all() and (unseen == 1).any():
+            for task, hit in top1.items():
+                out[f"unseen_{task}_top1"] = _percent(hit[unseen == 1])
+        elif (unseen >= 0).any() and not (unseen >= 0).all():
+            raise ValueError("EpicActionAccuracy: give `unseen` in every update or in none")
+        if self.tail_verbs is not None and self.tail_nouns is not None:
+            tv = torch.isin(verb, torch.tensor(self.tail_verbs, device=verb.device))
+            tn = torch.isin(noun, torch.tensor(self.tail_nouns, device=noun.device))
+            for task, mask in (("verb", tv), ("noun", tn), ("action", tv | tn)):
+                if mask.any():
+                    out[f"tail_{task}_top1"] = _percent(top1[task][mask])
         return out
+
+
+def _percent(hits: torch.Tensor) -> torch.Tensor:
+    return hits.double().mean() * 100
 
 
 def average_precision(scores: torch.Tensor, target: torch.Tensor, ties: Literal["official", "sklearn"] = "official") -> torch.Tensor:
