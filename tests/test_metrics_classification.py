@@ -229,3 +229,32 @@ def test_epic_unseen_and_tail_subsets_as_the_toolkit_defines_them():
     plain = EpicActionAccuracy(top_k=(1,))
     plain.update(vs, ns, verb, noun)
     assert not any(k.startswith(("unseen", "tail")) for k in plain.compute())
+
+
+def test_epic55_many_shot_class_mean_precision_recall_match_scikit_learn():
+    from sklearn.metrics import precision_recall_fscore_support
+
+    g = torch.Generator().manual_seed(4)
+    n, nv, nn_ = 60, 6, 5
+    verb, noun = torch.randint(0, nv, (n,), generator=g), torch.randint(0, nn_, (n,), generator=g)
+    vs, ns = torch.rand(n, nv, generator=g).softmax(-1), torch.rand(n, nn_, generator=g).softmax(-1)
+    many_v, many_n, many_a = [0, 1, 2, 5], [1, 3], [(0, 1), (2, 3), (5, 4)]
+    m = EpicActionAccuracy(top_k=(1,), many_shot_verbs=many_v, many_shot_nouns=many_n, many_shot_actions=many_a)
+    m.update(vs, ns, verb, noun)
+    r = m.compute()
+
+    def ref(truth, pred, classes):
+        classes = [c for c in classes if c in set(truth.tolist())]
+        p, rec, _, _ = precision_recall_fscore_support(truth.numpy(), pred.numpy(), labels=classes, average=None,
+                                                       zero_division=0)
+        return 100 * p.mean(), 100 * rec.mean()
+
+    pv, rv = ref(verb, vs.argmax(1), many_v)
+    assert r["many_shot_verb_precision"].item() == pytest.approx(pv, rel=1e-12)
+    assert r["many_shot_verb_recall"].item() == pytest.approx(rv, rel=1e-12)
+    pn, rn = ref(noun, ns.argmax(1), many_n)
+    assert r["many_shot_noun_precision"].item() == pytest.approx(pn, rel=1e-12)
+    action_pred = (vs[:, :, None] * ns[:, None, :]).flatten(1).argmax(1)  # = verb * nn_ + noun
+    pa, ra = ref(verb * nn_ + noun, action_pred, [v * nn_ + x for v, x in many_a])
+    assert r["many_shot_action_precision"].item() == pytest.approx(pa, rel=1e-12)
+    assert r["many_shot_action_recall"].item() == pytest.approx(ra, rel=1e-12)

@@ -17,6 +17,10 @@ different GPUs are combined correctly under DDP.
   segment would need about 1 GB). With per-segment ``unseen`` flags and the tail class lists,
   the toolkit's subsets are reported too: ``unseen_*_top1`` (participants absent from training)
   and ``tail_*_top1`` (tail verbs; tail nouns; actions whose verb *or* noun is a tail class).
+  With the many-shot class lists of EPIC-55 (``EPIC_many_shot_verbs.csv`` / ``_nouns`` /
+  ``_actions``), the ``epic-kitchens-55-lib`` class-mean precision and recall of the top-1
+  prediction are reported too, over the many-shot classes present in the ground truth (a class
+  never predicted has precision 0).
 * `MultiLabelMeanAP`: Charades mAP. ``ties="official"`` follows ``Charades_v1_classify.m``
   (its ``THUMOSeventclspr``): per class, the videos are sorted by decreasing score with ties kept
   in input order (MATLAB's stable ``sort``; the official script's rows are in the order of the
@@ -38,7 +42,8 @@ import torch
 from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
 
-__all__ = ["aggregate_views", "MultiViewAccuracy", "EpicActionAccuracy", "MultiLabelMeanAP", "average_precision"]
+__all__ = ["aggregate_views", "MultiViewAccuracy", "EpicActionAccuracy", "MultiLabelMeanAP", "average_precision",
+           "class_mean_precision_recall"]
 
 
 def aggregate_views(
@@ -157,6 +162,9 @@ class EpicActionAccuracy(_MultiViewBase):
         tail_verbs / tail_nouns: the tail classes (``EPIC_100_tail_verbs.csv`` /
             ``EPIC_100_tail_nouns.csv``); when given, ``tail_{verb,noun,action}_top1`` are
             reported.
+        many_shot_verbs / many_shot_nouns / many_shot_actions: EPIC-55's many-shot classes
+            (actions as (verb, noun) pairs); when given, ``many_shot_{verb,noun,action}_{precision,
+            recall}`` are reported.
 
     `update(verb_scores (N, V), noun_scores (N, M), verb (N,), noun (N,), video_index=None,
     unseen=None)`; scores are probabilities (softmax), since action scores are their products;
@@ -168,7 +176,9 @@ class EpicActionAccuracy(_MultiViewBase):
     chunk = 1024
 
     def __init__(self, top_k: Sequence[int] = (1, 5), aggregate: Literal["mean", "max"] = "mean", top_n: int = 100,
-                 tail_verbs: Optional[Sequence[int]] = None, tail_nouns: Optional[Sequence[int]] = None, **kwargs) -> None:
+                 tail_verbs: Optional[Sequence[int]] = None, tail_nouns: Optional[Sequence[int]] = None,
+                 many_shot_verbs: Optional[Sequence[int]] = None, many_shot_nouns: Optional[Sequence[int]] = None,
+                 many_shot_actions: Optional[Sequence[tuple[int, int]]] = None, **kwargs) -> None:
         super().__init__(aggregate, **kwargs)
         self.top_k = tuple(int(k) for k in top_k)
         if top_n < max(self.top_k):
@@ -176,6 +186,10 @@ class EpicActionAccuracy(_MultiViewBase):
         self.top_n = int(top_n)
         self.tail_verbs = None if tail_verbs is None else sorted(int(v) for v in tail_verbs)
         self.tail_nouns = None if tail_nouns is None else sorted(int(n) for n in tail_nouns)
+        self.many_shot = None
+        if many_shot_verbs is not None and many_shot_nouns is not None and many_shot_actions is not None:
+            self.many_shot = ([int(v) for v in many_shot_verbs], [int(n) for n in many_shot_nouns],
+                              [(int(v), int(n)) for v, n in many_shot_actions])
         for name in ("verb_scores", "noun_scores", "verb", "noun", "unseen"):
             self.add_state(name, default=[], dist_reduce_fx="cat")
 
@@ -200,10 +214,11 @@ class EpicActionAccuracy(_MultiViewBase):
         self.video_index.append(self._index(n, video_index, dev))
 
     def _action_hits(self, vs: torch.Tensor, ns: torch.Tensor, verb: torch.Tensor, noun: torch.Tensor,
-                     ks: Sequence[int]) -> dict[int, torch.Tensor]:
+                     ks: Sequence[int]) -> tuple[dict[int, torch.Tensor], torch.Tensor]:
         """Per segment and k, whether the true (verb, noun) is among the k best pairs of the
-        segment's top_n verbs x top_n nouns."""
+        segment's top_n verbs x top_n nouns; and the best pair of each segment, as (verb, noun)."""
         hits = {k: torch.zeros(len(verb), dtype=torch.bool, device=vs.device) for k in ks}
+        top1 = torch.zeros(len(verb), 2, dtype=torch.long, device=vs.device)
         kmax = max(ks)
         for a in range(0, len(verb), self.chunk):
             b = a + self.chunk
@@ -216,7 +231,8 @@ class EpicActionAccuracy(_MultiViewBase):
             ok = (pv == verb[a:b, None]) & (pn == noun[a:b, None])
             for k in ks:
                 hits[k][a:b] = ok[:, :k].any(dim=1)
-        return hits
+            top1[a:b, 0], top1[a:b, 1] = pv[:, 0], pn[:, 0]
+        return hits, top1
 
     def compute(self) -> dict[str, torch.Tensor]:
         if isinstance(self.video_index, list) and not self.video_index:
@@ -227,7 +243,7 @@ class EpicActionAccuracy(_MultiViewBase):
         verb = dim_zero_cat(self.verb)[first]
         noun = dim_zero_cat(self.noun)[first]
         unseen = dim_zero_cat(self.unseen)[first]
-        action = self._action_hits(vs, ns, verb, noun, sorted({1, *self.top_k}))
+        action, best_pair = self._action_hits(vs, ns, verb, noun, sorted({1, *self.top_k}))
         verb_hit = {k: _topk_correct(vs, verb, k) for k in self.top_k}
         noun_hit = {k: _topk_correct(ns, noun, k) for k in self.top_k}
         out: dict[str, torch.Tensor] = {}
@@ -247,7 +263,33 @@ class EpicActionAccuracy(_MultiViewBase):
             for task, mask in (("verb", tv), ("noun", tn), ("action", tv | tn)):
                 if mask.any():
                     out[f"tail_{task}_top1"] = _percent(top1[task][mask])
+        if self.many_shot is not None:
+            n_nouns = ns.shape[1]
+            msv, msn, msa = self.many_shot
+            tasks = (("verb", verb, vs.argmax(1), msv), ("noun", noun, ns.argmax(1), msn),
+                     ("action", verb * n_nouns + noun, best_pair[:, 0] * n_nouns + best_pair[:, 1],
+                      [v * n_nouns + n for v, n in msa]))
+            for task, truth, pred, classes in tasks:
+                p, r = class_mean_precision_recall(truth, pred, classes)
+                out[f"many_shot_{task}_precision"], out[f"many_shot_{task}_recall"] = p, r
         return out
+
+
+def class_mean_precision_recall(truth: torch.Tensor, pred: torch.Tensor, classes: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean over ``classes`` present in ``truth`` of the per-class precision and recall (%) of
+    the top-1 predictions (``epic-kitchens-55-lib``'s ``precision_recall``: sklearn's
+    ``precision_recall_fscore_support``, precision 0 for a class never predicted)."""
+    present = torch.unique(truth)
+    cls = torch.tensor(sorted(set(int(c) for c in classes)), dtype=torch.long, device=truth.device)
+    cls = cls[torch.isin(cls, present)]
+    if cls.numel() == 0:
+        nan = torch.tensor(float("nan"), dtype=torch.float64, device=truth.device)
+        return nan, nan
+    tp = ((pred[:, None] == cls) & (truth[:, None] == cls)).sum(0).double()
+    predicted = (pred[:, None] == cls).sum(0).double()
+    actual = (truth[:, None] == cls).sum(0).double()
+    precision = torch.where(predicted > 0, tp / predicted.clamp_min(1), torch.zeros_like(tp))
+    return precision.mean() * 100, (tp / actual).mean() * 100
 
 
 def _percent(hits: torch.Tensor) -> torch.Tensor:
