@@ -158,7 +158,7 @@ def test_states_from_two_ranks_merge_like_one_process(monkeypatch):
         m.update([f[0] for f in part], [f[1] for f in part])
         ranks.append(m)
     merged = VIDMeanAP(num_classes=2)
-    for name in ("det_keys", "det_labels", "det_scores", "det_boxes", "gt_keys", "gt_labels", "gt_boxes", "frame_keys"):
+    for name in merged._defaults:  # every metric state
         setattr(merged, name, torch.cat([torch.cat(getattr(m, name)) for m in ranks]))  # what a cat-gather yields
     a, b = single.compute(), merged.compute()
     assert int(b["num_frames"]) == 12
@@ -198,3 +198,41 @@ def test_classes_without_ground_truth_are_nan_and_left_out():
     res = m.compute()
     assert res["ap"][0].item() == 1.0 and torch.isnan(res["ap"][1]) and torch.isnan(res["ap"][2])
     assert res["map"].item() == 1.0
+
+
+def test_motion_iou_averages_the_track_over_ten_frames_either_side():
+    from mmzoo.metrics.vid_motion import motion_iou
+
+    box = [0.0, 0.0, 9.0, 9.0]  # 10 x 10
+    shifted = [5.0, 0.0, 14.0, 9.0]  # overlaps 5 x 10: IoU 50 / 150
+    frames, tracks = [0, 1, 11, 30, 0], [7, 7, 7, 7, 8]
+    got = motion_iou(frames, tracks, torch.tensor([box, shifted, box, box, box]))
+    assert got[0].item() == pytest.approx(50 / 150)        # only frame 1 is within 10 frames
+    assert got[1].item() == pytest.approx((50 / 150 + 50 / 150) / 2)  # frames 0 and 11
+    assert got[3].item() == 0.0 and got[4].item() == 0.0   # no neighbour of its track: 0, as FGFA reads it
+
+
+def test_breakdown_by_speed_and_size_ignores_out_of_range_objects():
+    big = [0.0, 0.0, 199.0, 199.0]      # area 200^2: large
+    small = [300.0, 300.0, 319.0, 319.0]  # area 20^2: small
+    m = VIDMeanAP(num_classes=1, breakdown=True)
+    frame = _p([big, small], [0.9, 0.8], [1, 1])
+    m.update([frame], [{**_t([big, small], [1, 1]), "motion_iou": torch.tensor([0.95, 0.5])}])  # slow, fast
+    r = m.compute()
+    assert r["map"].item() == pytest.approx(1.0)
+    for key in ("map/motion_slow", "map/motion_fast", "map/area_large", "map/area_small"):
+        assert r[key].item() == pytest.approx(1.0), key  # the other object is ignored, not a false positive
+    assert torch.isnan(r["map/motion_medium"]) and torch.isnan(r["map/area_medium"])  # no positive in range
+    # a detection touching no object, ranked first: for 'slow' it overlaps the slow and the ignored
+    # fast object equally (0), so FGFA counts it as half a false positive (the frame's share of
+    # motion-ignored objects): precision 1 / 1.5 at full recall
+    m2 = VIDMeanAP(num_classes=1, breakdown=True)
+    miss = [330.0, 330.0, 349.0, 349.0]
+    m2.update([_p([miss, big], [0.99, 0.9], [1, 1])], [{**_t([big, small], [1, 1]), "motion_iou": torch.tensor([0.95, 0.5])}])
+    r2 = m2.compute()
+    assert r2["map/motion_slow"].item() == pytest.approx(2 / 3)
+    assert r2["map/area_large"].item() == pytest.approx(1.0)  # its own area (20^2) is outside 'large': ignored
+    with pytest.raises(ValueError, match="motion_iou"):
+        m3 = VIDMeanAP(num_classes=1, breakdown=True)
+        m3.update([frame], [_t([big], [1])])
+        m3.compute()

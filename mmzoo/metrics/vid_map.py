@@ -19,7 +19,10 @@ Rules of ``evaluation/eval_vid_detection.m`` (ILSVRC2015 devkit), reproduced her
 * ground-truth boxes are used exactly as given (the XML's values; no clipping, no rounding).
 
 Besides ``map`` and the per-class ``ap``, ``compute`` returns the per-class ``recall`` (the
-recall at the end of the precision-recall curve, i.e. over all detections). Results are float64.
+recall at the end of the precision-recall curve, i.e. over all detections). With
+``breakdown=True`` and a ``motion_iou`` per ground-truth object (:func:`mmzoo.metrics.vid_motion.
+motion_iou`), it adds the mAP of slow / medium / fast objects and of small / medium / large ones,
+as FGFA evaluates them (:mod:`mmzoo.metrics.vid_motion`). Results are float64.
 
 The metric is a ``torchmetrics.Metric`` with ``cat`` list states, DDP-correct: frames are keyed
 by their evaluation-list index when given (unique across processes by construction), else by
@@ -33,6 +36,8 @@ from typing import Optional, Sequence
 import torch
 from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
+
+from mmzoo.metrics.vid_motion import AREA_RANGES, MOTION_RANGES, range_ap
 
 __all__ = ["VIDMeanAP", "voc_ap", "devkit_iou", "devkit_thresholds"]
 
@@ -63,6 +68,21 @@ def devkit_thresholds(gt: torch.Tensor, default: float = 0.5, tolerance: float =
     return torch.clamp(w * h / ((w + tolerance) * (h + tolerance)), max=default)
 
 
+def _nanmean(x: torch.Tensor) -> torch.Tensor:
+    valid = ~torch.isnan(x)
+    return x[valid].mean() if valid.any() else torch.tensor(float("nan"), dtype=torch.float64)
+
+
+def _per_frame(n_img, d_img, dl, ds, db, g_img, gl, gb, gm, thr) -> list[dict]:
+    """Frames in evaluation order, detections by descending score (inputs already so sorted)."""
+    d_cut = torch.searchsorted(d_img, torch.arange(n_img + 1, device=d_img.device)).tolist()
+    g_cut = torch.searchsorted(g_img, torch.arange(n_img + 1, device=g_img.device)).tolist()
+    return [{"det_boxes": db[d_cut[i]:d_cut[i + 1]].cpu(), "det_scores": ds[d_cut[i]:d_cut[i + 1]].cpu(),
+             "det_labels": dl[d_cut[i]:d_cut[i + 1]].cpu(), "gt_boxes": gb[g_cut[i]:g_cut[i + 1]].cpu(),
+             "gt_labels": gl[g_cut[i]:g_cut[i + 1]].cpu(), "gt_thr": thr[g_cut[i]:g_cut[i + 1]].cpu(),
+             "gt_motion": gm[g_cut[i]:g_cut[i + 1]].cpu()} for i in range(n_img)]
+
+
 def voc_ap(recall: torch.Tensor, precision: torch.Tensor) -> float:
     """VOC 2010+ AP: area under the monotonically decreasing precision envelope."""
     mrec = torch.cat([recall.new_zeros(1), recall, recall.new_ones(1)]).double()
@@ -87,7 +107,7 @@ class VIDMeanAP(Metric):
 
     ``update(preds, targets, frame_ids=None)`` takes one entry per frame, as lists of dicts:
     ``preds[i] = {"boxes": [N,4] xyxy, "scores": [N], "labels": [N] (1..num_classes)}`` and
-    ``targets[i] = {"boxes": [G,4], "labels": [G]}``; ``frame_ids[i]`` is the frame's index in the
+    ``targets[i] = {"boxes": [G,4], "labels": [G], "motion_iou": [G] (optional)}``; ``frame_ids[i]`` is the frame's index in the
     evaluation list (``>= 0``; frames are then ranked in that order, as the devkit does; without
     them, in the order of the updates). ``compute()`` returns ``{"map": mean AP over classes that
     have positives, "ap": [num_classes] (NaN for classes without positives), "recall":
@@ -98,19 +118,23 @@ class VIDMeanAP(Metric):
         iou_threshold: the default threshold (devkit: 0.5).
         pixel_tolerance: the small-object tolerance (devkit: 10 pixels).
         class_names: optional names used by :meth:`per_class`.
+        breakdown: also report ``map/motion_{slow,medium,fast}`` and ``map/area_{small,medium,
+            large}`` (needs ``motion_iou`` in every target).
     """
 
     full_state_update = False
     higher_is_better = True
 
     def __init__(self, num_classes: int = 30, iou_threshold: float = 0.5, pixel_tolerance: float = 10.0,
-                 class_names: Optional[Sequence[str]] = None, **kwargs):
+                 class_names: Optional[Sequence[str]] = None, breakdown: bool = False, **kwargs):
         super().__init__(**kwargs)
+        self.breakdown = breakdown
         self.num_classes = num_classes
         self.iou_threshold = iou_threshold
         self.pixel_tolerance = pixel_tolerance
         self.class_names = list(class_names) if class_names is not None else None
-        for name in ("det_keys", "det_labels", "det_scores", "det_boxes", "gt_keys", "gt_labels", "gt_boxes", "frame_keys"):
+        for name in ("det_keys", "det_labels", "det_scores", "det_boxes", "gt_keys", "gt_labels", "gt_boxes", "gt_motion",
+                     "frame_keys"):
             self.add_state(name, default=[], dist_reduce_fx="cat")
         self._counter = 0
 
@@ -123,7 +147,7 @@ class VIDMeanAP(Metric):
                 raise ValueError("VIDMeanAP.update: frame_ids needs one index >= 0 per frame")
         rank = _rank()
         dev = self.device
-        cols: dict[str, list] = {k: [] for k in ("fk", "dk", "dl", "ds", "db", "gk", "gl", "gb")}
+        cols: dict[str, list] = {k: [] for k in ("fk", "dk", "dl", "ds", "db", "gk", "gl", "gb", "gm")}
         for i, (p, t) in enumerate(zip(preds, targets)):
             if frame_ids is not None:
                 key = frame_ids[i]
@@ -147,11 +171,18 @@ class VIDMeanAP(Metric):
             cols["gk"].append(torch.full((len(gl),), key, dtype=torch.long, device=dev))
             cols["gl"].append(gl)
             cols["gb"].append(gb)
+            motion = t.get("motion_iou")
+            gm = (torch.full((len(gl),), float("nan"), dtype=torch.float64, device=dev) if motion is None
+                  else torch.as_tensor(motion, dtype=torch.float64, device=dev).reshape(-1))
+            if len(gm) != len(gl):
+                raise ValueError("VIDMeanAP.update: motion_iou needs one value per ground-truth box")
+            cols["gm"].append(gm)
         if not cols["fk"]:
             return
         # one tensor per state and call (not per frame): short lists, cheap DDP gathers
         for state, col in (("frame_keys", "fk"), ("det_keys", "dk"), ("det_labels", "dl"), ("det_scores", "ds"),
-                           ("det_boxes", "db"), ("gt_keys", "gk"), ("gt_labels", "gl"), ("gt_boxes", "gb")):
+                           ("det_boxes", "db"), ("gt_keys", "gk"), ("gt_labels", "gl"), ("gt_boxes", "gb"),
+                           ("gt_motion", "gm")):
             getattr(self, state).append(torch.cat(cols[col]))
 
     def _cat(self, state, *shape, dtype):
@@ -168,6 +199,7 @@ class VIDMeanAP(Metric):
         gk = self._cat(self.gt_keys, dtype=torch.long)
         gl = self._cat(self.gt_labels, dtype=torch.long)
         gb = self._cat(self.gt_boxes, 4, dtype=torch.float64)
+        gm = self._cat(self.gt_motion, dtype=torch.float64)
         dev = db.device
         # frame order = sorted keys: the evaluation-list order when frame ids were given, else the
         # order of the updates (rank-major after a DDP gather)
@@ -193,7 +225,7 @@ class VIDMeanAP(Metric):
 
         # ground truth padded per frame: [n_img, G]
         go = torch.argsort(g_img, stable=True)
-        g_img, gl, gb = g_img[go], gl[go], gb[go]
+        g_img, gl, gb, gm = g_img[go], gl[go], gb[go], gm[go]
         gcount = torch.bincount(g_img, minlength=n_img)
         gmax = int(gcount.max()) if len(gcount) and len(g_img) else 0
         gstart = torch.cumsum(gcount, 0) - gcount
@@ -238,9 +270,17 @@ class VIDMeanAP(Metric):
             cfp = torch.cumsum(1 - t, 0)
             ap[c - 1] = voc_ap((ctp / npos[c]).cpu(), (ctp / (ctp + cfp)).cpu())
             recall[c - 1] = float(ctp[-1] / npos[c])
-        valid = ~torch.isnan(ap)
-        m = ap[valid].mean() if valid.any() else torch.tensor(float("nan"), dtype=torch.float64)
-        return {"map": m, "ap": ap, "recall": recall, "num_frames": torch.tensor(n_img)}
+        out = {"map": _nanmean(ap), "ap": ap, "recall": recall, "num_frames": torch.tensor(n_img)}
+        if self.breakdown:
+            if torch.isnan(gm).any():
+                raise ValueError("VIDMeanAP(breakdown=True): every target needs 'motion_iou' (one per box)")
+            frames = _per_frame(n_img, d_img, dl, ds, db, g_img, gl, gb, gm,
+                                devkit_thresholds(gb, self.iou_threshold, self.pixel_tolerance))
+            for name in ("slow", "medium", "fast"):
+                out[f"map/motion_{name}"] = _nanmean(range_ap(frames, self.num_classes, MOTION_RANGES[name], AREA_RANGES["all"], voc_ap))
+            for name in ("small", "medium", "large"):
+                out[f"map/area_{name}"] = _nanmean(range_ap(frames, self.num_classes, MOTION_RANGES["all"], AREA_RANGES[name], voc_ap))
+        return out
 
     def per_class(self, result: Optional[dict] = None) -> dict:
         """{class name: AP} for a result of :meth:`compute`."""
