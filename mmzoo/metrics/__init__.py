@@ -6,9 +6,10 @@ under DDP. Ground floor: imports only torch and torchmetrics.
 =====================  ===========================================================================
 module                 metrics
 =====================  ===========================================================================
-``classification``     multi-view top-k accuracy, EPIC verb / noun / action accuracy, multi-label
-                       mAP (Charades)
+``classification``     multi-view top-k accuracy; EPIC verb / noun / action accuracy with the
+                       EPIC-100 subsets and EPIC-55 class-mean precision / recall; Charades mAP
 ``vid_map``            ImageNet VID per-class AP at IoU 0.5, as the ILSVRC2015 devkit computes it
+``vid_motion``         VID AP by object speed (motion IoU) and size, as FGFA reports it
 ``retrieval``          text-video R@K, median and mean rank, both directions
 ``segment_accuracy``   AVE per-segment accuracy (Lin 2019, Sec. 4.0.2)
 =====================  ===========================================================================
