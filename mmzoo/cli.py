@@ -81,44 +81,13 @@ def _last_checkpoint(trainer: Any) -> Optional[str]:
     return max(found, key=os.path.getmtime) if found else None
 
 
-def _predict_input_main(argv: list[str]) -> Any:
-    """`mmzoo predict --model <id> --input PATH [--query TEXT] [--output_dir DIR]`: run a model on a
-    file or folder without a DataModule (`ZooModule.predict_input`), e.g. draw STMN detections on
-    a video, or rank an MSR-VTT feature set for a sentence with T2VLAD."""
-    import yaml
-
-    import mmzoo
-    from mmzoo.hub import model_from_checkpoint
-
-    overrides: dict[str, Any] = {}
-    rest: list[str] = []
-    i = 0
-    while i < len(argv):  # --model.KEY VALUE pairs override constructor arguments
-        if argv[i].startswith("--model.") and i + 1 < len(argv):
-            overrides[argv[i][len("--model."):]] = yaml.safe_load(argv[i + 1])
-            i += 2
-        else:
-            rest.append(argv[i])
-            i += 1
-    parser = argparse.ArgumentParser(prog="mmzoo predict", description=_predict_input_main.__doc__)
-    parser.add_argument("--model", required=True, help="'id' or 'id.tag' (or a hub repo / folder)")
-    parser.add_argument("--input", required=True, help="a video file, a frame folder or a feature set")
-    parser.add_argument("--output_dir", default="predictions")
-    parser.add_argument("--query", default=None, help="text query, for retrieval models")
-    parser.add_argument("--top_k", type=int, default=10)
-    parser.add_argument("--ckpt_path", default=None, help="a Lightning checkpoint of this model")
-    parser.add_argument("--pretrained", type=lambda v: yaml.safe_load(v) is True, default=True,
-                        help="load the tag's published weights (default true; ignored with --ckpt_path)")
-    args = parser.parse_args(rest)
-    if args.ckpt_path:
-        model = model_from_checkpoint(args.ckpt_path, model_id=args.model.split(".")[0])
-    elif args.pretrained:
-        model = mmzoo.load(args.model, **overrides)
-    else:
-        print(f"mmzoo predict: --pretrained false: {args.model} has RANDOM weights", file=sys.stderr)
-        model = mmzoo.create(args.model, **overrides)
-    model.eval()
-    return model.predict_input(args.input, args.output_dir, query=args.query, top_k=args.top_k)
+def _datamodule_defaults(datamodule_class: type, spec: Any) -> dict[str, Any]:
+    """``data.*`` parser defaults a DataModule takes from the model's InputConfig (its
+    ``defaults_from_input`` classmethod, where it has one); explicit flags still win."""
+    from_input = getattr(datamodule_class, "defaults_from_input", None)
+    if from_input is None:
+        return {}
+    return {f"data.{k}": v for k, v in from_input(spec.input).items()}
 
 
 def _lightning_main(subcommand: str, argv: list[str]) -> None:
@@ -143,6 +112,9 @@ def _lightning_main(subcommand: str, argv: list[str]) -> None:
     class ZooCLI(LightningCLI):
         def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
             parser.set_defaults({f"model.{k}": v for k, v in spec.defaults.items()})
+            data_defaults = _datamodule_defaults(datamodule_class, spec)
+            if data_defaults:
+                parser.set_defaults(data_defaults)
             parser.add_argument(
                 "--pretrained",
                 type=Optional[bool],
@@ -315,42 +287,46 @@ def _zoo_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _report_error(verb: str, err: BaseException) -> None:
+    """One line on stderr for an error the user can act on (MMZOO_DEBUG=1 re-raises it instead)."""
+    from mmzoo.errors import NoPublishedWeightsError
+
+    if os.environ.get("MMZOO_DEBUG"):
+        raise err
+    hint = ""
+    if isinstance(err, NoPublishedWeightsError) and verb in LIGHTNING_VERBS:
+        hint = (" (hint: published weights are loaded when --pretrained is true, the default for "
+                "validate/test/predict without --ckpt_path; pass --ckpt_path <file.ckpt> for your own "
+                "weights, or --pretrained false for random ones)")
+    message = " ".join(str(err).split())  # one line, whatever the exception's text holds
+    print(f"mmzoo {verb}: error: {message}{hint}", file=sys.stderr)
+    raise SystemExit(1) from None
+
+
+def _run(argv: list[str]) -> Any:
+    if argv[0] == "predict" and any(a == "--input" or a.startswith("--input=") for a in argv):
+        from mmzoo.predict import main as predict_main
+
+        return predict_main(argv[1:])
+    if argv[0] in LIGHTNING_VERBS:
+        return _lightning_main(argv[0], argv[1:])
+    args = _zoo_parser().parse_args(argv)
+    return args.fn(args)
+
+
 def main(argv: Sequence[str] | None = None) -> Any:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in LIGHTNING_VERBS:
-        from mmzoo.errors import MmzooError, NoPublishedWeightsError
-        from mmzoo.registry import UnknownModelError
-
-        try:
-            if argv[0] == "predict" and any(a == "--input" or a.startswith("--input=") for a in argv):
-                return _predict_input_main(argv[1:])
-            return _lightning_main(argv[0], argv[1:])
-        except (MmzooError, UnknownModelError, FileNotFoundError) as err:
-            if os.environ.get("MMZOO_DEBUG"):
-                raise
-            hint = ""
-            if isinstance(err, NoPublishedWeightsError):
-                hint = ("\n  hint: published weights are loaded when --pretrained is true (the default for "
-                        "validate/test/predict without --ckpt_path); pass --ckpt_path <file.ckpt> for your own "
-                        "weights, or --pretrained false for random ones.")
-            print(f"mmzoo {argv[0]}: error: {err}{hint}", file=sys.stderr)
-            raise SystemExit(1) from None
     if not argv or argv[0] in ("-h", "--help"):
         _zoo_parser().print_help()
         print("\nLightning verbs: mmzoo {fit,validate,test,predict} --model <id> --data <name> [--help]")
         print("File prediction: mmzoo predict --model <id> --input PATH [--query TEXT] [--output_dir DIR]")
         return None
-    args = _zoo_parser().parse_args(argv)
     from mmzoo.errors import MmzooError
-    from mmzoo.registry import UnknownModelError
 
     try:
-        return args.fn(args)
-    except (MmzooError, UnknownModelError, FileNotFoundError) as err:
-        if os.environ.get("MMZOO_DEBUG"):
-            raise
-        print(f"mmzoo {args.verb}: error: {err}", file=sys.stderr)
-        raise SystemExit(1) from None
+        return _run(argv)
+    except (MmzooError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError) as err:
+        _report_error(argv[0], err)
 
 
 if __name__ == "__main__":

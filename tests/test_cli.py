@@ -285,6 +285,19 @@ def test_predict_input_on_a_model_without_file_prediction_fails_clearly(tmp_path
     assert "Traceback" not in res.stderr
 
 
+def test_unknown_data_name_is_one_line_naming_the_close_match(capsys):
+    """`--data avee`: one line on stderr naming `ave`, exit 1, no traceback (in-process and console)."""
+    with pytest.raises(SystemExit) as exc:
+        main(["fit", "--model", "avsdn", "--data", "avee"])
+    assert exc.value.code == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("mmzoo fit: error: Unknown data 'avee'.")
+    assert "Did you mean: ave" in err
+    proc = _cli("fit", "--model", "avsdn", "--data", "avee")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().count("\n") == 0 and "Did you mean: ave" in proc.stderr
+
+
 def test_data_errors_are_one_line_naming_the_path(tmp_path):
     missing = tmp_path / "no-such-ave"
     res = _cli("fit", "--model", "avsdn", "--data", "ave", "--data.root", str(missing), "--trainer.max_epochs", "1")

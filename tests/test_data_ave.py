@@ -143,7 +143,7 @@ def test_first_appearance_class_order(tmp_path):
     assert classes == ["Goat", "My class"] and [r.class_index for r in rows] == [0, 1, 0]
     assert rows[1].segment_labels().tolist() == [28, 28, 1, 1, 1, 28, 28, 28, 28, 28]
     with pytest.raises(AVEDataError, match=r"Annotations.txt:2: .*out of range"):
-        parse_annotations(ann, class_order="first_appearance", num_classes=1)
+        parse_annotations(ann, class_order="first_appearance", num_events=1)
     with pytest.raises(AVEDataError, match=r"Annotations.txt:2: category 'My class' is not one of the 28 AVE classes"):
         parse_annotations(ann)
 

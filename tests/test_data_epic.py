@@ -246,3 +246,11 @@ def test_epic55_validation_list_is_strict(e55, tmp_path):
         _dm(e55, val_videos=["P01_01", "P01_02"]).setup("fit")
     with pytest.raises(ValueError, match=r"val_participants must be EPIC participant ids like 'P26', got \['26'\]"):
         _dm(e55, val_participants=["26"])
+
+
+def test_multiview_test_batches_carry_video_index(e100):
+    dm = _dm(e100, num_clips=2, num_crops=3, batch_size=6)
+    dm.setup("test")
+    batch = next(iter(dm.test_dataloader()))
+    assert batch["video_index"].dtype == torch.int64 and batch["video_index"].tolist() == [0] * 6
+    assert batch["video_index"].tolist() == [m["video_index"] for m in batch["meta"]]

@@ -393,3 +393,36 @@ def test_mini_kinetics_s3d_split(tmp_path, kin):
     write_mini_kinetics_lists(kin, d, split="s3d", classes=MINI, extra={"val": [outsider]})
     with pytest.raises(AnnotationError, match=r"val_ytid_list.txt:3: .*label 'abseiling', not a class of the training list"):
         _dm(kin["root"], subset="mini", mini_kinetics_dir=str(d), mini_kinetics_split="s3d").setup("fit")
+
+
+def test_multiview_test_batches_carry_video_index(kin):
+    dm = _dm(kin["root"], num_clips=2, num_crops=3, batch_size=4)
+    dm.setup("test")
+    seen = []
+    for batch in dm.test_dataloader():
+        vi = batch["video_index"]
+        assert vi.dtype == torch.int64 and vi.shape == (len(batch["meta"]),)
+        assert vi.tolist() == [m["video_index"] for m in batch["meta"]]
+        seen += vi.tolist()
+    assert seen == [v for v in range(3) for _ in range(6)]
+
+
+def test_defaults_from_input_sets_logmel_frames(kin):
+    from mmzoo.registry import AudioInput, InputConfig
+
+    cfg = InputConfig(
+        shapes={}, frames=8, sampling_rate=2, alpha=4, train_crop=56, test_crop=64, short_side=64,
+        train_scale=(64, 72), test_views=(1, 1),
+        audio=AudioInput(kind="logmel", sample_rate=16000, window_ms=32.0, hop_ms=16.0, n_mels=80, num_frames=256),
+    )  # fmt: skip
+    kw = KineticsDataModule.defaults_from_input(cfg)
+    assert kw["audio_num_frames"] == 256 and kw["with_audio"] is True and kw["num_clips"] == 1 and kw["alpha"] == 4
+    assert kw["stride"] == 2 and kw["crop_size"] == 56 and kw["test_scale"] == 64 and kw["train_scale"] == (64, 72)
+    dm = KineticsDataModule(root=str(kin["root"]), version="any", batch_size=2, num_workers=0, **kw)
+    dm.setup("fit")
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["audio"].shape == (2, 1, 256, 80)
+    assert [t.shape[2] for t in batch["video"]] == [2, 8]
+    assert dm.hparams["audio_num_frames"] == 256 and dm.hparams["batch_size"] == 2  # save_hyperparameters policy
+    dm.setup("test")
+    assert next(iter(dm.test_dataloader()))["audio"].shape == (2, 1, 256, 80)

@@ -87,7 +87,7 @@ def test_registry_records_thesis_numbers_and_no_weights():
         assert w.tag == "ave" and w.hub_repo is None and not w.available
         assert w.metrics == {"acc_full": full, "acc_weak": weak}
         assert full in spec.reported.values() and weak in spec.reported.values()
-        assert spec.data["label_names"][28] == "background"
+        assert spec.label_names[28] == "background"
     assert mmzoo.list_models("*ave*", pretrained=True) == []
     assert set(IDS) <= set(mmzoo.list_models())
 
@@ -102,7 +102,7 @@ def test_state_dict_saves_as_safetensors(model_id, tmp_path):
     again = mmzoo.create(model_id, visual_dim=512)
     again.load_state_dict(load_file(str(tmp_path / "model.safetensors")), strict=True)
     x = model.example_input(1)
-    torch.testing.assert_close(again.eval()(*x), model.eval()(*x))
+    torch.testing.assert_close(again.eval()(**x), model.eval()(**x))
 
 
 def test_config_round_trip_rebuilds_identical_model():
@@ -111,8 +111,8 @@ def test_config_round_trip_rebuilds_identical_model():
     rebuilt = AVEventLocalizer(**kwargs)
     rebuilt.load_state_dict(model.state_dict(), strict=True)
     x = model.example_input(2)
-    torch.testing.assert_close(rebuilt.eval()(*x), model.eval()(*x))
-    assert x[0].shape == (2, 10, 7, 7, 512) and x[1].shape == (2, 10, 128)
+    torch.testing.assert_close(rebuilt.eval()(**x), model.eval()(**x))
+    assert x["visual"].shape == (2, 10, 7, 7, 512) and x["audio"].shape == (2, 10, 128)
 
 
 def test_predict_step_returns_ids_and_names():

@@ -130,12 +130,13 @@ class _DictClips(Dataset):
         return len(self.label)
 
     def __getitem__(self, i):
-        return {"video": self.video[i], "audio": self.audio[i], "label": self.label[i],
-                "meta": {"video_index": i // self.views, "clip_index": i % self.views}}  # fmt: skip
+        return {"video": self.video[i], "audio": self.audio[i], "label": self.label[i], "video_index": i // self.views,
+                "meta": {"clip_index": i % self.views}}  # fmt: skip
 
 
 def _collate(items):
     out = {k: torch.stack([it[k] for it in items]) for k in ("video", "audio", "label")}
+    out["video_index"] = torch.tensor([it["video_index"] for it in items])
     out["meta"] = [it["meta"] for it in items]
     return out
 

@@ -8,7 +8,8 @@ import torch
 
 from mmzoo.cli import main as mmzoo_main
 from mmzoo.data.synthetic.vid import write_vid
-from mmzoo.models.stmn import STMN, predict_video
+from mmzoo.models.stmn import STMN
+from mmzoo.predict.stmn import predict_video
 
 TINY = ["--model.backbone", "resnet18", "--model.pretrained_backbone", "false", "--model.head_channels", "16",
         "--model.embed_channels", "24", "--model.mem_channels", "8", "--model.anchor_sizes", "[16, 32, 64]",
@@ -81,7 +82,7 @@ def test_every_val_frame_evaluated_and_perfect_detections_score_one(vid_root):
 def test_predict_video_on_frames_and_mp4(tmp_path, vid_root):
     import numpy as np
 
-    from mmzoo.data.synthetic.media import write_mp4
+    from mmzoo.data.media import write_mp4
 
     root, _ = vid_root
     model = STMN(backbone="resnet18", pretrained_backbone=False, head_channels=16, embed_channels=24, mem_channels=8,

@@ -241,11 +241,11 @@ def test_push_and_load_roundtrip_keeps_weights_and_skips_bert_download():
 
 
 def test_predict_input_ranks_a_feature_set_without_the_1ka_caption_index(tmp_path, capsys):
-    """`mmzoo predict --model t2vlad --input ROOT --query TEXT` -> `T2VLAD.predict_input`: the 1k-A
+    """`mmzoo predict --model t2vlad --input ROOT --query TEXT` -> `rank_feature_set`: the 1k-A
     test videos of ROOT, best first, printed and written to ranking.json; the caption index file
     (needed only to evaluate) may be absent. Run on an ablation variant ([CLS], global only)."""
     from mmzoo.data.synthetic.msrvtt import SYNTHETIC_VOCAB, write_msrvtt
-    from mmzoo.models.t2vlad import rank_videos
+    from mmzoo.predict.t2vlad import rank_feature_set, rank_videos
 
     root = write_msrvtt(tmp_path / "msrvtt", num_videos=8, num_mp4=0, experts=["audio", "face"])
     (root / "structured-symlinks" / "jsfusion_val_caption_idx.pkl").unlink()
@@ -254,7 +254,7 @@ def test_predict_input_ranks_a_feature_set_without_the_1ka_caption_index(tmp_pat
     torch.manual_seed(0)
     m = tiny(expert_dims=[128, 512], tokenizer=str(vocab), local_alignment=False, text_global_input="cls",
              text_encoder_config={**TINY_BERT, "vocab_size": len(SYNTHETIC_VOCAB) + 5}).eval()
-    ranked = m.predict_input(str(root), str(tmp_path / "out"), query="a red man is running", top_k=2)
+    ranked = rank_feature_set(m, str(root), str(tmp_path / "out"), query="a red man is running", top_k=2)
     test_ids = (root / "structured-symlinks" / "val_list_jsfusion.txt").read_text().split()
     assert sorted(v for v, _ in ranked) == sorted(test_ids)
     assert [s for _, s in ranked] == sorted((s for _, s in ranked), reverse=True)

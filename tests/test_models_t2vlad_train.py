@@ -8,7 +8,8 @@ import torch
 
 from mmzoo.data.msrvtt import MSRVTTDataModule
 from mmzoo.data.synthetic.msrvtt import SYNTHETIC_VOCAB, write_msrvtt
-from mmzoo.models.t2vlad import T2VLAD, rank_videos
+from mmzoo.models.t2vlad import T2VLAD
+from mmzoo.predict.t2vlad import rank_feature_set, rank_videos
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +74,7 @@ def test_1ka_protocol_and_ranking(setup_data, tmp_path):
     assert dict(ranked)[b["video_id"][0]] == pytest.approx(float(s[0, 0]), abs=1e-5)
     out = m.predict_step(b, 0)
     assert out["video_id"] == list(b["video_id"]) and out["local"].shape[1] == 3 * 32
-    written = m.predict_input(str(root), str(tmp_path / "pred"), query="a red man is running", top_k=3)
+    written = rank_feature_set(m, str(root), str(tmp_path / "pred"), query="a red man is running", top_k=3)
     assert written == ranked
     saved = json.loads((tmp_path / "pred" / "ranking.json").read_text())["ranking"]
     assert [r["video_id"] for r in saved] == [v for v, _ in ranked]
@@ -123,6 +124,6 @@ def test_two_process_ddp_test_equals_single_process(setup_data):
               enable_model_summary=False)
     single = pl.Trainer(devices=1, **kw).test(m, dm, verbose=False)[0]
     ddp = pl.Trainer(devices=2, strategy="ddp_fork", **kw).test(m, dm, verbose=False)[0]
-    assert single.keys() == ddp.keys() and len(single) == 10
+    assert single.keys() == ddp.keys() and len(single) == 12  # R@1/5/10, MdR, MnR, R1-R5-R10 per direction
     for k in single:
         assert ddp[k] == pytest.approx(single[k], abs=1e-4), k

@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from mmzoo.data.synthetic.media import write_jpeg_frames, write_mp4
+from mmzoo.data.media import write_jpeg_frames, write_mp4
 
 
 def _frames(t=12, h=48, w=64):

@@ -12,7 +12,6 @@ the registry records), and it says so.
 """
 from __future__ import annotations
 
-import hashlib
 import importlib
 import inspect
 import os
@@ -22,27 +21,12 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
-from mmzoo.errors import ChecksumMismatchError, NoPublishedWeightsError
+from mmzoo.errors import NoPublishedWeightsError
+from mmzoo.hub.repo import WEIGHTS_NAME, load_state_dict_strict, save_pretrained, sha256_file, verify_sha256
+from mmzoo.hub.sources import converted_repo, install_local
+from mmzoo.registry import get_spec, split_name
 
 __all__ = ["convert", "verify_sha256", "sha256_file", "load_converter"]
-
-
-def sha256_file(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
-    """Hex sha256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(chunk_size):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def verify_sha256(path: str | os.PathLike, expected: str | None, hint: str = "") -> str:
-    """Check that `path` has sha256 `expected` (no-op check when `expected` is None); returns
-    the actual digest, raises `ChecksumMismatchError` naming the file and both digests."""
-    actual = sha256_file(path)
-    if expected and actual.lower() != expected.strip().lower():
-        raise ChecksumMismatchError(path, expected.strip().lower(), actual, hint)
-    return actual
 
 
 def load_converter(dotted: str) -> Callable[[str], dict]:
@@ -87,15 +71,6 @@ def convert(
     model.safetensors' sha256 differs from the registry's record, or if the converted state
     dict does not fit the architecture exactly.
     """
-    from mmzoo.hub import (
-        WEIGHTS_NAME,
-        _converted_repo,
-        install_local,
-        load_state_dict_strict,
-        save_pretrained,
-    )
-    from mmzoo.registry import get_spec, split_name
-
     if output_dir is None and not push_to_local_hub:
         raise ValueError("Nowhere to write: give output_dir or keep push_to_local_hub=True.")
     spec = get_spec(name)
@@ -135,7 +110,7 @@ def convert(
             )
         result: Path | None = None
         if push_to_local_hub:
-            result = install_local(lambda dst: shutil.copytree(folder, dst, dirs_exist_ok=True), _converted_repo(spec, w))
+            result = install_local(lambda dst: shutil.copytree(folder, dst, dirs_exist_ok=True), converted_repo(spec, w))
         if output_dir is not None:
             out = Path(output_dir)
             out.mkdir(parents=True, exist_ok=True)

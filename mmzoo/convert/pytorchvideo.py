@@ -29,7 +29,7 @@ from typing import Mapping, Union
 import numpy as np
 import torch
 
-from mmzoo.errors import ConversionError as _ConversionError
+from mmzoo.errors import ConversionError
 from mmzoo.safe_pickle import restricted_load
 
 __all__ = [
@@ -42,11 +42,6 @@ __all__ = [
 ]
 
 _PATHWAYS = {"0": "slow", "1": "fast"}
-_BN_FIELDS = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
-
-
-class ConversionError(_ConversionError):
-    """A checkpoint key that no rule maps, or a file that is not in the expected format."""
 
 
 def _load_torch_state(path: Union[str, Path], allow_pickle: bool = False) -> Mapping[str, torch.Tensor]:
@@ -72,36 +67,62 @@ def _load_torch_state(path: Union[str, Path], allow_pickle: bool = False) -> Map
     raise ConversionError(f"{path}: expected a checkpoint dict with a 'model_state' entry")
 
 
+# --------------------------------------------------------------------------- renaming tables
+# A rule is (pattern, template, stage offset). Named groups feed the template after mapping:
+# `pw` (pathway index) -> "slow" / "fast", `kind` (the source's layer word) -> "conv" / "bn",
+# `nl` (non-local sub-layer) -> mmzoo's name, `stage` -> the source's stage number minus the offset.
+_Rule = tuple[str, str, int]
+_LAYER = {"conv": "conv", "conv_fast_to_slow": "conv", "conv_f2s": "conv", "": "conv",
+          "norm": "bn", "bn": "bn", "_bn": "bn"}
+_PSF_NL = {"conv_theta": "theta", "conv_phi": "phi", "conv_g": "g", "conv_out": "out", "bn": "bn"}
+_BLOCK = "backbone.{pw}.stages.{stage}.blocks.{blk}"
+
+_PTV_RULES: list[_Rule] = [
+    (r"blocks\.0\.multipathway_blocks\.(?P<pw>[01])\.(?P<kind>conv|norm)\.(?P<p>\w+)", "backbone.{pw}.stem.{kind}.{p}", 0),
+    (r"blocks\.(?P<stage>[0-3])\.multipathway_fusion\.(?P<kind>conv_fast_to_slow|norm)\.(?P<p>\w+)",
+     "backbone.f2s.{stage}.{kind}.{p}", 0),
+    (r"blocks\.(?P<stage>[1-4])\.multipathway_blocks\.(?P<pw>[01])\.res_blocks\.(?P<blk>\d+)"
+     r"\.branch1_(?P<kind>conv|norm)\.(?P<p>\w+)", _BLOCK + ".shortcut.{kind}.{p}", 1),
+    (r"blocks\.(?P<stage>[1-4])\.multipathway_blocks\.(?P<pw>[01])\.res_blocks\.(?P<blk>\d+)"
+     r"\.branch2\.(?P<kind>conv|norm)_(?P<x>[abc])\.(?P<p>\w+)", _BLOCK + ".{kind}_{x}.{p}", 1),
+    (r"blocks\.\d+\.proj\.(?P<p>weight|bias)", "head.fc.{p}", 0),
+]
+_PSF_RULES: list[_Rule] = [
+    (r"s1\.pathway(?P<pw>[01])_stem\.(?P<kind>conv|bn)\.(?P<p>\w+)", "backbone.{pw}.stem.{kind}.{p}", 0),
+    (r"s(?P<stage>[1-4])_fuse\.(?P<kind>conv_f2s|bn)\.(?P<p>\w+)", "backbone.f2s.{stage}.{kind}.{p}", 1),
+    (r"s(?P<stage>[2-5])\.pathway(?P<pw>[01])_res(?P<blk>\d+)\.branch1(?P<kind>|_bn)\.(?P<p>\w+)",
+     _BLOCK + ".shortcut.{kind}.{p}", 2),
+    (r"s(?P<stage>[2-5])\.pathway(?P<pw>[01])_res(?P<blk>\d+)\.branch2\.(?P<x>[abc])(?P<kind>|_bn)\.(?P<p>\w+)",
+     _BLOCK + ".{kind}_{x}.{p}", 2),
+    (r"s(?P<stage>[2-5])\.pathway0_nonlocal(?P<blk>\d+)\.(?P<nl>conv_theta|conv_phi|conv_g|conv_out|bn)\.(?P<p>\w+)",
+     "backbone.slow.stages.{stage}.nonlocal_blocks.{blk}.{nl}.{p}", 2),
+    (r"head\.projection\.(?P<p>weight|bias)", "head.fc.{p}", 0),
+]
+
+
+def _rename(key: str, rules: list[_Rule], source: str) -> str:
+    """mmzoo's name for `key` by the first matching rule; a key no rule maps is an error."""
+    for pattern, template, offset in rules:
+        m = re.fullmatch(pattern, key)
+        if m is None:
+            continue
+        fields = m.groupdict()
+        if "pw" in fields:
+            fields["pw"] = _PATHWAYS[fields["pw"]]
+        if "kind" in fields:
+            fields["kind"] = _LAYER[fields["kind"]]
+        if "nl" in fields:
+            fields["nl"] = _PSF_NL[fields["nl"]]
+        if "stage" in fields:
+            fields["stage"] = int(fields["stage"]) - offset
+        return template.format(**fields)
+    raise ConversionError(f"no mmzoo parameter for {source} key '{key}'")
+
+
 # --------------------------------------------------------------------------- PyTorchVideo
-_PTV_BLOCK = {"conv_a": "conv_a", "norm_a": "bn_a", "conv_b": "conv_b", "norm_b": "bn_b", "conv_c": "conv_c", "norm_c": "bn_c"}
-
-
-def _ptv_key(key: str) -> str:
-    m = re.fullmatch(r"blocks\.0\.multipathway_blocks\.([01])\.(conv|norm)\.(\w+)", key)
-    if m:
-        return f"backbone.{_PATHWAYS[m[1]]}.stem.{'conv' if m[2] == 'conv' else 'bn'}.{m[3]}"
-    m = re.fullmatch(r"blocks\.([0-3])\.multipathway_fusion\.(conv_fast_to_slow|norm)\.(\w+)", key)
-    if m:
-        return f"backbone.f2s.{m[1]}.{'conv' if m[2] == 'conv_fast_to_slow' else 'bn'}.{m[3]}"
-    m = re.fullmatch(r"blocks\.([1-4])\.multipathway_blocks\.([01])\.res_blocks\.(\d+)\.(.+)", key)
-    if m:
-        stage, path, blk, rest = int(m[1]) - 1, _PATHWAYS[m[2]], m[3], m[4]
-        prefix = f"backbone.{path}.stages.{stage}.blocks.{blk}"
-        b = re.fullmatch(r"branch1_(conv|norm)\.(\w+)", rest)
-        if b:
-            return f"{prefix}.shortcut.{'conv' if b[1] == 'conv' else 'bn'}.{b[2]}"
-        b = re.fullmatch(r"branch2\.(conv_[abc]|norm_[abc])\.(\w+)", rest)
-        if b:
-            return f"{prefix}.{_PTV_BLOCK[b[1]]}.{b[2]}"
-    m = re.fullmatch(r"blocks\.\d+\.proj\.(weight|bias)", key)
-    if m:
-        return f"head.fc.{m[1]}"
-    raise ConversionError(f"no mmzoo parameter for PyTorchVideo key '{key}'")
-
-
 def pytorchvideo_to_mmzoo(state: Mapping[str, torch.Tensor]) -> "OrderedDict[str, torch.Tensor]":
     """Rename a `create_slowfast` state dict to mmzoo's SlowFast names (tensors unchanged)."""
-    return OrderedDict((_ptv_key(k), v.clone()) for k, v in state.items())
+    return OrderedDict((_rename(k, _PTV_RULES, "PyTorchVideo"), v.clone()) for k, v in state.items())
 
 
 def convert_pytorchvideo_slowfast(path: Union[str, Path], allow_pickle: bool = False) -> "OrderedDict[str, torch.Tensor]":
@@ -110,42 +131,12 @@ def convert_pytorchvideo_slowfast(path: Union[str, Path], allow_pickle: bool = F
 
 
 # --------------------------------------------------------------------------- PySlowFast
-_PSF_BLOCK = {"a": "conv_a", "a_bn": "bn_a", "b": "conv_b", "b_bn": "bn_b", "c": "conv_c", "c_bn": "bn_c"}
-_PSF_NL = {"conv_theta": "theta", "conv_phi": "phi", "conv_g": "g", "conv_out": "out", "bn": "bn"}
-
-
-def _psf_key(key: str) -> str:
-    m = re.fullmatch(r"s1\.pathway([01])_stem\.(conv|bn)\.(\w+)", key)
-    if m:
-        return f"backbone.{_PATHWAYS[m[1]]}.stem.{m[2]}.{m[3]}"
-    m = re.fullmatch(r"s([1-4])_fuse\.(conv_f2s|bn)\.(\w+)", key)
-    if m:
-        return f"backbone.f2s.{int(m[1]) - 1}.{'conv' if m[2] == 'conv_f2s' else 'bn'}.{m[3]}"
-    m = re.fullmatch(r"s([2-5])\.pathway([01])_res(\d+)\.(.+)", key)
-    if m:
-        prefix = f"backbone.{_PATHWAYS[m[2]]}.stages.{int(m[1]) - 2}.blocks.{m[3]}"
-        rest = m[4]
-        b = re.fullmatch(r"branch1(_bn)?\.(\w+)", rest)
-        if b:
-            return f"{prefix}.shortcut.{'bn' if b[1] else 'conv'}.{b[2]}"
-        b = re.fullmatch(r"branch2\.(a|a_bn|b|b_bn|c|c_bn)\.(\w+)", rest)
-        if b:
-            return f"{prefix}.{_PSF_BLOCK[b[1]]}.{b[2]}"
-    m = re.fullmatch(r"s([2-5])\.pathway0_nonlocal(\d+)\.(conv_theta|conv_phi|conv_g|conv_out|bn)\.(\w+)", key)
-    if m:
-        return f"backbone.slow.stages.{int(m[1]) - 2}.nonlocal_blocks.{m[2]}.{_PSF_NL[m[3]]}.{m[4]}"
-    m = re.fullmatch(r"head\.projection\.(weight|bias)", key)
-    if m:
-        return f"head.fc.{m[1]}"
-    raise ConversionError(f"no mmzoo parameter for PySlowFast key '{key}'")
-
-
 def pyslowfast_to_mmzoo(state: Mapping[str, torch.Tensor]) -> "OrderedDict[str, torch.Tensor]":
     """Rename a PySlowFast SlowFast state dict (PyTorch names) to mmzoo's names."""
     out: "OrderedDict[str, torch.Tensor]" = OrderedDict()
     for k, v in state.items():
         k = k[len("module."):] if k.startswith("module.") else k
-        out[_psf_key(k)] = v.clone()
+        out[_rename(k, _PSF_RULES, "PySlowFast")] = v.clone()
     return out
 
 
@@ -154,21 +145,35 @@ def convert_pyslowfast(path: Union[str, Path], allow_pickle: bool = False) -> "O
     return pyslowfast_to_mmzoo(_load_torch_state(path, allow_pickle))
 
 
-_C2_RULES: list[tuple[str, str]] = [
-    (r"^nonlocal_conv(\d+)_(\d+)_(theta|phi|g|out)_([wb])$", r"s\1.pathway0_nonlocal\2.conv_\3.\4"),
-    (r"^nonlocal_conv(\d+)_(\d+)_bn_(s|b|rm|riv)$", r"s\1.pathway0_nonlocal\2.bn.\3"),
-    (r"^t_pool1_subsample_bn_(s|b|rm|riv)$", r"s1_fuse.bn.\1"),
-    (r"^t_pool1_subsample_([wb])$", r"s1_fuse.conv_f2s.\1"),
-    (r"^t_res(\d+)_\d+_branch2c_bn_subsample_bn_(s|b|rm|riv)$", r"s\1_fuse.bn.\2"),
-    (r"^t_res(\d+)_\d+_branch2c_bn_subsample_([wb])$", r"s\1_fuse.conv_f2s.\2"),
-    (r"^(t_)?res(\d+)_(\d+)_branch2([abc])_bn_(s|b|rm|riv)$", r"s\2.pathway{p}_res\3.branch2.\4_bn.\5"),
-    (r"^(t_)?res(\d+)_(\d+)_branch2([abc])_([wb])$", r"s\2.pathway{p}_res\3.branch2.\4.\5"),
-    (r"^(t_)?res(\d+)_(\d+)_branch1_bn_(s|b|rm|riv)$", r"s\2.pathway{p}_res\3.branch1_bn.\4"),
-    (r"^(t_)?res(\d+)_(\d+)_branch1_([wb])$", r"s\2.pathway{p}_res\3.branch1.\4"),
-    (r"^(t_)?res_conv1_bn_(s|b|rm|riv)$", r"s1.pathway{p}_stem.bn.\2"),
-    (r"^(t_)?conv1_([wb])$", r"s1.pathway{p}_stem.conv.\2"),
-    (r"^pred_([wb])$", r"head.projection.\1"),
+# One row per Caffe2 layer: (conv blob prefix, its BN's blob prefix or None, PySlowFast conv
+# module, PySlowFast BN module). A leading `(t_)?` marks the Fast pathway ({p} in the targets).
+_C2_LAYERS: list[tuple[str, str | None, str, str | None]] = [
+    (r"nonlocal_conv(\d+)_(\d+)_(theta|phi|g|out)", r"nonlocal_conv(\d+)_(\d+)_bn",
+     r"s\1.pathway0_nonlocal\2.conv_\3", r"s\1.pathway0_nonlocal\2.bn"),
+    (r"t_pool1_subsample", r"t_pool1_subsample_bn", "s1_fuse.conv_f2s", "s1_fuse.bn"),
+    (r"t_res(\d+)_\d+_branch2c_bn_subsample", r"t_res(\d+)_\d+_branch2c_bn_subsample_bn",
+     r"s\1_fuse.conv_f2s", r"s\1_fuse.bn"),
+    (r"(t_)?res(\d+)_(\d+)_branch2([abc])", r"(t_)?res(\d+)_(\d+)_branch2([abc])_bn",
+     r"s\2.pathway{p}_res\3.branch2.\4", r"s\2.pathway{p}_res\3.branch2.\4_bn"),
+    (r"(t_)?res(\d+)_(\d+)_branch1", r"(t_)?res(\d+)_(\d+)_branch1_bn",
+     r"s\2.pathway{p}_res\3.branch1", r"s\2.pathway{p}_res\3.branch1_bn"),
+    (r"(t_)?conv1", r"(t_)?res_conv1_bn", "s1.pathway{p}_stem.conv", "s1.pathway{p}_stem.bn"),
+    (r"pred", None, "head.projection", None),
 ]
+
+
+def _c2_rules() -> list[tuple[str, str]]:
+    """(blob pattern, target) pairs: a conv's `_w` / `_b` and a BN's `_s` / `_b` / `_rm` / `_riv`."""
+    rules = []
+    for conv, bn, conv_target, bn_target in _C2_LAYERS:
+        for prefix, params, target in ((bn, "s|b|rm|riv", bn_target), (conv, "w|b", conv_target)):
+            if prefix is not None:
+                suffix = re.compile(prefix).groups + 1
+                rules.append((rf"^{prefix}_({params})$", rf"{target}.\g<{suffix}>"))
+    return rules
+
+
+_C2_RULES = _c2_rules()
 _C2_SUFFIX = {"w": "weight", "b": "bias", "s": "weight", "rm": "running_mean", "riv": "running_var"}
 _C2_IGNORED = re.compile(r"(_momentum$|^lr$|^model_iter$|^lr_.*|_grad$)")
 

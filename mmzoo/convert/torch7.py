@@ -39,6 +39,7 @@ import torch
 from torch import nn
 
 from mmzoo.errors import ConversionError
+from mmzoo.hub.repo import load_state_dict_strict
 
 __all__ = ["load_t7", "t7_layers", "convert_rfcn_r101", "convert_stmn_r101", "convert_stmn_r101_single",
            "convert_stmn_r101_with_rfcn",
@@ -280,9 +281,9 @@ def convert_stmn_r101_with_rfcn(stmn_path: str | Path, rfcn_path: str | Path, bu
     build = build or _build
     model = build("stmn-r101")
     rfcn = build("rfcn-r101")
-    rfcn.load_state_dict(convert_rfcn_r101(rfcn_path, rfcn), strict=True)
+    load_state_dict_strict(rfcn, convert_rfcn_r101(rfcn_path, rfcn), str(rfcn_path))
     plain = build("stmn-r101", ensemble="none")
-    plain.load_state_dict(convert_stmn_r101_single(stmn_path, plain), strict=True)
+    load_state_dict_strict(plain, convert_stmn_r101_single(stmn_path, plain), str(stmn_path))
     state = dict(plain.state_dict())
     for prefix, src in (("ensemble_branch.conv.", rfcn.temporal), ("ensemble_branch.post.", rfcn.post),
                         ("ensemble_branch.head.", rfcn.head)):

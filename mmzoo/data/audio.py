@@ -6,7 +6,7 @@ before frequency, the layout of the batch field ``audio``). With ``num_frames`` 
 centre-crops / zero-pads the waveform to exactly the ``(num_frames - 1) * hop + win`` samples that
 give ``num_frames`` frames (``center=False`` framing), so the output size never depends on the clip.
 
-:func:`avslowfast_logmel` is the AVSlowFast front end (digest-000 §3.2): 16 kHz, 32 ms Hann window
+:func:`avslowfast_logmel` is the AVSlowFast front end (thesis ch. 4): 16 kHz, 32 ms Hann window
 (512 samples), 16 ms hop (256), 80 mel bins, 128 frames. The thesis is [SILENT] on FFT size, mel
 scale, fmin/fmax, log offset and normalisation; the defaults follow the authors' public code
 ([EXT]: n_fft 512, HTK mel scale, no framing padding, ``log(S + 1e-8)``, then ``(x + 7.03) / 4.66``)

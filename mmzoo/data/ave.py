@@ -45,18 +45,38 @@ import hashlib
 import json
 import os
 import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Optional
 
 import numpy as np
 import torch
-from pytorch_lightning import LightningDataModule
 
-from mmzoo.data.constants import AVE_BACKGROUND, AVE_CLASSES, AVE_NUM_SEGMENTS
-from mmzoo.data.collate import collate_dicts
+from mmzoo.data.ave_files import (
+    AVE_CLASSES,
+    BACKGROUND,
+    FEATURE_FILES,
+    H5_KEY,
+    NOISY_FILES,
+    NUM_SEGMENTS,
+    ORDER_H5,
+    SPLIT_TXT,
+    SPLITS,
+    AnnotationRow,
+    AVEDataError,
+    AVEFeatureDataset,
+    AVELayout,
+    _check_shape,
+    _h5_read,
+    _h5_shape,
+    _read_order,
+    _rows_from_split_txt,
+    _video_label,
+    find_layout,
+    parse_annotations,
+)
+from mmzoo.data.base import ZooDataModule
 from mmzoo.data.registry import register_datamodule
-from mmzoo.errors import DataError
+from mmzoo.registry import InputConfig
 
 __all__ = [
     "AVE_CLASSES",
@@ -71,389 +91,6 @@ __all__ = [
     "find_layout",
 ]
 
-BACKGROUND = AVE_BACKGROUND
-NUM_SEGMENTS = AVE_NUM_SEGMENTS
-HEADER_FIELDS = ("category", "videoid", "quality", "starttime", "endtime")
-SPLITS = ("train", "val", "test")
-SPLIT_TXT = {"train": "trainSet.txt", "val": "valSet.txt", "test": "testSet.txt"}
-ORDER_H5 = {s: f"{s}_order.h5" for s in SPLITS}
-FEATURE_FILES = ("visual_feature.h5", "audio_feature.h5", "labels.h5")
-NOISY_FILES = ("visual_feature_noisy.h5", "audio_feature_noisy.h5", "labels_noisy.h5")
-H5_KEY = "avadataset"
-MAX_DEPTH = 3
-
-
-class AVEDataError(DataError, ValueError):
-    """Malformed AVE data; the message names the file (and line, or HDF5 key)."""
-
-
-# --------------------------------------------------------------------------- annotations
-@dataclass(frozen=True)
-class AnnotationRow:
-    """One line of Annotations.txt. ``row`` counts data lines from 0 (what ``*_order.h5`` index);
-    ``line`` is the 1-based line number in the file (for messages)."""
-
-    row: int
-    line: int
-    category: str
-    video_id: str
-    quality: str
-    start: int
-    end: int
-    class_index: int
-
-    def segment_labels(self, num_segments: int = NUM_SEGMENTS, background: int = BACKGROUND) -> np.ndarray:
-        lab = np.full(num_segments, background, dtype=np.int64)
-        lab[self.start : self.end] = self.class_index
-        return lab
-
-    def key(self) -> tuple[str, str, str, int, int]:
-        return (self.category, self.video_id, self.quality, self.start, self.end)
-
-
-def _is_header(line: str) -> bool:
-    parts = [p.strip().lower().replace(" ", "") for p in line.split("&")]
-    return tuple(parts) == HEADER_FIELDS
-
-
-def _parse_lines(path: Path) -> list[tuple[int, str, str, str, int, int]]:
-    """(line number, category, video id, quality, start, end) for each data line of an AVE list."""
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise AVEDataError(f"{path}: not UTF-8 text ({e})") from e
-    lines = text.splitlines()
-    while lines and not lines[-1].strip():
-        lines.pop()
-    out = []
-    for n, raw in enumerate(lines, start=1):
-        line = raw.strip()
-        if n == 1 and _is_header(line):
-            continue
-        if not line:
-            raise AVEDataError(f"{path}:{n}: empty line inside the annotation list")
-        parts = line.split("&")
-        if len(parts) != 5:
-            raise AVEDataError(
-                f"{path}:{n}: expected 5 '&'-separated fields Category&VideoID&Quality&StartTime&EndTime, "
-                f"got {len(parts)}: {raw!r}"
-            )
-        cat, vid, qual, s, e = (p.strip() for p in parts)
-        if not cat or not vid:
-            raise AVEDataError(f"{path}:{n}: empty category or video id: {raw!r}")
-        try:
-            start, end = int(s), int(e)
-        except ValueError:
-            raise AVEDataError(f"{path}:{n}: StartTime/EndTime must be integer seconds, got {s!r}/{e!r}") from None
-        out.append((n, cat, vid, qual, start, end))
-    if not out:
-        raise AVEDataError(f"{path}: no annotation lines")
-    return out
-
-
-def parse_annotations(
-    path: str | Path,
-    class_order: Literal["ave", "first_appearance"] = "ave",
-    num_classes: int = 28,
-    num_segments: int = NUM_SEGMENTS,
-) -> tuple[list[AnnotationRow], list[str]]:
-    """Parse Annotations.txt into rows and the class list.
-
-    ``class_order="ave"``: class index = position in :data:`AVE_CLASSES` (the order of first
-    appearance in the real file); an unknown category is an error. ``"first_appearance"``: classes
-    are numbered in the order they first appear in this file (for AVE-format datasets of your
-    own), at most ``num_classes`` of them. Background is always ``num_classes``.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"AVE annotation file not found: {path}")
-    if class_order == "ave":
-        if num_classes != len(AVE_CLASSES):
-            raise ValueError(f"class_order='ave' has {len(AVE_CLASSES)} classes; got num_classes={num_classes}")
-        classes = list(AVE_CLASSES)
-    elif class_order == "first_appearance":
-        classes = []
-    else:
-        raise ValueError(f"class_order must be 'ave' or 'first_appearance'; got {class_order!r}")
-    index = {c: i for i, c in enumerate(classes)}
-    rows = []
-    for r, (n, cat, vid, qual, start, end) in enumerate(_parse_lines(path)):
-        if cat not in index:
-            if class_order == "ave":
-                raise AVEDataError(
-                    f"{path}:{n}: category {cat!r} is not one of the 28 AVE classes (label out of range); "
-                    "use class_order='first_appearance' for a dataset with its own classes"
-                )
-            if len(classes) >= num_classes:
-                raise AVEDataError(
-                    f"{path}:{n}: category {cat!r} would be class {len(classes)}, out of range for "
-                    f"num_classes={num_classes} (background is {num_classes})"
-                )
-            index[cat] = len(classes)
-            classes.append(cat)
-        if not (0 <= start <= num_segments and 0 <= end <= num_segments):
-            raise AVEDataError(f"{path}:{n}: StartTime/EndTime {start}/{end} out of range [0, {num_segments}]")
-        if start > end:
-            raise AVEDataError(f"{path}:{n}: StartTime {start} > EndTime {end}")
-        rows.append(AnnotationRow(r, n, cat, vid, qual, start, end, index[cat]))
-    return rows, classes
-
-
-# --------------------------------------------------------------------------- layout discovery
-@dataclass
-class AVELayout:
-    """What was found under ``root`` (``None`` = not found)."""
-
-    root: Path
-    annotations: Optional[Path] = None
-    split_txt: dict[str, Optional[Path]] = field(default_factory=dict)
-    order_h5: dict[str, Optional[Path]] = field(default_factory=dict)
-    features: dict[str, Optional[Path]] = field(default_factory=dict)
-    noisy: dict[str, Optional[Path]] = field(default_factory=dict)
-    video_dir: Optional[Path] = None
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def has_features(self) -> bool:
-        return self.features.get("visual_feature.h5") is not None and self.features.get("audio_feature.h5") is not None
-
-    def describe(self) -> str:
-        def rel(p):
-            if p is None:
-                return "-"
-            try:
-                return str(Path(p).relative_to(self.root))
-            except ValueError:
-                return str(p)
-
-        lines = [f"AVE layout under {self.root}:", f"  annotations: {rel(self.annotations)}"]
-        lines.append("  split lists: " + ", ".join(f"{s}={rel(self.split_txt.get(s))}" for s in SPLITS))
-        lines.append("  split orders: " + ", ".join(f"{s}={rel(self.order_h5.get(s))}" for s in SPLITS))
-        lines.append("  features: " + ", ".join(f"{k}={rel(v)}" for k, v in self.features.items()))
-        lines.append("  weak extras: " + ", ".join(f"{k}={rel(v)}" for k, v in self.noisy.items()))
-        lines.append(f"  videos: {rel(self.video_dir)}")
-        lines += [f"  note: {n}" for n in self.notes]
-        return "\n".join(lines)
-
-
-def _walk(root: Path, max_depth: int = MAX_DEPTH):
-    """(folder, file names, dir names) for folders up to ``max_depth`` below root, shallow first;
-    hidden folders and mmzoo feature caches are skipped."""
-    from mmzoo.data.ave_features import MANIFEST
-
-    queue = [(root, 0)]
-    while queue:
-        folder, depth = queue.pop(0)
-        try:
-            entries = list(os.scandir(folder))
-        except OSError:
-            continue
-        files = sorted(e.name for e in entries if e.is_file())
-        if MANIFEST in files and folder != root:
-            continue
-        dirs = sorted(e.name for e in entries if e.is_dir() and not e.name.startswith(".") and not e.name.endswith(".partial"))
-        yield folder, files, dirs
-        if depth < max_depth:
-            queue += [(folder / d, depth + 1) for d in dirs]
-
-
-def _file_digest(p: Path) -> str:
-    h = hashlib.sha1()
-    with open(p, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _pick(name: str, found: list[Path], notes: list[str], compare_content: bool) -> Optional[Path]:
-    if not found:
-        return None
-    if len(found) == 1:
-        return found[0]
-    if compare_content and len({_file_digest(p) for p in found}) == 1:
-        notes.append(f"{len(found)} identical copies of {name}; using {found[0]}")
-        return found[0]
-    raise AVEDataError(
-        f"found {len(found)} different files named {name} under the AVE root: "
-        + ", ".join(str(p) for p in found)
-        + ". Keep one, or point to the right folder (annotations_file / features_dir / video_dir)."
-    )
-
-
-def find_layout(
-    root: str | Path,
-    annotations_file: Optional[str | Path] = None,
-    features_dir: Optional[str | Path] = None,
-    video_dir: Optional[str | Path] = None,
-) -> AVELayout:
-    """Locate the AVE files under ``root`` (see the module docstring); explicit paths win."""
-    root = Path(root).expanduser()
-    if not root.is_dir():
-        raise FileNotFoundError(f"AVE root folder not found: {root}")
-    lay = AVELayout(root=root.resolve())
-    wanted_txt = ["Annotations.txt", *SPLIT_TXT.values()]
-    wanted_h5 = [*ORDER_H5.values(), *FEATURE_FILES, *NOISY_FILES]
-    hits: dict[str, list[Path]] = {n: [] for n in wanted_txt + wanted_h5}
-    video_dirs: list[Path] = []
-    for folder, files, dirs in _walk(lay.root):
-        for n in files:
-            if n in hits:
-                hits[n].append(folder / n)
-        if folder.name == "AVE" and any(f.endswith(".mp4") for f in files):
-            video_dirs.append(folder)
-    if features_dir is not None:
-        fd = Path(features_dir).expanduser()
-        if not fd.is_dir():
-            raise FileNotFoundError(f"features_dir not found: {fd}")
-        for n in [*FEATURE_FILES, *NOISY_FILES]:
-            hits[n] = [fd / n] if (fd / n).is_file() else []
-    for n in wanted_txt:
-        p = _pick(n, hits[n], lay.notes, compare_content=True)
-        if n == "Annotations.txt":
-            lay.annotations = p
-        else:
-            lay.split_txt[next(s for s, f in SPLIT_TXT.items() if f == n)] = p
-    for s, n in ORDER_H5.items():
-        lay.order_h5[s] = _pick(n, hits[n], lay.notes, compare_content=True)
-    for n in FEATURE_FILES:
-        lay.features[n] = _pick(n, hits[n], lay.notes, compare_content=False)
-    for n in NOISY_FILES:
-        lay.noisy[n] = _pick(n, hits[n], lay.notes, compare_content=False)
-    if annotations_file is not None:
-        a = Path(annotations_file).expanduser()
-        if not a.is_file():
-            raise FileNotFoundError(f"annotations_file not found: {a}")
-        lay.annotations = a
-    if video_dir is not None:
-        v = Path(video_dir).expanduser()
-        if not v.is_dir():
-            raise FileNotFoundError(f"video_dir not found: {v}")
-        lay.video_dir = v
-    else:
-        lay.video_dir = _pick("AVE/ (video folder)", video_dirs, lay.notes, compare_content=False)
-    if lay.annotations is None:
-        raise FileNotFoundError(
-            f"Annotations.txt not found under {lay.root} (searched {MAX_DEPTH} folder levels deep). "
-            "Unpack AVE_Dataset.zip there, or pass annotations_file=..."
-        )
-    return lay
-
-
-# --------------------------------------------------------------------------- HDF5 helpers
-def _h5_shape(path: Path, key: str) -> tuple[int, ...]:
-    import h5py
-
-    if not path.is_file():
-        raise FileNotFoundError(f"AVE file not found: {path}")
-    try:
-        with h5py.File(path, "r") as f:
-            if key not in f:
-                raise AVEDataError(f"{path}: HDF5 key '{key}' missing (keys: {sorted(f.keys())})")
-            return tuple(f[key].shape)
-    except OSError as e:
-        raise AVEDataError(f"{path}: not a readable HDF5 file ({e})") from e
-
-
-def _h5_read(path: Path, key: str) -> np.ndarray:
-    import h5py
-
-    _h5_shape(path, key)
-    with h5py.File(path, "r") as f:
-        return f[key][()]
-
-
-def _check_shape(path: Path, key: str, shape: tuple[int, ...], expected: tuple[Optional[int], ...], what: str) -> None:
-    ok = len(shape) == len(expected) and all(e is None or s == e for s, e in zip(shape, expected))
-    if not ok:
-        exp = "[" + ",".join("C" if e is None else str(e) for e in expected) + "]"
-        raise AVEDataError(f"{path}: key '{key}' has shape {list(shape)}, expected {exp} ({what})")
-
-
-def _read_order(path: Path, n_rows: int) -> list[int]:
-    arr = np.asarray(_h5_read(path, "order"))
-    if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer):
-        if not (arr.ndim == 1 and np.issubdtype(arr.dtype, np.floating) and np.all(arr == np.round(arr))):
-            raise AVEDataError(f"{path}: key 'order' must be a 1-D array of row indices; got {arr.dtype} {list(arr.shape)}")
-    idx = arr.astype(np.int64)
-    bad = idx[(idx < 0) | (idx >= n_rows)]
-    if bad.size:
-        raise AVEDataError(f"{path}: key 'order' has row index {int(bad[0])} out of range [0, {n_rows}) of Annotations.txt")
-    if len(set(idx.tolist())) != len(idx):
-        raise AVEDataError(f"{path}: key 'order' lists a row more than once")
-    return idx.tolist()
-
-
-def _rows_from_split_txt(path: Path, rows: list[AnnotationRow]) -> list[int]:
-    by_key: dict[tuple, list[int]] = {}
-    for r in rows:
-        by_key.setdefault(r.key(), []).append(r.row)
-    used: dict[tuple, int] = {}
-    out = []
-    for n, cat, vid, qual, s, e in _parse_lines(path):
-        k = (cat, vid, qual, s, e)
-        cands = by_key.get(k, [])
-        i = used.get(k, 0)
-        if i >= len(cands):
-            raise AVEDataError(f"{path}:{n}: line {cat}&{vid}&{qual}&{s}&{e} matches no (remaining) row of Annotations.txt")
-        used[k] = i + 1
-        out.append(cands[i])
-    return out
-
-
-# --------------------------------------------------------------------------- dataset
-class AVEFeatureDataset(torch.utils.data.Dataset):
-    """Per-row samples read from released-format feature files (see module docstring for fields).
-
-    ``entries`` are dicts with ``source`` (a key of ``sources``), ``index`` (row in that source's
-    HDF5 arrays), ``label`` (int ``[10]``), ``video_label`` (float ``[29]``) and ``meta``.
-    HDF5 files are opened lazily in each worker process.
-    """
-
-    def __init__(self, entries: list[dict[str, Any]], sources: dict[str, tuple[Path, Path]]) -> None:
-        self.entries = entries
-        self.sources = {k: (Path(v), Path(a)) for k, (v, a) in sources.items()}
-        self._files: dict[str, Any] = {}
-        self._pid: Optional[int] = None
-
-    def __len__(self) -> int:
-        return len(self.entries)
-
-    def _open(self, path: Path):
-        import h5py
-
-        if self._pid != os.getpid():
-            self._files, self._pid = {}, os.getpid()
-        key = str(path)
-        if key not in self._files:
-            self._files[key] = h5py.File(path, "r")[H5_KEY]
-        return self._files[key]
-
-    def __getstate__(self):
-        state = dict(self.__dict__)
-        state["_files"], state["_pid"] = {}, None
-        return state
-
-    def __getitem__(self, i: int) -> dict[str, Any]:
-        e = self.entries[i]
-        vpath, apath = self.sources[e["source"]]
-        visual = torch.from_numpy(np.asarray(self._open(vpath)[e["index"]], dtype=np.float32))
-        audio = torch.from_numpy(np.asarray(self._open(apath)[e["index"]], dtype=np.float32))
-        return {
-            "visual": visual,
-            "audio": audio,
-            "label": torch.as_tensor(e["label"], dtype=torch.long),
-            "video_label": torch.as_tensor(e["video_label"], dtype=torch.float32),
-            "meta": dict(e["meta"]),
-        }
-
-
-def _video_label(seg: np.ndarray, class_index: int, rule: str, num_outputs: int) -> np.ndarray:
-    if rule == "average":
-        return np.bincount(seg, minlength=num_outputs).astype(np.float32) / len(seg)
-    out = np.zeros(num_outputs, np.float32)
-    out[class_index] = 1.0
-    return out
-
 
 def _cache_root() -> Path:
     return Path(os.environ.get("MMZOO_CACHE", Path.home() / ".cache" / "mmzoo")).expanduser()
@@ -461,7 +98,7 @@ def _cache_root() -> Path:
 
 # --------------------------------------------------------------------------- DataModule
 @register_datamodule("ave")
-class AVEDataModule(LightningDataModule):
+class AVEDataModule(ZooDataModule):
     """AVE audio-visual event localisation (28 events + background, 10 one-second segments).
 
     Args:
@@ -479,7 +116,8 @@ class AVEDataModule(LightningDataModule):
             lists), ``"order_h5"`` or ``"txt"``.
         class_order: ``"ave"`` (the 28 AVE classes in their official order) or
             ``"first_appearance"`` (number this file's categories in order of first appearance).
-        num_classes: event classes (background = ``num_classes``); 28 for AVE.
+        num_events: event classes (background = ``num_events``, so the model has
+            ``num_events + 1`` outputs); 28 for AVE.
         annotations_file, features_dir, video_dir: explicit locations overriding discovery.
         visual_backbone: timm model for video mode (last stage at 224x224 must be 7x7). Default
             ``resnet152.tv_in1k``: ResNet-152 with the original ImageNet weights (thesis "ResNet-151").
@@ -517,7 +155,7 @@ class AVEDataModule(LightningDataModule):
         weak_background_videos: Optional[bool] = None,
         split_source: Literal["auto", "order_h5", "txt"] = "auto",
         class_order: Literal["ave", "first_appearance"] = "ave",
-        num_classes: int = 28,
+        num_events: int = 28,
         annotations_file: Optional[str] = None,
         features_dir: Optional[str] = None,
         video_dir: Optional[str] = None,
@@ -537,8 +175,8 @@ class AVEDataModule(LightningDataModule):
         pin_memory: Optional[bool] = None,
         progress: bool = True,
     ) -> None:
-        super().__init__()
-        self.save_hyperparameters()
+        super().__init__(batch_size=batch_size, num_workers=num_workers, pin_memory=pin_memory,
+                         eval_batch_size=eval_batch_size)
         for name, val, allowed in (
             ("input_mode", input_mode, ("auto", "features", "video")),
             ("supervision", supervision, ("full", "weak")),
@@ -555,9 +193,9 @@ class AVEDataModule(LightningDataModule):
         self.weak_background_videos = weak_background_videos
         self.split_source = split_source
         self.class_order = class_order
-        self.num_classes = num_classes
-        self.background_index = num_classes
-        self.num_outputs = num_classes + 1
+        self.num_events = num_events
+        self.background_index = num_events
+        self.num_outputs = num_events + 1
         self.num_segments = NUM_SEGMENTS
         self.annotations_file = annotations_file
         self.features_dir = features_dir
@@ -577,10 +215,6 @@ class AVEDataModule(LightningDataModule):
         self.extract_device = extract_device
         self.extract_batch_videos = extract_batch_videos
         self.skip_corrupt = skip_corrupt
-        self.batch_size = batch_size
-        self.eval_batch_size = eval_batch_size or batch_size
-        self.num_workers = num_workers
-        self.pin_memory = torch.cuda.is_available() if pin_memory is None else pin_memory
         self.progress = progress
 
         self.layout: Optional[AVELayout] = None
@@ -592,9 +226,15 @@ class AVEDataModule(LightningDataModule):
         self.skipped: dict[str, str] = {}
         self.skipped_rows: list[int] = []
         self.uses_background_videos = False
-        self.datasets: dict[str, AVEFeatureDataset] = {}
         self._visual_dim: Optional[int] = None
         self._prepared = False
+
+    @classmethod
+    def defaults_from_input(cls, cfg: InputConfig) -> dict[str, Any]:
+        """``input_mode="features"`` for a model whose contract names released feature sets
+        (``cfg.features``); otherwise nothing (``"auto"`` picks features or videos from what is
+        on disk, and the extracted features have the released format either way)."""
+        return {"input_mode": "features"} if cfg.features else {}
 
     # ------------------------------------------------------------------ discovery
     def _discover(self) -> AVELayout:
@@ -656,7 +296,7 @@ class AVEDataModule(LightningDataModule):
     def prepare_data(self) -> None:
         """Video mode: extract and cache the features once (rank 0)."""
         lay = self._discover()
-        rows, _ = parse_annotations(lay.annotations, self.class_order, self.num_classes)
+        rows, _ = parse_annotations(lay.annotations, self.class_order, self.num_events)
         if self._resolve_mode(lay) == "video":
             self._ensure_extracted(lay, rows)
 
@@ -743,7 +383,7 @@ class AVEDataModule(LightningDataModule):
         if self.datasets:
             return
         lay = self._discover()
-        rows, classes = parse_annotations(lay.annotations, self.class_order, self.num_classes)
+        rows, classes = parse_annotations(lay.annotations, self.class_order, self.num_events)
         splits = self._read_splits(lay, rows)
         mode = self._resolve_mode(lay)
         n = len(rows)
@@ -866,31 +506,8 @@ class AVEDataModule(LightningDataModule):
         return "\n".join(lines)
 
     # ------------------------------------------------------------------ loaders
-    def _loader(self, split: str, train: bool) -> torch.utils.data.DataLoader:
-        if not self.datasets:
-            self.setup()
-        ds = self.datasets[split]
+    def dataset(self, split: str) -> AVEFeatureDataset:
+        ds = super().dataset(split)
         if len(ds) == 0:
             raise AVEDataError(f"AVE split '{split}' is empty")
-        return torch.utils.data.DataLoader(
-            ds,
-            batch_size=self.batch_size if train else self.eval_batch_size,
-            shuffle=train,
-            num_workers=self.num_workers,
-            collate_fn=collate_dicts,
-            pin_memory=self.pin_memory,
-            persistent_workers=self.num_workers > 0,
-            drop_last=False,
-        )
-
-    def train_dataloader(self):
-        return self._loader("train", train=True)
-
-    def val_dataloader(self):
-        return self._loader("val", train=False)
-
-    def test_dataloader(self):
-        return self._loader("test", train=False)
-
-    def predict_dataloader(self):
-        return self._loader("test", train=False)
+        return ds

@@ -32,7 +32,7 @@ Media layouts (``root``), each looked up per video in this order:
 
 Splits. EPIC-100: train / validation / test as released. EPIC-55: the theses train and validate on
 the division of the released training set made by Baradel et al., "Object Level Visual Reasoning
-in Videos" (ECCV 2018), and do not list it (digest-002 §1.3: [SILENT]; digest-000 §3.5 only cites
+in Videos" (ECCV 2018), and do not list it (the PSN thesis is [SILENT] on it; the AVSlowFast thesis, ch. 4, only cites
 it). That list could not be verified: the authors' public code
 (github.com/fabienbaradel/object_level_visual_reasoning, last commit f504715) contains only the
 VLOG pipeline (no EPIC loader, split file or participant list), and the paper's text was not
@@ -45,8 +45,10 @@ exact list with ``val_videos_file`` when you have it.
 ``"s2"`` (EPIC-55 seen / unseen kitchens). Test rows have no labels: their targets are -1.
 
 Batch fields: ``video`` (float ``B,3,T,H,W`` normalised, or ``[slow, fast]``), ``audio`` (log-mel
-``B,1,128,80``, with ``with_audio``; ``audio_shifted`` with ``audio_shift_sec``), ``has_audio`` (bool ``B``), ``verb`` / ``noun`` (long ``B``),
-``action`` (long ``B``: ``verb * num_nouns + noun``, -1 when unlabelled), ``meta`` (list of dicts:
+``B,1,audio_num_frames,audio_n_mels``, with ``with_audio``; ``audio_shifted`` with
+``audio_shift_sec``), ``has_audio`` (bool ``B``), ``verb`` / ``noun`` (long ``B``), ``action``
+(long ``B``: ``verb * num_nouns + noun``, -1 when unlabelled), ``video_index`` (long ``B``: the
+segment each view comes from), ``meta`` (list of dicts:
 ``narration_id`` / ``uid``, ``video_id``, ``participant_id``, ``start_frame``, ``stop_frame``,
 ``start_sec``, ``stop_sec``, ``csv``, ``line``, ``source``, ``video_index``, ``clip_index``,
 ``crop_index``, ``frame_indices`` (frame numbers in frames mode, stream indices in video mode),
@@ -64,15 +66,14 @@ from __future__ import annotations
 import logging
 import re
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Any, Literal, Optional
 
 import torch
 
 from mmzoo.data.registry import register_datamodule
-from mmzoo.data.transforms import KINETICS_MEAN, KINETICS_STD
+from mmzoo.data.clips import ClipDataModule
 from mmzoo.data.video_dataset import (
     AnnotationError,
-    ClipDataModule,
     LayoutError,
     VideoRecord,
     parse_number,
@@ -124,7 +125,7 @@ class EpicKitchensDataModule(ClipDataModule):
 
     ``num_verbs`` / ``num_nouns`` (class files, else the release counts) are *not* linked to the
     model: pass ``--model.num_verbs`` / ``--model.num_nouns`` (the EPIC-55 noun count is itself
-    ambiguous, 321 / 331 / 352 in digest-002, so it stays the user's explicit choice).
+    ambiguous, 321 / 331 / 352 in the PSN thesis, so it stays the user's explicit choice).
 
     Args:
         root: dataset folder (media layouts in the module docstring).
@@ -138,16 +139,10 @@ class EpicKitchensDataModule(ClipDataModule):
         val_videos / val_videos_file: EPIC-55 validation video ids (take precedence; the file has
             one ``Pxx_yy`` id per line). An id that is malformed, repeated or absent from the
             training CSV raises, naming it (and the file line).
-        batch_size / num_workers / pin_memory: DataLoader settings.
-        num_frames / stride: frames per clip and stride (AVSlowFast 8x8: 32 at 2) for
-            ``temporal="clip"``; with ``temporal="tsn"`` ``num_frames`` segments (TSN sampling).
-        temporal: ``"clip"`` or ``"tsn"``.
-        num_clips / num_crops: test views (AVSlowFast on EPIC: 1 clip, single centre crop).
-        val_num_clips / val_num_crops: validation views during training.
-        train_scale / crop_size / test_scale / test_crop_size / mean / std: as for Kinetics.
-        alpha / pathway_mode: SlowFast pathway packing (``None``: one tensor).
-        with_audio / audio_normalization / missing_audio / audio_shift_sec / skip_corrupt: as for
-            Kinetics; audio comes from the video file (AVSlowFast front end).
+        num_clips / num_crops: test views (AVSlowFast on EPIC: 1 clip, one centre crop).
+        **kwargs: the clip settings of :class:`~mmzoo.data.clips.ClipDataModule` (as for
+            Kinetics; ``temporal="tsn"`` samples ``num_frames`` segments; audio comes from the
+            video file) and the loader settings of :class:`~mmzoo.data.base.ZooDataModule`.
     """
 
     def __init__(
@@ -160,33 +155,11 @@ class EpicKitchensDataModule(ClipDataModule):
         val_participants: Optional[list[str]] = None,
         val_videos: Optional[list[str]] = None,
         val_videos_file: Optional[str] = None,
-        batch_size: int = 8,
-        num_workers: int = 4,
-        pin_memory: bool = False,
-        num_frames: int = 32,
-        stride: int = 2,
-        temporal: Literal["clip", "tsn"] = "clip",
         num_clips: int = 1,
         num_crops: int = 1,
-        val_num_clips: int = 1,
-        val_num_crops: int = 1,
-        train_scale: tuple[int, int] = (256, 320),
-        crop_size: int = 224,
-        test_scale: int = 256,
-        test_crop_size: int = 256,
-        mean: tuple[float, float, float] = KINETICS_MEAN,
-        std: tuple[float, float, float] = KINETICS_STD,
-        alpha: Optional[int] = None,
-        pathway_mode: Literal["linspace", "stride"] = "linspace",
-        with_audio: bool = False,
-        audio_normalization: Literal["fixed", "instance", "none"] = "fixed",
-        missing_audio: Literal["zeros", "skip", "error"] = "zeros",
-        audio_shift_sec: Optional[float] = None,
-        skip_corrupt: bool = False,
+        **kwargs: Any,
     ):
-        super().__init__()
-        # no save_hyperparameters(): Lightning would merge these with the model's hparams and fail on
-        # shared names (crop_size, batch_size, ...); the CLI saves the full config anyway
+        super().__init__(num_clips=num_clips, num_crops=num_crops, **kwargs)
         if version not in ("55", "100"):
             raise ValueError(f"version must be '55' or '100', got {version!r}")
         if source not in ("frames", "video"):
@@ -206,15 +179,6 @@ class EpicKitchensDataModule(ClipDataModule):
         self.val_videos = list(val_videos) if val_videos is not None else None
         self.val_videos_file = val_videos_file
         self.train_split, self.val_split, self.test_split = "train", "val", test_set
-        self._init_clip_args(
-            batch_size=batch_size, num_workers=num_workers, num_frames=num_frames, stride=stride,
-            temporal=temporal, num_segments=None, num_clips=num_clips, num_crops=num_crops,
-            val_num_clips=val_num_clips, val_num_crops=val_num_crops, train_scale=train_scale,
-            crop_size=crop_size, test_scale=test_scale, test_crop_size=test_crop_size, mean=mean, std=std,
-            alpha=alpha, pathway_mode=pathway_mode, with_audio=with_audio,
-            audio_normalization=audio_normalization, missing_audio=missing_audio,
-            skip_corrupt=skip_corrupt, pin_memory=pin_memory, audio_shift_sec=audio_shift_sec,
-        )  # fmt: skip
         self._num_verbs: int | None = None
         self._num_nouns: int | None = None
         self._rows: dict[str, list[tuple[str, int, dict]]] = {}
@@ -422,7 +386,7 @@ class EpicKitchensDataModule(ClipDataModule):
     def action_counts(self) -> torch.Tensor:
         """``(num_verbs, num_nouns)`` long tensor: how often each (verb, noun) pair occurs in the
         training split. ``counts / counts.sum()`` is the action prior (mu) that some EPIC methods
-        combine with verb and noun scores (digest-002); the combination rule stays with the model."""
+        combine with verb and noun scores (PSN thesis); the combination rule stays with the model."""
         self._validate_layout()
         counts = torch.zeros(self.num_verbs, self.num_nouns, dtype=torch.long)
         for _path, _line, row in self._split_rows("train"):

@@ -13,11 +13,11 @@ may also be spelled with underscores instead of spaces, or be absent (flat
 order. Clips are the 10 s trimmed clips of the release, so the whole file is the sample.
 
 Classes: the sorted set of labels of the training CSV (400 / 600). ``subset`` restricts to
-Kinetics-Sounds (the 32 classes of digest-000 §3.5, re-indexed 0..31 in sorted order), to the
+Kinetics-Sounds (the 32 classes of the AVSlowFast thesis, ch. 4, re-indexed 0..31 in sorted order), to the
 classes listed in ``subset_classes_file`` (one per line), or to Mini-Kinetics (``subset="mini"``),
 read from the list files its authors distribute, in ``mini_kinetics_dir``:
 
-* ``mini_kinetics_split="arnet"`` (default; the split the theses use, digest-002 §3 / Table 5.6:
+* ``mini_kinetics_split="arnet"`` (default; the split the theses use, PSN thesis, Table 5.6:
   "Mini-Kinetics (ARNet split): 200 classes, 131,082 videos"): the TSM-style list files of AR-Net
   (Meng et al., ECCV 2020; github.com/mengyuest/AR-Net ``ops/dataset_config.py`` names them, the
   same author's AdaFuse repository ships the validation list and the class list)::
@@ -48,10 +48,12 @@ Batch fields (``batch_size`` B):
 
 * ``video``: float ``B,3,T,H,W`` normalised with ``mean`` / ``std``, or ``[slow, fast]`` with
   ``slow`` ``B,3,T//alpha,H,W`` when ``alpha`` is set;
-* ``audio``: log-mel ``B,1,128,80`` (AVSlowFast front end), only with ``with_audio=True``;
-* ``audio_shifted``: log-mel ``B,1,128,80`` shifted by ``audio_shift_sec`` (only when set);
+* ``audio``: log-mel ``B,1,audio_num_frames,audio_n_mels`` (AVSlowFast front end: ``B,1,128,80``
+  by default), only with ``with_audio=True``;
+* ``audio_shifted``: the same log-mel shifted by ``audio_shift_sec`` (only when set);
 * ``has_audio``: bool ``B`` (``False``: the video has no audio stream, ``audio`` is zeros);
 * ``label``: long ``B`` (-1 for unlabelled test rows);
+* ``video_index``: long ``B``, the video each view comes from (the views of one video share it);
 * ``meta``: list of dicts: ``youtube_id``, ``time_start``, ``time_end``, ``csv`` / ``line``,
   ``source`` (file), ``video_index``, ``clip_index``, ``crop_index`` (eval views of one video share
   ``video_index``), ``frame_indices``, ``flipped``;
@@ -75,13 +77,12 @@ import os
 import re
 import warnings
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Any, Literal, Optional
 
 from mmzoo.data.registry import register_datamodule
-from mmzoo.data.transforms import KINETICS_MEAN, KINETICS_STD
+from mmzoo.data.clips import ClipDataModule
 from mmzoo.data.video_dataset import (
     AnnotationError,
-    ClipDataModule,
     LayoutError,
     VideoRecord,
     parse_number,
@@ -99,7 +100,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: The 32 Kinetics-Sounds classes still present in Kinetics-400 (digest-000 §3.5, thesis Ch.4).
+#: The 32 Kinetics-Sounds classes still present in Kinetics-400 (AVSlowFast thesis, ch. 4).
 KINETICS_SOUNDS_CLASSES: tuple[str, ...] = (
     "blowing nose", "blowing out candles", "bowling", "chopping wood", "dribbling basketball",
     "laughing", "mowing lawn", "playing accordion", "playing bagpipes", "playing bass guitar",
@@ -214,30 +215,12 @@ class KineticsDataModule(ClipDataModule):
         mini_kinetics_missing: a listed video absent from the CSV: ``"error"`` (raise, naming the
             list file and line) or ``"skip"`` (dropped, counted in ``self.mini_kinetics_missing``,
             warned).
-        batch_size / num_workers / pin_memory: DataLoader settings.
-        num_frames / stride: frames per clip and sampling stride (AVSlowFast 4x16: 32 at 2).
-        num_clips / num_crops: test views (thesis: 10 x 3).
-        val_num_clips / val_num_crops: validation views during training (default 1 x 1).
-        train_scale: short-side range for training (thesis: [256, 320]; [256, 340] for R101).
-        crop_size: training crop (224). test_scale / test_crop_size: 256 / 256.
-        mean / std: normalisation (PySlowFast: 0.45 / 0.225).
-        alpha: SlowFast speed ratio for pathway packing (AVSlowFast: 8); ``None`` = one tensor.
-        pathway_mode: slow-frame selection (``"linspace"``: PySlowFast / PyTorchVideo convention;
-            ``"stride"``: ``frames[::alpha]``).
-        with_audio: add the AVSlowFast log-mel (16 kHz, 32/16 ms, 80 mels, 128 frames centred on the
-            clip) as ``audio``.
-        audio_normalization: ``"fixed"`` ([EXT] mean -7.03 / std 4.66), ``"instance"`` or
-            ``"none"`` (the thesis is [SILENT]).
-        missing_audio: videos without an audio stream: ``"zeros"`` (zero audio, ``has_audio=False``,
-            counted), ``"skip"`` (replaced by the next video, counted and reported) or ``"error"``.
-        audio_shift_sec: with ``with_audio``, also return ``audio_shifted``: the log-mel of the same
-            window shifted by this many seconds (later when the track allows, else earlier; random
-            direction in training when both fit): hard negatives for AVSlowFast's AVS loss (>= 0.5 s
-            in the thesis). ``None``: no such field.
-        skip_corrupt: replace undecodable videos by the next one, counted and reported, instead of
-            raising.
         missing_videos: ``"error"`` or ``"skip"`` (drop annotation rows whose video is absent,
             with a warning giving the count).
+        **kwargs: the clip settings of :class:`~mmzoo.data.clips.ClipDataModule` (frames,
+            stride, ``alpha``, scales, crops, test views (default 10 x 3, as in the thesis), audio
+            front end, missing-audio / corrupt-video policies) and the loader settings of
+            :class:`~mmzoo.data.base.ZooDataModule` (``batch_size``, ``num_workers``, ...).
     """
 
     model_links = ("num_classes",)
@@ -254,33 +237,10 @@ class KineticsDataModule(ClipDataModule):
         mini_kinetics_dir: Optional[str] = None,
         mini_kinetics_split: Literal["arnet", "s3d"] = "arnet",
         mini_kinetics_missing: Literal["error", "skip"] = "error",
-        batch_size: int = 8,
-        num_workers: int = 4,
-        pin_memory: bool = False,
-        num_frames: int = 32,
-        stride: int = 2,
-        num_clips: int = 10,
-        num_crops: int = 3,
-        val_num_clips: int = 1,
-        val_num_crops: int = 1,
-        train_scale: tuple[int, int] = (256, 320),
-        crop_size: int = 224,
-        test_scale: int = 256,
-        test_crop_size: int = 256,
-        mean: tuple[float, float, float] = KINETICS_MEAN,
-        std: tuple[float, float, float] = KINETICS_STD,
-        alpha: Optional[int] = None,
-        pathway_mode: Literal["linspace", "stride"] = "linspace",
-        with_audio: bool = False,
-        audio_normalization: Literal["fixed", "instance", "none"] = "fixed",
-        missing_audio: Literal["zeros", "skip", "error"] = "zeros",
-        audio_shift_sec: Optional[float] = None,
-        skip_corrupt: bool = False,
         missing_videos: Literal["error", "skip"] = "error",
+        **kwargs: Any,
     ):
-        super().__init__()
-        # no save_hyperparameters(): Lightning would merge these with the model's hparams and fail on
-        # shared names (crop_size, batch_size, ...); the CLI saves the full config anyway
+        super().__init__(**kwargs)
         self.root = Path(root)
         self.version = version
         self.csvs = {"train": train_csv, "val": val_csv, "test": test_csv if test_csv is not None else val_csv}
@@ -304,15 +264,6 @@ class KineticsDataModule(ClipDataModule):
             raise ValueError(f"missing_videos must be 'error' or 'skip', got {missing_videos!r}")
         self.missing_videos_policy = missing_videos
         self.train_split, self.val_split, self.test_split = "train", "val", "test"
-        self._init_clip_args(
-            batch_size=batch_size, num_workers=num_workers, num_frames=num_frames, stride=stride,
-            temporal="clip", num_segments=None, num_clips=num_clips, num_crops=num_crops,
-            val_num_clips=val_num_clips, val_num_crops=val_num_crops, train_scale=train_scale,
-            crop_size=crop_size, test_scale=test_scale, test_crop_size=test_crop_size, mean=mean, std=std,
-            alpha=alpha, pathway_mode=pathway_mode, with_audio=with_audio,
-            audio_normalization=audio_normalization, missing_audio=missing_audio,
-            skip_corrupt=skip_corrupt, pin_memory=pin_memory, audio_shift_sec=audio_shift_sec,
-        )  # fmt: skip
         self.classes: list[str] | None = None
         self.missing_videos: list[str] = []
         self._index: dict[str, dict[str, list[Path]]] = {}
@@ -361,7 +312,7 @@ class KineticsDataModule(ClipDataModule):
             return self._mini_classes()
         if self.subset == "kinetics-sounds":
             wanted = list(KINETICS_SOUNDS_CLASSES)
-            source = "Kinetics-Sounds (digest-000 §3.5)"
+            source = "Kinetics-Sounds (AVSlowFast thesis, ch. 4)"
         else:
             f = Path(self.subset_classes_file)
             if not f.is_file():

@@ -86,16 +86,18 @@ from pathlib import Path
 from typing import Any, Literal, Optional
 
 import numpy as np
-import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
+from mmzoo.data.base import ZooDataModule
 from mmzoo.data.registry import register_datamodule
 from mmzoo.errors import DataError
+from mmzoo.registry import InputConfig
 
 __all__ = [
     "MSRVTTDataModule",
     "MSRVTTDataset",
+    "MSRVTTVideo",
     "MSRVTTFormatError",
     "MSRVTT_EXPERT_FILES",
     "MSRVTT_EXPERT_DIMS",
@@ -135,7 +137,9 @@ class MSRVTTFormatError(DataError, ValueError):
 
 
 @dataclass
-class VideoRecord:
+class MSRVTTVideo:
+    """The annotation of one MSR-VTT video: its captions (``sen_id`` order) and json metadata."""
+
     video_id: str
     captions: list[str] = field(default_factory=list)
     category: Optional[int] = None
@@ -152,7 +156,7 @@ def canonical_split(split: str) -> str:
     return key
 
 
-def _read_json_file(path: Path, videos: dict[str, VideoRecord], sentences: dict[str, list[tuple[int, str]]]) -> None:
+def _read_json_file(path: Path, videos: dict[str, MSRVTTVideo], sentences: dict[str, list[tuple[int, str]]]) -> None:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
@@ -164,7 +168,7 @@ def _read_json_file(path: Path, videos: dict[str, VideoRecord], sentences: dict[
             raise MSRVTTFormatError(f"{path}: videos[{i}] has no 'video_id'")
         vid = str(v["video_id"])
         try:
-            rec = VideoRecord(
+            rec = MSRVTTVideo(
                 video_id=vid,
                 category=None if v.get("category") is None else int(v["category"]),
                 url=v.get("url"),
@@ -189,13 +193,13 @@ def _read_json_file(path: Path, videos: dict[str, VideoRecord], sentences: dict[
         sentences.setdefault(str(s["video_id"]), []).append((sen_id, cap.strip()))
 
 
-def load_annotations(root: str | Path, annotation_files: list[str], raw_captions: Optional[str] = None) -> dict[str, VideoRecord]:
-    """``{video_id: VideoRecord}`` from the json file(s); falls back to ``raw_captions`` (the
+def load_annotations(root: str | Path, annotation_files: list[str], raw_captions: Optional[str] = None) -> dict[str, MSRVTTVideo]:
+    """``{video_id: MSRVTTVideo}`` from the json file(s); falls back to ``raw_captions`` (the
     collaborative-experts ``raw-captions.pkl``) when none of the json files exist."""
     root = Path(root)
     paths = [root / f for f in annotation_files]
     present = [p for p in paths if p.is_file()]
-    videos: dict[str, VideoRecord] = {}
+    videos: dict[str, MSRVTTVideo] = {}
     if present:
         sentences: dict[str, list[tuple[int, str]]] = {}
         for p in present:
@@ -221,7 +225,7 @@ def load_annotations(root: str | Path, annotation_files: list[str], raw_captions
                 if not words:
                     raise MSRVTTFormatError(f"{path}: key '{vid}': caption {j} is empty")
                 texts.append(" ".join(words))
-            videos[str(vid)] = VideoRecord(video_id=str(vid), captions=texts)
+            videos[str(vid)] = MSRVTTVideo(video_id=str(vid), captions=texts)
         return videos
     names = ", ".join(str(p) for p in paths) + (f", {root / raw_captions}" if raw_captions else "")
     raise MSRVTTFormatError(f"no MSR-VTT annotations found: none of {names} exists")
@@ -336,7 +340,7 @@ class MMTH5Features:
 class MSRVTTDataset(Dataset):
     """One split/stage of MSR-VTT; items are dicts (see the module docstring)."""
 
-    def __init__(self, video_ids: list[str], records: dict[str, VideoRecord], *, training: bool,
+    def __init__(self, video_ids: list[str], records: dict[str, MSRVTTVideo], *, training: bool,
                  query_indices: Optional[dict[str, list[int]]] = None,
                  features: Any = None,
                  max_tokens: Optional[dict[str, int]] = None, expert_dims: Optional[dict[str, int]] = None,
@@ -424,7 +428,7 @@ def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 @register_datamodule("msrvtt")
-class MSRVTTDataModule(pl.LightningDataModule):
+class MSRVTTDataModule(ZooDataModule):
     """MSR-VTT retrieval data (1k-A / 1k-B / full) from expert features or raw videos.
 
     Args:
@@ -448,7 +452,10 @@ class MSRVTTDataModule(pl.LightningDataModule):
         num_frames / frame_size: frames per video and crop size in video mode.
         batch_size: 64 pairs (T2VLAD); eval_batch_size: videos per evaluation batch.
         num_workers: DataLoader workers. seed: caption sampling seed.
+        pin_memory: pin host memory (``None``: when CUDA is available).
     """
+
+    collate_fn = staticmethod(collate)
 
     def __init__(
         self,
@@ -472,8 +479,10 @@ class MSRVTTDataModule(pl.LightningDataModule):
         eval_batch_size: int = 64,
         num_workers: int = 0,
         seed: int = 0,
+        pin_memory: Optional[bool] = None,
     ):
-        super().__init__()
+        super().__init__(batch_size=batch_size, num_workers=num_workers, pin_memory=pin_memory,
+                         eval_batch_size=eval_batch_size)
         self.root = Path(root)
         self.split = canonical_split(split)
         if input not in ("features", "video", "both"):
@@ -497,11 +506,24 @@ class MSRVTTDataModule(pl.LightningDataModule):
         self.raw_captions = raw_captions
         self.video_dir = self.root / video_dir
         self.num_frames, self.frame_size = num_frames, frame_size
-        self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
-        self.num_workers, self.seed = num_workers, seed
-        self.datasets: dict[str, MSRVTTDataset] = {}
-        self.records: dict[str, VideoRecord] = {}
+        self.seed = seed
+        self.records: dict[str, MSRVTTVideo] = {}
         self.split_ids: dict[str, list[str]] = {}
+
+    @classmethod
+    def defaults_from_input(cls, cfg: InputConfig) -> dict[str, Any]:
+        """A model built on expert features (``cfg.features``: expert names) gets
+        ``input="features"`` and those ``experts``; a model on frames (``cfg.frames``, no
+        features) gets ``input="video"``, ``num_frames`` and ``frame_size`` (``test_crop``).
+        Captions are returned as text, so ``text_max_length`` is the model's tokeniser's."""
+        if cfg.features is not None:
+            return {"input": "features", "experts": list(cfg.features)}
+        out: dict[str, Any] = {}
+        if cfg.frames is not None:
+            out.update(input="video", num_frames=cfg.frames)
+            if cfg.test_crop is not None:
+                out["frame_size"] = cfg.test_crop
+        return out
 
     # ------------------------------------------------------------------ setup
     def _query_indices(self, ids: list[str]) -> dict[str, list[int]]:
@@ -570,25 +592,7 @@ class MSRVTTDataModule(pl.LightningDataModule):
         self.datasets["predict"] = MSRVTTDataset(self.split_ids["test"], self.records, training=False, with_text=False, **common)
 
     # ------------------------------------------------------------ dataloaders
-    def _loader(self, stage: str, shuffle: bool, batch_size: int, drop_last: bool = False) -> DataLoader:
-        if not self.datasets:
-            self.setup()
-        return DataLoader(self.datasets[stage], batch_size=batch_size, shuffle=shuffle, drop_last=drop_last,
-                          num_workers=self.num_workers, collate_fn=collate, persistent_workers=self.num_workers > 0)
-
-    def train_dataloader(self) -> DataLoader:
-        if not self.datasets:
-            self.setup()
-        # in-batch negatives: drop an incomplete last batch (it could hold a single pair) unless
-        # the whole split fits in one batch
-        drop = len(self.datasets["train"]) > self.batch_size
-        return self._loader("train", True, self.batch_size, drop_last=drop)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", False, self.eval_batch_size)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", False, self.eval_batch_size)
-
-    def predict_dataloader(self) -> DataLoader:
-        return self._loader("predict", False, self.eval_batch_size)
+    def drop_last(self, split: str, dataset: Dataset, train: bool) -> bool:
+        """In-batch negatives: drop an incomplete last training batch (it could hold a single
+        pair) unless the whole split fits in one batch."""
+        return train and len(dataset) > self.batch_size

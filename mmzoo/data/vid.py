@@ -48,18 +48,18 @@ import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
-import pytorch_lightning as pl
 import torch
 from torch.utils.data import (
-    DataLoader,
     Dataset,
     DistributedSampler,
     RandomSampler,
+    Sampler,
     get_worker_info,
 )
 
+from mmzoo.data.base import ZooDataModule
 from mmzoo.data.collate import collate_dicts
 from mmzoo.data.decode import read_frames
 from mmzoo.data.registry import register_datamodule
@@ -76,6 +76,7 @@ from mmzoo.data.transforms import (
 )
 from mmzoo.data.constants import VID_CLASSES, VID_WNIDS
 from mmzoo.errors import DataError
+from mmzoo.registry import InputConfig
 
 __all__ = ["VID_WNIDS", "VID_CLASSES", "VIDFormatError", "VIDDataModule", "SnippetShardSampler", "parse_vid_xml", "collate_vid", "scaled_size", "to_devkit_boxes"]
 
@@ -166,7 +167,8 @@ _EVAL_LINE = re.compile(r"(\S+)/(\d+)\s+(\d+)")
 _DET_LINE = re.compile(r"(\S+)(?:\s+.*)?")
 
 
-def _transform(frames_u8: torch.Tensor, boxes: list, short_side: int, max_side: int, flip: bool):
+def _transform(frames_u8: torch.Tensor, boxes: list, short_side: int, max_side: int, flip: bool,
+               mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD):
     """uint8 T,H,W,C -> normalised C,T,H,W, scaled; boxes (list per frame) scaled and flipped."""
     video = to_cthw_float(frames_u8)
     h, w = video.shape[-2:]
@@ -182,14 +184,16 @@ def _transform(frames_u8: torch.Tensor, boxes: list, short_side: int, max_side: 
     if flip:
         video, flat = horizontal_flip(video, flat)
     out_boxes = list(torch.split(flat, counts))
-    video = normalize(video, IMAGENET_MEAN, IMAGENET_STD)
+    video = normalize(video, mean, std)
     return video, out_boxes, (nh, nw), (sx, sy)
 
 
 class _VIDBase(Dataset):
-    def __init__(self, root: Path, short_side: int, max_side: int):
+    def __init__(self, root: Path, short_side: int, max_side: int, mean: Sequence[float] = IMAGENET_MEAN,
+                 std: Sequence[float] = IMAGENET_STD):
         self.root = root
         self.short_side, self.max_side = short_side, max_side
+        self.mean, self.std = tuple(mean), tuple(std)
 
     def _ann(self, split: str, sid: str, frame: int) -> FrameAnnotation:
         return parse_vid_xml(self.root / "Annotations/VID" / split / sid / f"{frame:06d}.xml")
@@ -202,7 +206,7 @@ class _VIDBase(Dataset):
             if a is not None and (a.width, a.height) != (w, h):
                 raise VIDFormatError(f"{folder}/{pattern % f}: image is {w}x{h} but its XML says {a.width}x{a.height}")
         boxes = [a.boxes if a is not None else torch.zeros(0, 4) for a in anns]
-        video, boxes, size, scale = _transform(frames, boxes, self.short_side, self.max_side, flip)
+        video, boxes, size, scale = _transform(frames, boxes, self.short_side, self.max_side, flip, self.mean, self.std)
         meta = [{
             "split": split, "snippet": sid, "frame": int(f), "eval_index": int(e), "orig_size": (int(h), int(w)),
             "size": size, "scale": scale, "flipped": flip, "last": bool(last),
@@ -217,8 +221,8 @@ class VIDTrainSequences(_VIDBase):
 
     def __init__(self, root: Path, snippets: Sequence[str], num_frames: int, stride: int, short_side: int,
                  max_side: int, flip: bool = True, samples_per_snippet: int = 1, det_images: Sequence[str] = (),
-                 seed: int = 0):
-        super().__init__(root, short_side, max_side)
+                 seed: int = 0, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD):
+        super().__init__(root, short_side, max_side, mean, std)
         self.snippets, self.det_images = list(snippets), list(det_images)
         self.num_frames, self.stride, self.flip = num_frames, stride, flip
         self.samples_per_snippet = samples_per_snippet
@@ -267,8 +271,9 @@ class VIDEvalWindows(_VIDBase):
     """Every frame of ``val.txt`` / ``test.txt`` in windows of consecutive frames of one snippet."""
 
     def __init__(self, root: Path, split: str, entries: Sequence[tuple[str, int, int]], window: int,
-                 short_side: int, max_side: int, annotated: bool = True):
-        super().__init__(root, short_side, max_side)
+                 short_side: int, max_side: int, annotated: bool = True,
+                 mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD):
+        super().__init__(root, short_side, max_side, mean, std)
         self.split, self.annotated = split, annotated
         self.windows: list[tuple[str, list[int], list[int], bool]] = []
         by_snippet: dict[str, list[tuple[int, int]]] = {}
@@ -342,7 +347,7 @@ def collate_vid(samples: Sequence[dict]) -> dict:
 
 
 @register_datamodule("vid")
-class VIDDataModule(pl.LightningDataModule):
+class VIDDataModule(ZooDataModule):
     """ImageNet VID (ILSVRC2015) for STMN / R-FCN training and evaluation.
 
     Args:
@@ -351,6 +356,7 @@ class VIDDataModule(pl.LightningDataModule):
         stride: frame stride of training sequences (thesis: 10).
         eval_window: frames per evaluation window (thesis test window: 11).
         short_side / max_side: frame scaling (authors' code: 360 / 600).
+        mean / std: normalisation of [0, 1] RGB (ImageNet, as the R-FCN backbone was trained).
         batch_size: training sequences per batch (authors: 2).
         eval_batch_size: evaluation windows per batch.
         num_workers: DataLoader workers.
@@ -362,19 +368,46 @@ class VIDDataModule(pl.LightningDataModule):
         check_files: "snippets" checks every listed snippet folder in ``setup``; "all" also
             checks every listed evaluation frame and its XML.
         seed: base seed of the per-item random draws.
+        pin_memory: pin host memory (``None``: when CUDA is available).
     """
+
+    collate_fn = staticmethod(collate_vid)
+    persistent_workers = False  # the training set reads its epoch, set in the main process
 
     def __init__(
         self, root: str = "data/ILSVRC2015", num_frames: int = 7, stride: int = 10, eval_window: int = 11,
-        short_side: int = 360, max_side: int = 600, batch_size: int = 2, eval_batch_size: int = 1,
+        short_side: int = 360, max_side: int = 600, mean: tuple[float, float, float] = IMAGENET_MEAN,
+        std: tuple[float, float, float] = IMAGENET_STD, batch_size: int = 2, eval_batch_size: int = 1,
         num_workers: int = 4, flip: bool = True, samples_per_snippet: int = 1, det_list: Optional[str] = None,
-        test_split: str = "val", check_files: str = "snippets", seed: int = 0,
+        test_split: str = "val", check_files: str = "snippets", seed: int = 0, pin_memory: Optional[bool] = None,
     ):
-        super().__init__()
-        self.save_hyperparameters()
+        super().__init__(batch_size=batch_size, num_workers=num_workers, pin_memory=pin_memory,
+                         eval_batch_size=eval_batch_size)
         self.root = Path(root)
         self.class_names = VID_CLASSES
-        self.train_set = self.val_set = self.test_set = None
+
+    @classmethod
+    def defaults_from_input(cls, cfg: InputConfig) -> dict[str, Any]:
+        """``short_side``, ``mean`` and ``std`` of the model's input contract, when set."""
+        out: dict[str, Any] = {}
+        if cfg.short_side is not None:
+            out["short_side"] = cfg.short_side
+        for k in ("mean", "std"):
+            if getattr(cfg, k) is not None:
+                out[k] = tuple(getattr(cfg, k))
+        return out
+
+    @property
+    def train_set(self) -> Optional[VIDTrainSequences]:
+        return self.datasets.get("train")
+
+    @property
+    def val_set(self) -> Optional[VIDEvalWindows]:
+        return self.datasets.get("val")
+
+    @property
+    def test_set(self) -> Optional[VIDEvalWindows]:
+        return self.datasets.get("test")
 
     # ------------------------------------------------------------------ layout
     def _train_snippets(self) -> list[str]:
@@ -418,7 +451,8 @@ class VIDDataModule(pl.LightningDataModule):
                 if annotated and not a.is_file():
                     raise VIDFormatError(f"{a}: annotation of a listed frame not found")
         hp = self.hparams
-        return VIDEvalWindows(self.root, split, entries, hp.eval_window, hp.short_side, hp.max_side, annotated)
+        return VIDEvalWindows(self.root, split, entries, hp.eval_window, hp.short_side, hp.max_side, annotated,
+                              mean=hp.mean, std=hp.std)
 
     def setup(self, stage: Optional[str] = None) -> None:
         hp = self.hparams
@@ -437,34 +471,21 @@ class VIDDataModule(pl.LightningDataModule):
                 for iid in det[:1]:
                     if not (self.root / "Data/DET/train" / f"{iid}.JPEG").is_file():
                         raise VIDFormatError(f"{self.root / 'Data/DET/train' / (iid + '.JPEG')}: DET image listed in {p} not found")
-            self.train_set = VIDTrainSequences(
+            self.datasets["train"] = VIDTrainSequences(
                 self.root, snippets, hp.num_frames, hp.stride, hp.short_side, hp.max_side, hp.flip,
-                hp.samples_per_snippet, det, hp.seed)
+                hp.samples_per_snippet, det, hp.seed, mean=hp.mean, std=hp.std)
         if stage in (None, "fit", "validate") and self.val_set is None:
-            self.val_set = self._eval_set("val")
+            self.datasets["val"] = self._eval_set("val")
         if stage in (None, "test", "predict") and self.test_set is None:
-            self.test_set = self._eval_set(hp.test_split)
+            self.datasets["test"] = self._eval_set(hp.test_split)
 
     # ------------------------------------------------------------------ loaders
-    def _loader(self, ds, batch_size, shuffle):
+    def sampler(self, split: str, dataset: Dataset, train: bool) -> Optional[Sampler]:
+        """Training: a random order whose epoch reaches the dataset; evaluation on several
+        processes: whole snippets per rank (:class:`SnippetShardSampler`)."""
+        if train:
+            return _EpochSampler(dataset)
         trainer = self.trainer
-        if shuffle:
-            sampler = _EpochSampler(ds)
-        elif trainer is not None and trainer.world_size > 1:
-            sampler = SnippetShardSampler(ds, trainer.world_size, trainer.global_rank)
-        else:
-            sampler = None
-        return DataLoader(ds, batch_size=batch_size, sampler=sampler, num_workers=self.hparams.num_workers,
-                          collate_fn=collate_vid, persistent_workers=False)
-
-    def train_dataloader(self):
-        return self._loader(self.train_set, self.hparams.batch_size, True)
-
-    def val_dataloader(self):
-        return self._loader(self.val_set, self.hparams.eval_batch_size, False)
-
-    def test_dataloader(self):
-        return self._loader(self.test_set, self.hparams.eval_batch_size, False)
-
-    def predict_dataloader(self):
-        return self.test_dataloader()
+        if trainer is not None and trainer.world_size > 1:
+            return SnippetShardSampler(dataset, trainer.world_size, trainer.global_rank)
+        return None

@@ -1,4 +1,5 @@
-"""A clip dataset and a DataModule base shared by the video DataModules (Kinetics, EPIC-Kitchens).
+"""The clip dataset shared by the video DataModules (Kinetics, EPIC-Kitchens) and their
+annotation-file helpers (the DataModule base is :class:`mmzoo.data.clips.ClipDataModule`).
 
 :class:`ClipDataset` turns :class:`VideoRecord` s (a video file, optionally a segment of it, or a
 JPEG frame folder, plus integer targets) into dict samples:
@@ -6,11 +7,12 @@ JPEG frame folder, plus integer targets) into dict samples:
 * training: one random clip per record (or TSN segments), random short-side scale, random crop,
   random horizontal flip;
 * evaluation: ``num_clips`` uniform clips x ``num_crops`` spatial crops per record, one dataset
-  item per view; ``meta`` carries ``video_index`` / ``clip_index`` / ``crop_index`` so scores can
-  be averaged per video.
+  item per view; ``video_index`` (int, the record's index: an int64 ``(B,)`` tensor once collated)
+  says which video a view belongs to, so scores can be averaged per video; ``meta`` also carries
+  ``video_index`` / ``clip_index`` / ``crop_index``.
 
 Sample fields: ``video`` (float ``C,T,H,W`` normalised, or ``[slow, fast]``), ``audio`` (log-mel
-``1,T,F``, only with ``with_audio``), ``audio_shifted`` (the same-length window shifted by
+``1,T,F``, only with ``with_audio``), ``video_index`` (int), ``audio_shifted`` (the same-length window shifted by
 ``audio_shift_sec``: hard negatives for audio-visual synchronisation), ``has_audio`` (bool), the record's targets (``label`` or
 ``verb`` / ``noun`` / ``action``, ints), ``meta`` (dict) and ``skipped`` (list of ``"path: reason"``
 strings for records replaced by this one under ``skip_corrupt`` / ``missing_audio="skip"``).
@@ -19,7 +21,7 @@ Policies: ``missing_audio="zeros"`` gives an all-zero ``audio`` and ``has_audio=
 ``"skip"`` replaces the record by the next one (counted in ``skipped``); ``"error"`` raises
 :class:`~mmzoo.data.decode.NoAudioStreamError` naming the file. A corrupt video or frame raises
 (:class:`~mmzoo.data.decode.DecodeError` naming the file) unless ``skip_corrupt=True``, in which case
-it is replaced by the next record and listed in ``skipped``. :class:`ClipDataModule` counts both
+it is replaced by the next record and listed in ``skipped``. :class:`~mmzoo.data.clips.ClipDataModule` counts both
 in the main process (``on_after_batch_transfer``), warns for every skipped file, and
 :class:`DataReportCallback` logs and warns the totals at the end of every epoch.
 """
@@ -33,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from mmzoo.data import samplers as S
 from mmzoo.data import transforms as TF
@@ -42,7 +44,10 @@ from mmzoo.data.collate import DEFAULT_LIST_FIELDS, collate_dicts
 from mmzoo.data.decode import DecodeError, NoAudioStreamError, VideoReader, read_frames
 from mmzoo.errors import DataError
 
-__all__ = ["VideoRecord", "ClipConfig", "ClipDataset", "ClipDataModule", "DataReportCallback"]
+__all__ = [
+    "VideoRecord", "ClipConfig", "ClipDataset", "DataReportCallback", "make_report_callback", "collate_clips",
+    "AnnotationError", "LayoutError", "read_csv_rows", "parse_number",
+]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +83,7 @@ class VideoRecord:
 
 @dataclass
 class ClipConfig:
-    """How clips are sampled and transformed (see :class:`ClipDataModule` for the meaning)."""
+    """How clips are sampled and transformed (see :class:`~mmzoo.data.clips.ClipDataModule` for the meaning)."""
 
     train: bool = True
     num_frames: int = 32
@@ -246,6 +251,7 @@ class ClipDataset(Dataset):
             if c.audio_shift_sec:
                 out["audio_shifted"] = audio[1]
         out["has_audio"] = has_audio
+        out["video_index"] = rec_index
         out.update({k: int(v) for k, v in rec.targets.items()})
         meta = dict(rec.meta)
         meta.update(
@@ -293,10 +299,10 @@ def collate_clips(samples: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 class DataReportCallback:
-    """Lightning callback (duck-typed, added by :class:`ClipDataModule` to its trainer) that logs
-    ``data/skipped`` and ``data/missing_audio`` and warns with the totals at each epoch end."""
+    """Lightning callback (duck-typed; :class:`~mmzoo.data.clips.ClipDataModule` adds it to its
+    trainer) that logs ``data/skipped`` and ``data/missing_audio`` and warns with the totals at each epoch end."""
 
-    def __init__(self, datamodule: "ClipDataModule"):
+    def __init__(self, datamodule: Any):
         self.dm = datamodule
 
     def _report(self, trainer, stage: str) -> None:
@@ -321,177 +327,14 @@ class DataReportCallback:
         self._report(trainer, "test")
 
 
-def _make_callback(dm):
+def make_report_callback(dm) -> "DataReportCallback":
+    """A :class:`DataReportCallback` that is also a Lightning ``Callback`` (for ``trainer.callbacks``)."""
     import pytorch_lightning as pl
 
     class _Cb(DataReportCallback, pl.Callback):
         pass
 
     return _Cb(dm)
-
-
-from pytorch_lightning import LightningDataModule
-
-
-class ClipDataModule(LightningDataModule):
-    """Base of the clip DataModules: builds :class:`ClipDataset` s from ``self.records(split)``,
-    the loaders, and the skip / missing-audio accounting. Subclasses implement
-    ``_validate_layout()`` and ``_records(split) -> list[VideoRecord]`` and set ``self.splits``."""
-
-    datamodule_name = "clips"
-
-    def _init_clip_args(
-        self,
-        *,
-        batch_size: int,
-        num_workers: int,
-        num_frames: int,
-        stride: int,
-        temporal: str,
-        num_segments: int | None,
-        num_clips: int,
-        num_crops: int,
-        val_num_clips: int,
-        val_num_crops: int,
-        train_scale: tuple[int, int],
-        crop_size: int,
-        test_scale: int,
-        test_crop_size: int,
-        mean: tuple[float, ...],
-        std: tuple[float, ...],
-        alpha: int | None,
-        pathway_mode: str,
-        with_audio: bool,
-        audio_normalization: str,
-        missing_audio: str,
-        skip_corrupt: bool,
-        pin_memory: bool,
-        audio_shift_sec: float | None = None,
-    ) -> None:
-        if missing_audio not in ("zeros", "skip", "error"):
-            raise ValueError(f"missing_audio must be zeros/skip/error, got {missing_audio!r}")
-        if temporal not in ("clip", "tsn"):
-            raise ValueError(f"temporal must be 'clip' or 'tsn', got {temporal!r}")
-        if alpha is not None and alpha > num_frames:
-            raise ValueError(f"alpha={alpha} is larger than num_frames={num_frames}")
-        self.batch_size = batch_size
-        self.num_workers = num_workers
-        self.pin_memory = pin_memory
-        base = dict(
-            num_frames=num_segments if temporal == "tsn" and num_segments else num_frames,
-            stride=stride,
-            temporal=temporal,
-            num_clips=num_clips,
-            num_crops=num_crops,
-            train_scale=tuple(train_scale),
-            crop_size=crop_size,
-            test_scale=test_scale,
-            test_crop_size=test_crop_size,
-            mean=tuple(mean),
-            std=tuple(std),
-            alpha=alpha,
-            pathway_mode=pathway_mode,
-            with_audio=with_audio,
-            missing_audio=missing_audio,
-            audio_shift_sec=audio_shift_sec,
-            skip_corrupt=skip_corrupt,
-        )
-        self.train_cfg = ClipConfig(train=True, **base)
-        self.eval_cfg = ClipConfig(train=False, **base)
-        self.val_cfg = ClipConfig(train=False, **{**base, "num_clips": val_num_clips, "num_crops": val_num_crops})
-        self.audio_normalization = audio_normalization
-        self.datasets: dict[str, ClipDataset] = {}
-        self.skipped: dict[str, list[str]] = {}
-        self.missing_audio_count: dict[str, int] = {}
-        self._epoch: dict[str, dict[str, Any]] = {}
-
-    # ------------------------------------------------------------------ subclass API
-    def _validate_layout(self) -> None:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def _records(self, split: str) -> list[VideoRecord]:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def _split_for_stage(self, stage: str) -> str:
-        return {"fit": self.train_split, "validate": self.val_split, "test": self.test_split, "predict": self.test_split}[stage]
-
-    # ------------------------------------------------------------------ Lightning hooks
-    def setup(self, stage: str | None = None) -> None:
-        self._validate_layout()
-        from mmzoo.data.audio import avslowfast_logmel
-
-        logmel = avslowfast_logmel(normalization=self.audio_normalization) if self.train_cfg.with_audio else None
-        wanted = {"fit": [("train", self.train_split), ("val", self.val_split)], "validate": [("val", self.val_split)],
-                  "test": [("test", self.test_split)], "predict": [("test", self.test_split)]}
-        stages = [stage] if stage else ["fit", "test"]
-        for st in stages:
-            for name, split in wanted[st]:
-                if split is None or name in self.datasets:
-                    continue
-                cfg = {"train": self.train_cfg, "val": self.val_cfg, "test": self.eval_cfg}[name]
-                self.datasets[name] = ClipDataset(self._records(split), cfg, logmel)
-        trainer = getattr(self, "trainer", None)
-        if trainer is not None and not any(
-            isinstance(cb, DataReportCallback) and cb.dm is self for cb in trainer.callbacks
-        ):
-            trainer.callbacks.append(_make_callback(self))
-
-    def _loader(self, name: str, shuffle: bool) -> DataLoader:
-        if name not in self.datasets:
-            raise RuntimeError(f"{type(self).__name__}: no '{name}' split set up (call setup() with the right stage)")
-        return DataLoader(
-            self.datasets[name],
-            batch_size=self.batch_size,
-            shuffle=shuffle,
-            num_workers=self.num_workers,
-            collate_fn=collate_clips,
-            pin_memory=self.pin_memory,
-            drop_last=shuffle,
-            persistent_workers=False,
-        )
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
-
-    def predict_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
-
-    # ------------------------------------------------------------------ accounting
-    def _stage_name(self) -> str:
-        t = getattr(self, "trainer", None)
-        if t is None:
-            return "train"
-        if t.training:
-            return "train"
-        if t.validating or t.sanity_checking:
-            return "val"
-        return "test"
-
-    def record_batch(self, batch: dict[str, Any], stage: str) -> None:
-        """Count the skipped files and audio-less clips of ``batch`` (warns for each skip)."""
-        ep = self._epoch.setdefault(stage, {"skipped": [], "missing_audio": 0})
-        for s in batch.get("skipped", []):
-            warnings.warn(f"[{self.datamodule_name}] skipped {s}", stacklevel=2)
-            self.skipped.setdefault(stage, []).append(s)
-            ep["skipped"].append(s)
-        if "has_audio" in batch and self.train_cfg.with_audio:
-            n = int((~batch["has_audio"]).sum())
-            self.missing_audio_count[stage] = self.missing_audio_count.get(stage, 0) + n
-            ep["missing_audio"] += n
-
-    def pop_epoch_report(self, stage: str) -> dict[str, Any]:
-        return self._epoch.pop(stage, {"skipped": [], "missing_audio": 0})
-
-    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        if isinstance(batch, dict):
-            self.record_batch(batch, self._stage_name())
-        return batch
 
 
 # ---------------------------------------------------------------------- annotation files

@@ -1,21 +1,51 @@
-"""Audio-only network of AVSlowFast (Table 4.7, "Ours"): the Audio pathway trained alone.
+"""Audio-only network of AVSlowFast (thesis ch. 4, Table 4.7, "Ours"): the Audio pathway trained alone.
 
 The thesis gives 14.2 GFLOPs for it; the AVSlowFast Audio pathway at beta_A = 1/2 costs about a
 quarter of that, and the full-width pathway (conv1 with 64 channels, res2..res5 with 256 .. 2048
 outputs) measures 14.2 GFLOPs on an 80 x 128 spectrogram, so the id defaults to `width=64`.
+
+This module also holds the log-mel front end the AVSlowFast family shares (section 4.2.3: 16 kHz,
+32 ms window, 16 ms hop, 80 mel bins; FFT size, mel scale, log offset and normalisation from the
+authors' public code).
 """
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Any, Literal, Optional
 
 import torch
 
-from mmzoo.models.slowfast import PAPER, HeadArg, SlowFastFamilyModule
+from mmzoo.data.constants import AVSLOWFAST_AUDIO, AVSLOWFAST_LOGMEL_MEAN, AVSLOWFAST_LOGMEL_STD
+from mmzoo.models.slowfast import PAPER, SlowFastFamilyModule
 from mmzoo.nn.resnet3d import ResNetPathway3d
-from mmzoo.nn.slowfast import MultiPathwayHead
-from mmzoo.registry import register_model
+from mmzoo.registry import AudioInput, InputConfig, register_model
 
-__all__ = ["AudioNet"]
+__all__ = ["AudioNet", "logmel_input", "audio_stage_strides", "prepare_logmel"]
+
+
+def logmel_input(num_frames: int = 128) -> AudioInput:
+    """The AVSlowFast log-mel input of `num_frames` frames (128 = 2.048 s at the 16 ms hop)."""
+    return AudioInput(
+        kind="logmel", num_frames=num_frames, mean=AVSLOWFAST_LOGMEL_MEAN, std=AVSLOWFAST_LOGMEL_STD, **AVSLOWFAST_AUDIO
+    )
+
+
+def audio_stage_strides(downsample_from: str) -> tuple[int, int, int, int]:
+    """Time / frequency strides of res2..res5: the first stride-2 stage is res3 (authors' code) or
+    res2 (thesis text, section 4.2.3)."""
+    return (1, 2, 2, 2) if downsample_from == "res3" else (2, 2, 2, 2)
+
+
+def prepare_logmel(model: SlowFastFamilyModule, audio: Optional[torch.Tensor]) -> torch.Tensor:
+    """`audio` as `B, 1, T, F`, normalised with the model's `logmel_mean` / `logmel_std` when its
+    `logmel_normalize` is set; an error naming the field when the batch has no audio."""
+    if audio is None:
+        raise ValueError(f"{type(model).__name__} needs batch['audio'] (log-mel B, 1, T, F)")
+    if audio.dim() == 3:
+        audio = audio.unsqueeze(1)
+    hp = model.hparams
+    if hp.logmel_normalize:
+        audio = (audio - hp.logmel_mean) / hp.logmel_std
+    return audio
 
 
 @register_model(
@@ -23,29 +53,28 @@ __all__ = ["AudioNet"]
     defaults={},
     task="audio classification",
     paper=PAPER,
-    inputs={"audio": "log-mel B,1,128,80"},
+    input=InputConfig(shapes={"audio": "log-mel B,1,128,80"}, audio=logmel_input(128), datamodules=("kinetics",)),
     reported={"k400_top1": 24.8, "k400_top5": 43.3, "k600_top1": 26.5, "k600_top5": 44.7, "gflops": 14.2},
-    data={
-        "audio": {
-            "sample_rate": 16000, "window_ms": 32, "hop_ms": 16, "n_fft": 512, "mel_bins": 80, "frames": 128,
-            "mel_scale": "htk", "log_offset": 1e-8, "logmel_mean": -7.03, "logmel_std": 4.66,
-        }
-    },
 )
 class AudioNet(SlowFastFamilyModule):
     """ResNet audio pathway with its own classifier.
 
-    Args:
-        num_classes / head / num_verbs / num_nouns: as in `SlowFast`.
-        depth: 50 or 101.
-        width: conv1 channels (64; AVSlowFast's Audio pathway uses 32).
-        audio_frames / mel_bins: spectrogram size (128 x 80).
-        audio_downsample_from: "res3" (authors' code) or "res2" (thesis text).
-        audio_decomposed_stages: leading stages with decomposed time/frequency blocks (2).
-        audio_block: their topology, "timefreq" (authors' code) or "timefreq_reduce_sum" (see
-            `AVSlowFast`).
-        logmel_normalize / logmel_mean / logmel_std: optional in-model normalisation.
-        Recipe arguments: as in `SlowFast` (cosine, lr 1.6 at batch 1024, warm-up, wd 1e-4).
+    Args (the head and recipe arguments are `SlowFastFamilyModule`'s: cosine, lr 1.6 at batch
+    1024, warm-up, wd 1e-4; `width` is conv1's channels, 64 here, 32 in AVSlowFast's Audio pathway):
+        audio_frames: log-mel frames of one clip (128).
+        mel_bins: mel bins of the spectrogram (80).
+        audio_downsample_from: first stage with a stride-2 time/frequency downsampling: "res3"
+            (authors' code, default; reproduces Table 4.6a's FLOPs) or "res2" (thesis text).
+        audio_decomposed_stages: leading stages with decomposed time/frequency blocks (2 = res2,
+            res3).
+        audio_block: topology of those blocks (ambiguous in the thesis): "timefreq" (parallel
+            3-tap time and frequency convs on the block input, concatenated, then 1x1; the authors'
+            code, which says the paper used it) or "timefreq_reduce_sum" (1x1 reduction first,
+            branches summed: the layout Table 4.1 draws, the code's "v2").
+        logmel_normalize: normalise the input spectrogram with (x - logmel_mean) / logmel_std
+            inside the model; leave False when the DataModule already does it.
+        logmel_mean / logmel_std: -7.03 / 4.66 (authors' code).
+        mode: "supervised" only (the self-supervised rotation task needs video).
     """
 
     uses_video = False
@@ -53,12 +82,6 @@ class AudioNet(SlowFastFamilyModule):
 
     def __init__(
         self,
-        num_classes: int = 400,
-        head: HeadArg = "single",
-        num_verbs: int = 125,
-        num_nouns: int = 352,
-        depth: int = 50,
-        width: int = 64,
         audio_frames: int = 128,
         mel_bins: int = 80,
         audio_downsample_from: Literal["res2", "res3"] = "res3",
@@ -67,46 +90,26 @@ class AudioNet(SlowFastFamilyModule):
         logmel_normalize: bool = False,
         logmel_mean: float = -7.03,
         logmel_std: float = 4.66,
-        dropout: float = 0.5,
         mode: Literal["supervised"] = "supervised",
-        view_aggregation: Literal["mean", "max"] = "mean",
-        base_lr: float = 1.6,
-        base_batch_size: int = 1024,
-        batch_size: Optional[int] = None,
-        momentum: float = 0.9,
-        weight_decay: float = 1e-4,
-        bn_weight_decay: float = 0.0,
-        lr_schedule: Literal["cosine", "steps"] = "cosine",
-        lr_steps: list[float] = [],  # noqa: B006
-        warmup_epochs: float = 34.0,
-        warmup_start_factor: float = 0.1,
-        recipe_epochs: int = 256,
-        freeze_bn: bool = False,
+        **kwargs: Any,
     ) -> None:
-        super().__init__()
-        self.save_hyperparameters()
-        s = (1, 2, 2, 2) if audio_downsample_from == "res3" else (2, 2, 2, 2)
+        super().__init__(**kwargs)
+        hp = self.hparams
         self.audio = ResNetPathway3d(
             1,
-            width,
-            depth,
+            hp.width,
+            hp.depth,
             "timefreq",
             stage_temporal_kernels=(1, 1, 1, 1),
-            stage_strides=[(x, x, 1) for x in s],
+            stage_strides=[(x, x, 1) for x in audio_stage_strides(audio_downsample_from)],
             stage_blocks=[audio_block] * audio_decomposed_stages + ["bottleneck"] * (4 - audio_decomposed_stages),
             kernel_b=(3, 3, 1),
         )
-        self.head = MultiPathwayHead([self.audio.out_channels[-1]], head, num_classes, num_verbs, num_nouns, dropout)
+        self.head = self._make_head([self.audio.out_channels[-1]])
         self._setup_common()
 
     def _prepare_audio(self, audio: Optional[torch.Tensor]) -> torch.Tensor:
-        if audio is None:
-            raise ValueError("AudioNet needs batch['audio'] (log-mel B, 1, T, F)")
-        if audio.dim() == 3:
-            audio = audio.unsqueeze(1)
-        if self.hparams.logmel_normalize:
-            audio = (audio - self.hparams.logmel_mean) / self.hparams.logmel_std
-        return audio
+        return prepare_logmel(self, audio)
 
     def extract(self, video=None, audio=None, audio_neg=None):
         return [self.audio(audio.unsqueeze(-1))], {}
@@ -118,5 +121,5 @@ class AudioNet(SlowFastFamilyModule):
     def features(self, audio=None, video=None) -> torch.Tensor:
         return self.head.pool(self.extract(None, self._prepare_audio(audio))[0])
 
-    def example_input(self, batch_size: int = 1) -> dict:
+    def example_input(self, batch_size: int = 1) -> dict[str, Any]:
         return {"audio": torch.randn(batch_size, 1, self.hparams.audio_frames, self.hparams.mel_bins)}

@@ -25,11 +25,22 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mmzoo.data.constants import (
+    AVE_CLASSES as _EVENT_CLASSES,
+    AVE_NUM_SEGMENTS,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    VGGISH_HOP_SECONDS,
+    VGGISH_LOG_OFFSET,
+    VGGISH_NUM_BANDS,
+    VGGISH_NUM_FRAMES,
+    VGGISH_SAMPLE_RATE,
+    VGGISH_WINDOW_SECONDS,
+)
 from mmzoo.metrics.segment_accuracy import SegmentAccuracy
 from mmzoo.models.base import ZooModule
 from mmzoo.nn.ave_attention import RegionAttention
-from mmzoo.data.ave import AVE_CLASSES as DATA_AVE_CLASSES
-from mmzoo.registry import Weights, register_model
+from mmzoo.registry import AudioInput, InputConfig, Weights, register_model
 
 __all__ = [
     "AVE_CLASSES",
@@ -42,11 +53,12 @@ __all__ = [
     "event_loss",
 ]
 
-NUM_SEGMENTS = 10
+NUM_SEGMENTS = AVE_NUM_SEGMENTS
 GRID = 7
 
-#: The 28 AVE event classes (order of first appearance in Annotations.txt), then background (28).
-AVE_CLASSES: list[str] = [*DATA_AVE_CLASSES, "background"]
+#: The model's 29 outputs (thesis Sec. 4.0.1): the 28 AVE event classes in the order of the
+#: released annotation files, then background (index 28).
+AVE_CLASSES: list[str] = [*_EVENT_CLASSES, "background"]
 
 
 class RegionProjection(nn.Module):
@@ -309,23 +321,17 @@ class AVEventLocalizer(ZooModule):
         intra_v: bool = True,
         inter_v: Literal["none", "mlp", "conv3d", "lstm"] = "mlp",
         modality: Literal["audio_visual", "audio", "visual"] = "audio_visual",
-        visual_dim: int = 2048,
-        audio_dim: int = 128,
+        visual_dim: int = 2048, audio_dim: int = 128,
         num_classes: int = 29,
         supervision: Literal["full", "weak"] = "full",
-        region_dim: int = 512,
-        region_mlp_layers: int = 1,
+        region_dim: int = 512, region_mlp_layers: int = 1,
         attn_dim: int = 128,
-        audio_proj: bool = False,
-        attn_scale: bool = False,
+        audio_proj: bool = False, attn_scale: bool = False,
         attn_values: Literal["frame", "keys"] = "frame",
-        inter_hidden: int = 512,
-        inter_layers: int = 2,
+        inter_hidden: int = 512, inter_layers: int = 2,
         inter_pad: Literal["zero", "replicate"] = "zero",
-        add_hidden: int = 512,
-        add_proj: int = 49,
-        hidden_dim: int = 128,
-        avel_fc_dim: int = 64,
+        add_hidden: int = 512, add_proj: int = 49,
+        hidden_dim: int = 128, avel_fc_dim: int = 64,
         head_hidden: int = 0,
         init_state: Literal["fusion", "audio", "visual", "sum"] = "fusion",
         label_guided_weight: float = 0.0,
@@ -336,14 +342,12 @@ class AVEventLocalizer(ZooModule):
         full_target: Literal["segment", "video"] = "segment",
         weak_pool: Literal["mean", "max"] = "mean",
         weak_target: Literal["video_label", "average"] = "video_label",
-        lr: float = 1e-3,
-        weight_decay: float = 0.0,
-        lr_step_iters: int = 15000,
-        lr_gamma: float = 0.1,
+        lr: float = 1e-3, weight_decay: float = 0.0,
+        lr_step_iters: int = 15000, lr_gamma: float = 0.1,
         class_names: Optional[list[str]] = None,
     ) -> None:
-        self.save_hyperparameters()
         super().__init__()
+        self.save_hyperparameters()
         if classifier not in ("lstm", "avel", "avsdn"):
             raise ValueError(f"classifier must be lstm|avel|avsdn, got {classifier!r}")
         if supervision not in ("full", "weak"):
@@ -414,11 +418,12 @@ class AVEventLocalizer(ZooModule):
         out = self.forward_with_attention(visual, audio)
         return (out["logits"], out["attention"]) if return_attention else out["logits"]
 
-    def example_input(self, batch_size: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
-        return (
-            torch.randn(batch_size, NUM_SEGMENTS, GRID, GRID, self.hparams.visual_dim),
-            torch.randn(batch_size, NUM_SEGMENTS, self.hparams.audio_dim),
-        )
+    def example_input(self, batch_size: int = 1) -> dict[str, torch.Tensor]:
+        """``forward`` keyword arguments: one AVE video of 10 one-second segments (Sec. 4.0.2)."""
+        return {
+            "visual": torch.randn(batch_size, NUM_SEGMENTS, GRID, GRID, self.hparams.visual_dim),
+            "audio": torch.randn(batch_size, NUM_SEGMENTS, self.hparams.audio_dim),
+        }
 
     # ------------------------------------------------------------------ training
     def video_target(self, batch: dict) -> torch.Tensor:
@@ -491,86 +496,66 @@ class AVEventLocalizer(ZooModule):
 _PAPER = ("Y.-B. Lin, Cross-Modality Co-Attention for Audio-Visual Event Localization, "
           "MSc thesis, National Taiwan University, 2019 (doi:10.6342/NTU201902224)")
 _TASK = "audio-visual event localization"
-_INPUTS = {"visual": "float [B,10,7,7,visual_dim] (ResNet-152 7x7x2048 maps; 512 for Tian's released features)",
-           "audio": "float [B,10,128] (VGGish, one per 1-s segment)"}
-_DATA = {"dataset": "ave", "segments": NUM_SEGMENTS, "grid": GRID, "visual_backbone": "ResNet-152 (ImageNet)",
-         "audio_backbone": "VGGish (AudioSet)", "label_names": AVE_CLASSES,
-         "recipe": {"batch_size": 64, "max_epochs_full": 300, "max_epochs_weak": 250,
-                    "source": "Tian et al. public AVEL code (the thesis gives none)"}}
+# Sec. 4.0.2: ResNet-152 (ImageNet) 7x7 maps of one 224x224 frame per 1-s segment, VGGish (AudioSet)
+# embeddings of the segment's audio; the recipe (batch 64, 300 / 250 epochs) is Tian et al.'s code.
+_INPUT = InputConfig(
+    shapes={"visual": "float [B,10,7,7,visual_dim] (ResNet-152 7x7x2048 maps; 512 for Tian's released features)",
+            "audio": "float [B,10,128] (VGGish, one per 1-s segment)"},
+    frames=NUM_SEGMENTS, test_crop=224, mean=IMAGENET_MEAN, std=IMAGENET_STD,
+    audio=AudioInput(kind="vggish", sample_rate=VGGISH_SAMPLE_RATE, window_ms=1000 * VGGISH_WINDOW_SECONDS,
+                     hop_ms=1000 * VGGISH_HOP_SECONDS, n_mels=VGGISH_NUM_BANDS, num_frames=VGGISH_NUM_FRAMES,
+                     log_offset=VGGISH_LOG_OFFSET),
+    datamodules=("ave",),
+    notes="one ResNet-152 7x7 map and one VGGish embedding per 1-s segment, 10 segments (thesis Sec. 4.0.2); "
+          "recipe of Tian et al.'s public AVEL code: batch 64, 300 epochs supervised / 250 weakly supervised",
+)
 _NO_WEIGHTS = ("No weights are published: the thesis released none, AVE features/videos are not reachable "
                "from this workplace, and Tian's AVEL checkpoints are PyTorch-0.3 whole-module pickles of a "
                "different architecture. Train with `mmzoo fit --model {id} --data ave --data.root <dir>`; "
                "metrics are the thesis's reported accuracies (%).")
-
 _BASE = {"visual_dim": 2048, "audio_dim": 128, "num_classes": 29}
+_NO_ATT = {"attention": "none", "intra_v": False, "inter_v": "none"}
+_COATT = {"attention": "cmcoatt", "intra_v": True, "inter_v": "mlp"}
 
-
-def _weights(model_id: str, full: float, weak: float) -> list[Weights]:
-    return [Weights(tag="ave", hub_repo=None, dataset="AVE",
-                    metrics={"acc_full": full, "acc_weak": weak}, notes=_NO_WEIGHTS.format(id=model_id))]
-
-
+# id -> (configuration, (supervised, weakly supervised) accuracy, every number the thesis reports for it)
 _IDS = {
-    "lstm-ave": (
-        {"classifier": "lstm", "attention": "none", "intra_v": False, "inter_v": "none"},
-        (74.98, 73.11),
-        {"acc_full (Table 4.3, CM-CoAtt N)": 74.98, "acc_weak (Table 4.4, CM-CoAtt N)": 73.11},
-    ),
-    "cmcoatt-lstm": (
-        {"classifier": "lstm", "attention": "cmcoatt", "intra_v": True, "inter_v": "mlp"},
-        (75.82, 73.81),
-        {"acc_full (Table 4.3, CM-CoAtt Y)": 75.82, "acc_weak (Table 4.4, CM-CoAtt Y)": 73.81},
-    ),
-    "avel": (
-        {"classifier": "avel", "attention": "add", "intra_v": False, "inter_v": "none"},
-        (74.7, 73.3),
-        {
-            "acc_full w/ att, ResNet (Table 4.1 = Table 4.6 Add/N)": 74.7,
-            "acc_weak w/ att, ResNet (Table 4.2 = Table 4.7 Add/N)": 73.3,
-            "acc_full Add + Intra-V (intra_v=True; Table 4.6)": 75.04,
-            "acc_weak Add + Intra-V (intra_v=True; Table 4.7)": 74.08,
-            "acc_full no att, ResNet (attention=none; Tables 4.1/4.3)": 74.0,
-            "acc_weak no att, ResNet (attention=none; Tables 4.2/4.4)": 71.6,
-            "acc_full visual only, ResNet (modality=visual, attention=none)": 65.0,
-            "acc_weak visual only, ResNet (modality=visual, attention=none)": 63.4,
-            "acc_full audio only (modality=audio, attention=none)": 59.5,
-            "acc_weak audio only (modality=audio, attention=none)": 53.4,
-        },
-    ),
-    "cmcoatt-avel": (
-        {"classifier": "avel", "attention": "cmcoatt", "intra_v": True, "inter_v": "mlp"},
-        (76.37, 74.30),
-        {"acc_full (Tables 4.3/4.6/4.8)": 76.37, "acc_weak (Tables 4.4/4.7)": 74.30,
-         "acc_full without Intra-V (intra_v=False)": 75.55, "acc_weak without Intra-V (intra_v=False)": 73.66},
-    ),
-    "avsdn": (
-        {"classifier": "avsdn", "attention": "none", "intra_v": False, "inter_v": "none"},
-        (75.4, 74.2),
-        {
-            "acc_full (Tables 4.1/4.3/4.6)": 75.4,
-            "acc_weak (Tables 4.2/4.4/4.5/4.7)": 74.2,
-            "acc_weak init_state=visual (Table 4.5)": 70.2,
-            "acc_weak init_state=audio (Table 4.5)": 70.9,
-            "acc_weak label guided (Table 4.5; init_state=sum, label_guided_weight=1)": 72.6,
-        },
-    ),
-    "cmcoatt-avsdn": (
-        {"classifier": "avsdn", "attention": "cmcoatt", "intra_v": True, "inter_v": "mlp"},
-        (77.86, 75.85),
-        {"acc_full (Tables 4.3/4.6/4.8, best)": 77.86, "acc_weak (Tables 4.4/4.7, best)": 75.85,
-         "acc_full without Intra-V (intra_v=False)": 76.02, "acc_weak without Intra-V (intra_v=False)": 75.15},
-    ),
+    "lstm-ave": ({"classifier": "lstm", **_NO_ATT}, (74.98, 73.11), [
+        ("acc_full (Table 4.3, CM-CoAtt N)", 74.98), ("acc_weak (Table 4.4, CM-CoAtt N)", 73.11)]),
+    "cmcoatt-lstm": ({"classifier": "lstm", **_COATT}, (75.82, 73.81), [
+        ("acc_full (Table 4.3, CM-CoAtt Y)", 75.82), ("acc_weak (Table 4.4, CM-CoAtt Y)", 73.81)]),
+    "avel": ({"classifier": "avel", "attention": "add", "intra_v": False, "inter_v": "none"}, (74.7, 73.3), [
+        ("acc_full w/ att, ResNet (Table 4.1 = Table 4.6 Add/N)", 74.7),
+        ("acc_weak w/ att, ResNet (Table 4.2 = Table 4.7 Add/N)", 73.3),
+        ("acc_full Add + Intra-V (intra_v=True; Table 4.6)", 75.04),
+        ("acc_weak Add + Intra-V (intra_v=True; Table 4.7)", 74.08),
+        ("acc_full no att, ResNet (attention=none; Tables 4.1/4.3)", 74.0),
+        ("acc_weak no att, ResNet (attention=none; Tables 4.2/4.4)", 71.6),
+        ("acc_full visual only, ResNet (modality=visual, attention=none)", 65.0),
+        ("acc_weak visual only, ResNet (modality=visual, attention=none)", 63.4),
+        ("acc_full audio only (modality=audio, attention=none)", 59.5),
+        ("acc_weak audio only (modality=audio, attention=none)", 53.4)]),
+    "cmcoatt-avel": ({"classifier": "avel", **_COATT}, (76.37, 74.30), [
+        ("acc_full (Tables 4.3/4.6/4.8)", 76.37), ("acc_weak (Tables 4.4/4.7)", 74.30),
+        ("acc_full without Intra-V (intra_v=False)", 75.55), ("acc_weak without Intra-V (intra_v=False)", 73.66)]),
+    "avsdn": ({"classifier": "avsdn", **_NO_ATT}, (75.4, 74.2), [
+        ("acc_full (Tables 4.1/4.3/4.6)", 75.4), ("acc_weak (Tables 4.2/4.4/4.5/4.7)", 74.2),
+        ("acc_weak init_state=visual (Table 4.5)", 70.2), ("acc_weak init_state=audio (Table 4.5)", 70.9),
+        ("acc_weak label guided (Table 4.5; init_state=sum, label_guided_weight=1)", 72.6)]),
+    "cmcoatt-avsdn": ({"classifier": "avsdn", **_COATT}, (77.86, 75.85), [
+        ("acc_full (Tables 4.3/4.6/4.8, best)", 77.86), ("acc_weak (Tables 4.4/4.7, best)", 75.85),
+        ("acc_full without Intra-V (intra_v=False)", 76.02), ("acc_weak without Intra-V (intra_v=False)", 75.15)]),
 }
 
 for _id, (_cfg, (_full, _weak), _reported) in _IDS.items():
     register_model(
         _id,
         defaults={**_BASE, **_cfg},
-        weights=_weights(_id, _full, _weak),
-        reported=_reported,
+        weights=[Weights(tag="ave", hub_repo=None, dataset="AVE", metrics={"acc_full": _full, "acc_weak": _weak},
+                         notes=_NO_WEIGHTS.format(id=_id))],
+        reported=dict(_reported),
         task=_TASK,
         paper=_PAPER,
-        inputs=_INPUTS,
-        data=_DATA,
+        input=_INPUT,
+        label_names=AVE_CLASSES,
         family="ave",
     )(AVEventLocalizer)

@@ -1,4 +1,4 @@
-"""Audiovisual SlowFast Networks (seed 000, chapter 4; spec digest-000 section 3).
+"""Audiovisual SlowFast Networks (thesis ch. 4, sections 4.2-4.4).
 
 SlowFast plus an Audio pathway on an 80-bin log-mel spectrogram (beta_A = 1/2 of the Slow
 width, alpha_A = audio frames per Slow frame, conv1 = parallel 9-tap time and frequency convs,
@@ -14,13 +14,13 @@ beta_A = 1/8 .. 1).
 """
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Any, Literal, Optional
 
 import torch
 
-from mmzoo.models.slowfast import KINETICS_MEAN, KINETICS_STD, PAPER, HeadArg, SlowFastFamilyModule, res4_temporal_kernels
+from mmzoo.models.audionet import audio_stage_strides, logmel_input, prepare_logmel
+from mmzoo.models.slowfast import PAPER, SlowFast, kinetics_input
 from mmzoo.nn.av_sync import NegativeCurriculum
-from mmzoo.nn.slowfast import MultiPathwayHead, SlowFastBackbone
 from mmzoo.registry import register_model
 
 __all__ = ["ABLATIONS", "AVSlowFast"]
@@ -80,26 +80,12 @@ ABLATIONS: dict[str, dict] = {
                                        "note": "AVA v2.1 mAP 27.8 (v2.2 28.6); AVA detection head not implemented"},
 }
 
-_AUDIO_FRONT_END = {
-    "sample_rate": 16000,
-    "window_ms": 32,
-    "hop_ms": 16,
-    "n_fft": 512,
-    "mel_bins": 80,
-    "mel_scale": "htk",
-    "log_offset": 1e-8,
-    "logmel_mean": -7.03,
-    "logmel_std": 4.66,
-}
-_DATA = {"mean": KINETICS_MEAN, "std": KINETICS_STD, "train_crop": 224, "test_crop": 256, "test_views": "10 clips x 3 crops"}
 
 
-def _data(slow: int, fast: int, audio_frames: int, **extra) -> dict:
-    return {**_DATA, "slow_frames": slow, "fast_frames": fast, "sampling_rate": 2, "audio": {**_AUDIO_FRONT_END, "frames": audio_frames}, **extra}
-
-
-def _inputs(slow: int, fast: int, audio_frames: int) -> dict:
-    return {"video": f"[slow B,3,{slow},256,256 ; fast B,3,{fast},256,256]", "audio": f"log-mel B,1,{audio_frames},80"}
+def _input(slow: int, fast: int, alpha: int, audio_frames: int = 128, train_scale: tuple[int, int] = (256, 320), **extra):
+    shapes = {"video": f"[slow B,3,{slow},256,256 ; fast B,3,{fast},256,256]", "audio": f"log-mel B,1,{audio_frames},80"}
+    return kinetics_input(shapes, frames=fast, alpha=alpha, train_scale=train_scale,
+                          audio=logmel_input(audio_frames), **extra)  # fmt: skip
 
 
 @register_model(
@@ -107,41 +93,38 @@ def _inputs(slow: int, fast: int, audio_frames: int) -> dict:
     defaults={},
     task="audio-visual video classification",
     paper=PAPER,
-    inputs=_inputs(4, 32, 128),
+    input=_input(4, 32, alpha=8),
     reported={
         "k400_top1": 77.0, "k400_top5": 92.7, "kinetics_sounds_top1": 83.7, "gflops_per_view": 39.8, "views": 30,
         "ava_v2.1_map": 25.4, "ava_v2.2_map": 25.9, "ava_gflops": 67.1,
         "ssl_params_m": 38.5, "ssl_gflops": 36.2, "ssl_linear_ucf101": 76.8, "ssl_linear_hmdb51": 41.0,
     },
-    data=_data(4, 32, 128),
 )
 @register_model(
     "avslowfast-r50-8x8",
     defaults={"slow_frames": 8, "alpha": 4, "recipe_epochs": 196},
     task="audio-visual video classification",
     paper=PAPER,
-    inputs=_inputs(8, 32, 128),
+    input=_input(8, 32, alpha=4),
     reported={"ssl_params_m": 38.5, "ssl_gflops": 63.4, "ssl_linear_ucf101": 77.4, "ssl_linear_hmdb51": 42.2},
-    data=_data(8, 32, 128),
 )
 @register_model(
     "avslowfast-r50-16x4",
     defaults={"slow_frames": 16, "alpha": 2, "recipe_epochs": 196},
     task="audio-visual video classification",
     paper=PAPER,
-    inputs=_inputs(16, 32, 128),
+    input=_input(16, 32, alpha=2),
     reported={
         "ssl_params_m": 38.5, "ssl_gflops": 117.9, "ssl_linear_ucf101": 77.4, "ssl_linear_hmdb51": 44.1,
         "ssl_finetune_ucf101": 87.0, "ssl_finetune_hmdb51": 54.6,
     },
-    data=_data(16, 32, 128),
 )
 @register_model(
     "avslowfast-r101-8x8",
     defaults={"depth": 101, "slow_frames": 8, "alpha": 4, "res4_temporal_blocks": 6, "recipe_epochs": 196},
     task="audio-visual video classification",
     paper=PAPER,
-    inputs=_inputs(8, 32, 128),
+    input=_input(8, 32, alpha=4, train_scale=(256, 340)),
     reported={
         "k400_top1": 78.8, "k400_top5": 93.6, "kinetics_sounds_top1": 85.0, "gflops_per_view": 129, "views": 30,
         "epic_val_verb_top1": 58.7, "epic_val_verb_top5": 83.6, "epic_val_noun_top1": 31.7, "epic_val_noun_top5": 58.4,
@@ -151,7 +134,6 @@ def _inputs(slow: int, fast: int, audio_frames: int) -> dict:
         "epic_s2_verb_top1": 55.8, "epic_s2_verb_top5": 81.7, "epic_s2_noun_top1": 32.7, "epic_s2_noun_top5": 58.9,
         "epic_s2_action_top1": 24.0, "epic_s2_action_top5": 43.2,
     },
-    data=_data(8, 32, 128, train_scale=[256, 340]),
 )
 @register_model(
     "avslowfast-r101nl-16x8",
@@ -161,27 +143,23 @@ def _inputs(slow: int, fast: int, audio_frames: int) -> dict:
     },
     task="audio-visual video classification",
     paper=PAPER,
-    inputs=_inputs(16, 64, 256),
+    input=_input(16, 64, alpha=4, audio_frames=256, train_scale=(256, 340),
+                 notes="Charades, the dataset of its reported mAP, has no DataModule yet."),
     reported={"charades_map": 43.7, "charades_gflops_per_view": 278, "views": 30, "slowfast_baseline_charades_map": 42.5, "slowfast_baseline_gflops": 234},
-    data=_data(16, 64, 256, train_scale=[256, 340]),
 )
-class AVSlowFast(SlowFastFamilyModule):
+class AVSlowFast(SlowFast):
     """Audiovisual SlowFast network.
 
-    Args (see `mmzoo.models.slowfast.SlowFast` for the visual and recipe arguments, which mean
-    the same here):
-        audio_frames: log-mel frames of one clip (128 spans the 4x16 / 8x8 clips; [SILENT] for
+    Args (the other visual arguments are `SlowFast`'s, the head and recipe ones
+    `SlowFastFamilyModule`'s; all mean the same here):
+        audio_frames: log-mel frames of one clip (128 spans the 4x16 / 8x8 clips; not stated for
             16x8, 256 is used so that the spectrogram spans the 128-frame clip).
         mel_bins: mel bins of the spectrogram (80).
+        audio_downsample_from / audio_decomposed_stages / audio_block: the Audio pathway's
+            stages, as in `mmzoo.models.audionet.AudioNet` ("res3", 2, "timefreq": authors' code).
+        logmel_normalize / logmel_mean / logmel_std: optional in-model normalisation of the
+            spectrogram, as in `AudioNet`.
         audio_beta_inv: Slow / Audio channel ratio (2, beta_A = 1/2).
-        audio_downsample_from: first audio stage with a stride-2 time/frequency downsampling:
-            "res3" (authors' code, default; reproduces Table 4.6a FLOPs) or "res2" (thesis text).
-        audio_decomposed_stages: leading audio stages with decomposed time/frequency blocks (2 =
-            res2, res3).
-        audio_block: topology of those blocks ([AMBIG]): "timefreq" (parallel 3-tap time and
-            frequency convs on the block input, concatenated, then 1x1; the authors' code, which
-            says the paper used it) or "timefreq_reduce_sum" (1x1 reduction first, branches
-            summed: the layout Table 4.1 draws, the code's "v2").
         fs_fusion: Fast->Slow connections after pool1, res2, res3, res4. The authors' AVSlowFast
             config has them only after res3 and res4 (default), unlike SlowFast.
         afs_fusion: audio -> visual connections after pool1, res2, res3, res4 (res3 + res4 by
@@ -192,22 +170,22 @@ class AVSlowFast(SlowFastFamilyModule):
             summed onto the [Slow, Fast->Slow] tensor), "a_f_s" (A->F->S: audio brought to the
             Fast frame rate and summed into Fast before that junction's Fast->Slow lateral, so
             it reaches Slow only through Fast) or "nonlocal" (AV Nonlocal: audio queries attend
-            over the visual T x H x W positions; [SILENT] details in
+            over the visual T x H x W positions; the details the thesis leaves open, in
             `mmzoo.nn.av_fusion.AudioVisualNonLocal`). Only "a_fs" is in the authors' code.
         afs_dim_inner / afs_kernel / afs_num_convs: the A->FS convs (64, 5, 2; authors' code),
-            also used by A->F->S's audio -> Fast convs ([SILENT]).
-        av_nonlocal_dim_inner: AV Nonlocal theta / phi / g width ([SILENT]; 64 matches Table
-            4.5b's +0.1 GFLOPs over A->FS).
-        av_nonlocal_pool: max-pool of the visual keys / values ([SILENT]; 1x2x2).
+            also used by A->F->S's audio -> Fast convs (not stated in the thesis).
+        av_nonlocal_dim_inner: AV Nonlocal theta / phi / g width (not stated in the thesis;
+            64 matches Table 4.5b's +0.1 GFLOPs over A->FS).
+        av_nonlocal_pool: max-pool of the visual keys / values (not stated in the thesis; 1x2x2).
         av_nonlocal_mode: AV Nonlocal affinity, "softmax" (embedded Gaussian) or "dot_product"
-            ([SILENT]).
+            (not stated in the thesis).
         use_avs: train with the synchronisation losses.
         avs_stages: AVS losses after pool1, res2, res3, res4, res5 (res3-res5, Table 4.6c).
         avs_head: "contrastive" (authors' code) or "classifier" (binary in-sync classifier).
         avs_proj_dim / avs_margin: projection size (64) and contrastive margin (0.99).
-        avs_weight: weight of the summed AVS losses ([SILENT]; 1.0).
-        avs_until_fusion: what the AVS losses do when audio is fused ([SILENT]): True (authors'
-            code) counts a stage's loss only up to the earliest A->FS fusion active on the
+        avs_weight: weight of the summed AVS losses (not stated in the thesis; 1.0).
+        avs_until_fusion: what the AVS losses do when audio is fused (not stated in the thesis):
+            True (authors' code) counts a stage's loss only up to the earliest A->FS fusion active on the
             iteration (res3 only, or res3-res5 when DropPathway dropped the audio); False counts
             res3-res5 on every iteration.
         avs_switch_at: fraction of training after which hard negatives are mixed in (0.5).
@@ -215,30 +193,13 @@ class AVSlowFast(SlowFastFamilyModule):
         avs_hard_gap: frames by which the clip's own spectrogram is rolled to make a hard negative
             when the batch has no "audio_shifted" field (32 = 0.5 s).
         drop_pathway: DropPathway probability P_d (0.8).
-        logmel_normalize: normalise the input spectrogram with (x - logmel_mean) / logmel_std
-            inside the model; leave False when the DataModule already does it.
-        logmel_mean / logmel_std: -7.03 / 4.66 (authors' code).
     """
 
     uses_audio = True
 
     def __init__(
         self,
-        num_classes: int = 400,
-        head: HeadArg = "single",
-        num_verbs: int = 125,
-        num_nouns: int = 352,
-        depth: int = 50,
-        width: int = 64,
-        slow_frames: int = 4,
-        alpha: int = 8,
-        beta_inv: int = 8,
-        fusion_kernel: int = 5,
-        fs_fusion: list[bool] = [False, False, True, True],  # noqa: B006
-        res4_temporal_blocks: Optional[int] = None,
-        nonlocal_res4: list[int] = [],  # noqa: B006
-        nonlocal_mode: Literal["softmax", "dot_product"] = "softmax",
-        nonlocal_pool: list[int] = [1, 2, 2],  # noqa: B006
+        fs_fusion: list[bool] = [False, False, True, True],  # noqa: B006 - JSON-serialisable default
         audio_frames: int = 128,
         mel_bins: int = 80,
         audio_beta_inv: int = 2,
@@ -267,74 +228,33 @@ class AVSlowFast(SlowFastFamilyModule):
         logmel_normalize: bool = False,
         logmel_mean: float = -7.03,
         logmel_std: float = 4.66,
-        dropout: float = 0.5,
-        crop_size: int = 256,
-        mode: Literal["supervised", "ssl"] = "supervised",
-        rotation_weight: float = 1.0,
-        view_aggregation: Literal["mean", "max"] = "mean",
-        base_lr: float = 1.6,
-        base_batch_size: int = 1024,
-        batch_size: Optional[int] = None,
-        momentum: float = 0.9,
-        weight_decay: float = 1e-4,
-        bn_weight_decay: float = 0.0,
-        lr_schedule: Literal["cosine", "steps"] = "cosine",
-        lr_steps: list[float] = [],  # noqa: B006
-        warmup_epochs: float = 34.0,
-        warmup_start_factor: float = 0.1,
-        recipe_epochs: int = 256,
-        freeze_bn: bool = False,
+        **kwargs: Any,
     ) -> None:
-        super().__init__()
-        self.save_hyperparameters()
-        if audio_frames % slow_frames:
-            raise ValueError(f"audio_frames ({audio_frames}) must be a multiple of slow_frames ({slow_frames})")
-        strides = (1, 2, 2, 2) if audio_downsample_from == "res3" else (2, 2, 2, 2)
-        self.backbone = SlowFastBackbone(
-            depth=depth,
-            width=width,
-            alpha=alpha,
-            beta_inv=beta_inv,
-            fusion_kernel=fusion_kernel,
-            fs_fusion=fs_fusion,
-            slow_temporal_kernels=(1, 1, res4_temporal_kernels(depth, 3, res4_temporal_blocks), 3),
-            fast_temporal_kernels=(3, 3, res4_temporal_kernels(depth, 3, res4_temporal_blocks), 3),
-            slow_nonlocal=((), (), tuple(nonlocal_res4), ()),
-            nonlocal_mode=nonlocal_mode,
-            nonlocal_pool=tuple(nonlocal_pool),
-            use_audio=True,
-            audio_beta_inv=audio_beta_inv,
-            audio_time_ratio=audio_frames // slow_frames,
-            audio_stage_strides=strides,
-            audio_decomposed_stages=audio_decomposed_stages,
-            audio_block=audio_block,
-            afs_fusion=afs_fusion,
-            afs_dim_inner=afs_dim_inner,
-            afs_kernel=afs_kernel,
-            afs_num_convs=afs_num_convs,
-            av_fusion=av_fusion,
-            av_nonlocal_dim_inner=av_nonlocal_dim_inner,
-            av_nonlocal_pool=tuple(av_nonlocal_pool),
-            av_nonlocal_mode=av_nonlocal_mode,
-            avs_stages=avs_stages if use_avs else [False] * 5,
-            avs_head=avs_head,
-            avs_proj_dim=avs_proj_dim,
-            avs_margin=avs_margin,
-            avs_until_fusion=avs_until_fusion,
-            drop_pathway=drop_pathway,
-        )
-        self.head = MultiPathwayHead(self.backbone.out_channels, head, num_classes, num_verbs, num_nouns, dropout)
+        super().__init__(fs_fusion=fs_fusion, **kwargs)
         self.curriculum = NegativeCurriculum(avs_switch_at, avs_hard_ratio, avs_hard_gap)
-        self._setup_common()
 
-    def _prepare_audio(self, audio: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
-        if audio is None:
-            raise ValueError("AVSlowFast needs batch['audio'] (log-mel B, 1, T, F)")
-        if audio.dim() == 3:
-            audio = audio.unsqueeze(1)
-        if self.hparams.logmel_normalize:
-            audio = (audio - self.hparams.logmel_mean) / self.hparams.logmel_std
-        return audio
+    def _backbone_kwargs(self) -> dict[str, Any]:
+        hp = self.hparams
+        if hp.audio_frames % hp.slow_frames:
+            raise ValueError(f"audio_frames ({hp.audio_frames}) must be a multiple of slow_frames ({hp.slow_frames})")
+        return dict(
+            super()._backbone_kwargs(),
+            use_audio=True, audio_beta_inv=hp.audio_beta_inv, audio_time_ratio=hp.audio_frames // hp.slow_frames,
+            audio_stage_strides=audio_stage_strides(hp.audio_downsample_from),
+            audio_decomposed_stages=hp.audio_decomposed_stages, audio_block=hp.audio_block,
+            afs_fusion=hp.afs_fusion, afs_dim_inner=hp.afs_dim_inner, afs_kernel=hp.afs_kernel,
+            afs_num_convs=hp.afs_num_convs, av_fusion=hp.av_fusion, av_nonlocal_dim_inner=hp.av_nonlocal_dim_inner,
+            av_nonlocal_pool=tuple(hp.av_nonlocal_pool), av_nonlocal_mode=hp.av_nonlocal_mode,
+            avs_stages=hp.avs_stages if hp.use_avs else [False] * 5, avs_head=hp.avs_head,
+            avs_proj_dim=hp.avs_proj_dim, avs_margin=hp.avs_margin, avs_until_fusion=hp.avs_until_fusion,
+            drop_pathway=hp.drop_pathway,
+        )  # fmt: skip
+
+    def _prepare_audio(self, audio: Optional[torch.Tensor]) -> torch.Tensor:
+        return prepare_logmel(self, audio)
+
+    def _aux_loss(self, aux: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.hparams.avs_weight * super()._aux_loss(aux)
 
     def _audio_negatives(self, batch: dict) -> Optional[torch.Tensor]:
         """Out-of-sync audio for the AVS losses, following the curriculum at the current
@@ -366,13 +286,6 @@ class AVSlowFast(SlowFastFamilyModule):
     def features(self, video=None, audio=None) -> torch.Tensor:
         return super().features(video, self._prepare_audio(audio))
 
-    def example_input(self, batch_size: int = 1) -> dict:
+    def example_input(self, batch_size: int = 1) -> dict[str, Any]:
         hp = self.hparams
-        s = hp.crop_size
-        return {
-            "video": [
-                torch.randn(batch_size, 3, hp.slow_frames, s, s),
-                torch.randn(batch_size, 3, hp.slow_frames * hp.alpha, s, s),
-            ],
-            "audio": torch.randn(batch_size, 1, hp.audio_frames, hp.mel_bins),
-        }
+        return {**super().example_input(batch_size), "audio": torch.randn(batch_size, 1, hp.audio_frames, hp.mel_bins)}

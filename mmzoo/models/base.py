@@ -2,22 +2,35 @@
 
 A zoo model is a `LightningModule` whose constructor arguments are JSON-serialisable, typed
 and documented (LightningCLI turns them into flags) and saved with `save_hyperparameters()`,
-so `config.json` can rebuild it with nothing else. Batches are dicts with named fields
-(`video`, `audio`, `label`, `boxes`, `text`, `meta`, ...) as the DataModules produce them.
+so `config.json` can rebuild it with nothing else.
+
+Batch contract: `training_step` / `validation_step` / `test_step` / `predict_step` receive an
+`mmzoo.batch.Batch`, a dict whose fields (`video`, `audio`, `label`, `verb_label` /
+`noun_label`, `video_index`, `boxes`, `text`, `features`, `meta`) are documented there. A model
+reads only those names; in particular the video of each view of a multi-view test is always
+`batch["video_index"]`, and nothing is ever read from `meta` (bookkeeping only).
+
+Prediction on files without a DataModule (`mmzoo predict --input`) lives in `mmzoo.predict`,
+not on the model.
 """
 from __future__ import annotations
 
-from typing import Any, ClassVar
+import abc
+from typing import Any, ClassVar, Mapping
 
 import pytorch_lightning as pl
 import torch
 
+__all__ = ["ZooModule"]
 
-class ZooModule(pl.LightningModule):
-    """Common behaviour: the registry id, the constructor config, and an example input.
 
-    Subclasses call `self.save_hyperparameters()` first thing in `__init__` and implement
-    `example_input`, which `mmzoo info` and the parity tests use to count FLOPs.
+class ZooModule(pl.LightningModule, metaclass=abc.ABCMeta):
+    """Common behaviour: the registry id, the constructor config, an example input, FLOPs.
+
+    Subclasses call `super().__init__()` and then `self.save_hyperparameters()` in `__init__`
+    (a family base class may do it once for its subclasses: Lightning collects the arguments
+    of every `__init__` of the chain), and implement `example_input`, which `mmzoo info` and the
+    parity tests use to count FLOPs.
     """
 
     zoo_id: str | None = None
@@ -31,20 +44,10 @@ class ZooModule(pl.LightningModule):
         """The constructor arguments this instance was built with (written to config.json)."""
         return {k: v for k, v in dict(self.hparams).items() if not k.startswith("_")}
 
-    def example_input(self, batch_size: int = 1) -> Any:
-        """A representative input for `forward` (a tensor, tuple or dict) at paper resolution."""
-        raise NotImplementedError(f"{type(self).__name__} does not define example_input().")
-
-    def predict_input(self, path: str, output_dir: str, query: str | None = None, top_k: int = 10) -> Any:
-        """`mmzoo predict --model <id> --input PATH`: run on a file or folder without a DataModule
-        (a video to annotate, a feature set to search with `query`). Families that support it
-        override this; it writes its results under `output_dir` and returns them."""
-        from mmzoo.errors import NotSupportedError
-
-        raise NotSupportedError(
-            f"{type(self).__name__} does not predict from --input; use "
-            "`mmzoo predict --model <id> --data <name> --data.root DIR`."
-        )
+    @abc.abstractmethod
+    def example_input(self, batch_size: int = 1) -> dict[str, Any]:
+        """A representative input at paper resolution: the keyword arguments of `forward`
+        (`self(**model.example_input())` runs the model)."""
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Record the registry id in Lightning checkpoints so `mmzoo push x.ckpt` can rebuild it."""
@@ -55,13 +58,14 @@ class ZooModule(pl.LightningModule):
     def num_parameters(self, trainable_only: bool = False) -> int:
         return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
 
-    def run_forward(self, example: Any) -> Any:
-        """Call forward on an example from `example_input` (tuple -> *args, dict -> **kwargs)."""
-        if isinstance(example, dict):
-            return self(**example)
-        if isinstance(example, (tuple, list)):
-            return self(*example)
-        return self(example)
+    def run_forward(self, example: Mapping[str, Any]) -> Any:
+        """`forward` on an example from `example_input` (a dict of keyword arguments)."""
+        if not isinstance(example, Mapping):
+            raise TypeError(
+                f"{type(self).__name__}.example_input() must return a dict of forward keyword arguments, "
+                f"got {type(example).__name__}"
+            )
+        return self(**example)
 
     @torch.no_grad()
     def count_flops(self, batch_size: int = 1) -> int:

@@ -1,18 +1,18 @@
-"""SlowFast networks (Feichtenhofer et al.), the visual baselines of AVSlowFast (seed 000, ch. 4).
+"""SlowFast networks (Feichtenhofer et al.), the visual baselines of AVSlowFast (thesis ch. 4).
 
 Ids: `slowfast-r50-4x16`, `slowfast-r50-8x8`, `slowfast-r101-8x8`. `T x tau` names the Slow
 pathway's frames and stride; the Fast pathway sees alpha x T frames (alpha = 8 for 4x16, 4 for
 the 8x8 models, so the Fast pathway always samples every second frame).
 
-This module also holds `SlowFastFamilyModule`, the Lightning logic shared with AVSlowFast and
-the audio-only network: batch handling, the three heads (single-label, EPIC verb+noun,
-multi-label), the self-supervised rotation task, the recipe (SGD, lr scaled to the global batch,
-warm-up + half-period cosine or steps, no weight decay on BN, frozen BN for fine-tuning) and
-multi-view testing (scores averaged per video, max-pooled for multi-label).
+This module also holds `SlowFastFamilyModule`, the Lightning logic and the constructor arguments
+shared with AVSlowFast and the audio-only network: batch handling, the three heads (single-label,
+EPIC verb+noun, multi-label), the recipe of section 4.3.1 (`mmzoo.models.recipe.Recipe`: SGD,
+lr scaled to the global batch, warm-up + half-period cosine or steps, no weight decay on BN,
+frozen BN for fine-tuning) and multi-view testing (scores averaged per video, max-pooled for
+multi-label). `SlowFast` adds the visual pathways and the self-supervised rotation task.
 """
 from __future__ import annotations
 
-import math
 from typing import Any, Literal, Optional, Sequence, Union
 
 import torch
@@ -22,50 +22,36 @@ from torch import nn
 from mmzoo.data.constants import KINETICS_MEAN, KINETICS_STD
 from mmzoo.metrics.classification import EpicActionAccuracy, MultiLabelMeanAP, MultiViewAccuracy
 from mmzoo.models.base import ZooModule
+from mmzoo.models.recipe import Recipe, global_batch_size, total_training_steps
 from mmzoo.nn.resnet3d import init_resnet_weights
 from mmzoo.nn.slowfast import MultiPathwayHead, SlowFastBackbone, pack_pathways
-from mmzoo.registry import Weights, register_model
+from mmzoo.registry import InputConfig, Weights, register_model
 
-__all__ = ["SlowFastFamilyModule", "SlowFast", "video_indices", "res4_temporal_kernels"]
+__all__ = ["SlowFastFamilyModule", "SlowFast", "video_indices", "res4_temporal_kernels", "kinetics_input"]
 
 PAPER = "Xiao, Audiovisual SlowFast Networks (PhD thesis UC Davis 2020, ch. 4; arXiv 2001.08740)"
-_VIDEO_INDEX_KEYS = ("video_index", "video_idx", "video_id", "video")
 
 
 def video_indices(batch: dict, device: torch.device) -> Optional[torch.Tensor]:
-    """The per-sample video index of a batch, for multi-view averaging: `batch["video_index"]`
-    or the first of `video_index`, `video_idx`, `video_id`, `video` found in each `meta` dict
-    (strings are hashed to stable integers). None when the batch carries none."""
-    if "video_index" in batch:
-        return torch.as_tensor(batch["video_index"], device=device).long().view(-1)
+    """`batch["video_index"]` (the `mmzoo.batch.Batch` field naming the video of each view) as a
+    long tensor on `device`; None when the batch has no such field."""
+    if "video_index" not in batch:
+        return None
+    return torch.as_tensor(batch["video_index"], device=device).long().view(-1)
+
+
+def _views_hint(batch: dict, datamodule: Any, stage: str) -> Optional[str]:
+    """Why `batch` looks like one of several views of a video (None when it does not)."""
     meta = batch.get("meta")
-    if not meta:
-        return None
-    if isinstance(meta, dict):  # default_collate of a list of dicts gives a dict of lists
-        for key in _VIDEO_INDEX_KEYS:
-            if key in meta:
-                vals = meta[key]
-                if isinstance(vals, torch.Tensor):
-                    return vals.to(device).long().view(-1)
-                return torch.tensor([_as_int(v) for v in vals], device=device, dtype=torch.long)
-        return None
-    out = []
-    for m in meta:
-        key = next((k for k in _VIDEO_INDEX_KEYS if k in m), None)
-        if key is None:
-            return None
-        out.append(_as_int(m[key]))
-    return torch.tensor(out, device=device, dtype=torch.long)
-
-
-def _as_int(v: Any) -> int:
-    if isinstance(v, torch.Tensor):
-        return int(v.item())
-    if isinstance(v, (int,)):
-        return int(v)
-    import zlib
-
-    return zlib.crc32(str(v).encode()) & 0x7FFFFFFF
+    rows = [meta] if isinstance(meta, dict) else list(meta or [])
+    if any(isinstance(m, dict) and ("clip_index" in m or "crop_index" in m or "video_index" in m) for m in rows):
+        return "its meta carries clip / crop / video indices"
+    hp = getattr(datamodule, "hparams", None) or {}
+    prefix = "val_" if stage == "val" else ""
+    views = (hp.get(f"{prefix}num_clips") or 1) * (hp.get(f"{prefix}num_crops") or 1)
+    if views > 1:
+        return f"the DataModule makes {views} views per video"
+    return None
 
 
 def res4_temporal_kernels(depth: int, kernel: int, temporal_blocks: Optional[int]) -> Union[int, list[int]]:
@@ -79,21 +65,79 @@ def res4_temporal_kernels(depth: int, kernel: int, temporal_blocks: Optional[int
     return [kernel] * temporal_blocks + [1] * (n - temporal_blocks)
 
 
-class SlowFastFamilyModule(ZooModule):
-    """Shared training / evaluation logic; subclasses build `self.backbone` and `self.head`.
+HeadArg = Literal["single", "verb_noun", "multilabel"]
 
-    Subclasses must set `self.uses_video` / `self.uses_audio` and implement `extract(video,
-    audio, audio_neg)` returning (pathway feature maps, auxiliary losses).
+
+class SlowFastFamilyModule(ZooModule):
+    """Shared training / evaluation logic and constructor arguments of SlowFast, AVSlowFast and
+    the audio-only network; subclasses build `self.head` (and their pathways), then call
+    `self._setup_common()`.
+
+    Subclasses set `uses_video` / `uses_audio`, implement `extract(video, audio, audio_neg)`
+    returning (pathway feature maps, auxiliary losses) and `example_input`. They take their own
+    arguments and pass the rest on with `**kwargs`, so each argument is declared once.
+
+    Args:
+        num_classes: classes of the "single" / "multilabel" heads (400 for Kinetics-400).
+        head: "single" (softmax, Kinetics), "verb_noun" (EPIC-Kitchens verb and noun
+            classifiers; action = verb x noun at evaluation) or "multilabel" (sigmoid, Charades).
+        num_verbs / num_nouns: EPIC-Kitchens-55 class counts (125 / 352) for "verb_noun".
+        depth: 50 or 101 (14 = one block per stage, a tiny variant for tests).
+        width: conv1 channels of the first pathway (64 = ResNet; smaller only for tiny variants).
+        dropout: dropout before the classifier (0.5).
+        view_aggregation: how test views of one video are combined: "mean" (Kinetics, EPIC);
+            the multilabel head always uses "max" (Charades).
+        base_lr / base_batch_size: lr 1.6 at batch 1024, scaled linearly to the global batch
+            (section 4.3.1).
+        batch_size: per-device batch used for the scaling when the DataModule exposes none.
+        momentum / weight_decay / bn_weight_decay: SGD momentum 0.9, wd 1e-4, no wd on BN.
+        lr_schedule: "cosine" (half-period cosine) or "steps" (x0.1 at each `lr_steps` fraction).
+        lr_steps: fractions of training at which "steps" divides the lr by 10.
+        warmup_epochs: linear warm-up length in epochs (34 = the thesis' 8k iterations at batch
+            1024; converted to steps with the trainer's max_epochs or `recipe_epochs`).
+        warmup_start_factor: warm-up start lr as a fraction of the scaled lr (0.1; not stated in
+            the thesis, 0.01 at base lr 0.1 in the authors' config).
+        recipe_epochs: the paper's schedule length (256 epochs when T <= 4, 196 otherwise); set
+            `--trainer.max_epochs` to it to train the paper's schedule.
+        freeze_bn: BN statistics and affine parameters frozen (EPIC-Kitchens fine-tuning).
     """
 
     uses_video = True
     uses_audio = False
 
+    def __init__(
+        self,
+        num_classes: int = 400,
+        head: HeadArg = "single",
+        num_verbs: int = 125,
+        num_nouns: int = 352,
+        depth: int = 50,
+        width: int = 64,
+        dropout: float = 0.5,
+        view_aggregation: Literal["mean", "max"] = "mean",
+        base_lr: float = 1.6,
+        base_batch_size: int = 1024,
+        batch_size: Optional[int] = None,
+        momentum: float = 0.9,
+        weight_decay: float = 1e-4,
+        bn_weight_decay: float = 0.0,
+        lr_schedule: Literal["cosine", "steps"] = "cosine",
+        lr_steps: list[float] = [],  # noqa: B006 - JSON-serialisable default
+        warmup_epochs: float = 34.0,
+        warmup_start_factor: float = 0.1,
+        recipe_epochs: int = 256,
+        freeze_bn: bool = False,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()  # collects the arguments of every subclass __init__ too
+
     # ------------------------------------------------------------------ setup helpers
+    def _make_head(self, widths: Sequence[int]) -> MultiPathwayHead:
+        hp = self.hparams
+        return MultiPathwayHead(list(widths), hp.head, hp.num_classes, hp.num_verbs, hp.num_nouns, hp.dropout)
+
     def _setup_common(self) -> None:
         hp = self.hparams
-        if hp.mode == "ssl":
-            self.rotation_head = nn.Linear(self.head.dim, 4)
         init_resnet_weights(self, fc_std=0.01, zero_init_final_bn=True)
         if hp.freeze_bn:
             for m in self.modules():
@@ -101,15 +145,11 @@ class SlowFastFamilyModule(ZooModule):
                     for p in m.parameters():
                         p.requires_grad_(False)
         agg = "max" if hp.head == "multilabel" else hp.view_aggregation
-        if hp.head == "single":
-            self.val_metric = MultiViewAccuracy(top_k=(1, 5), aggregate=agg)
-            self.test_metric = MultiViewAccuracy(top_k=(1, 5), aggregate=agg)
-        elif hp.head == "verb_noun":
-            self.val_metric = EpicActionAccuracy(top_k=(1, 5), aggregate=agg)
-            self.test_metric = EpicActionAccuracy(top_k=(1, 5), aggregate=agg)
-        else:
-            self.val_metric = MultiLabelMeanAP(aggregate=agg)
-            self.test_metric = MultiLabelMeanAP(aggregate=agg)
+        metric = {"single": lambda: MultiViewAccuracy(top_k=(1, 5), aggregate=agg),
+                  "verb_noun": lambda: EpicActionAccuracy(top_k=(1, 5), aggregate=agg),
+                  "multilabel": lambda: MultiLabelMeanAP(aggregate=agg)}[hp.head]  # fmt: skip
+        self.val_metric = metric()
+        self.test_metric = metric()
 
     def train(self, mode: bool = True):  # noqa: D401 - keep frozen BN in eval mode
         super().train(mode)
@@ -121,18 +161,16 @@ class SlowFastFamilyModule(ZooModule):
 
     # ------------------------------------------------------------------ inputs
     def _pathways(self, video: Union[torch.Tensor, Sequence[torch.Tensor]]) -> list[torch.Tensor]:
-        if isinstance(video, torch.Tensor):
-            return pack_pathways(video, self.hparams.alpha)
-        video = list(video)
-        if len(video) != 2:
-            raise ValueError(f"expected video as a tensor or [slow, fast], got a list of {len(video)}")
-        alpha = self.hparams.alpha
-        if video[1].shape[2] != video[0].shape[2] * alpha:
-            raise ValueError(
-                f"[slow, fast] clips of {video[0].shape[2]} and {video[1].shape[2]} frames do not fit this model's "
-                f"alpha={alpha} (fast = alpha x slow frames): set the DataModule's alpha to {alpha}"
-            )
-        return video
+        raise NotImplementedError(f"{type(self).__name__} takes no video")
+
+    def _prepare_audio(self, audio):
+        return audio
+
+    def _batch_inputs(self, batch: dict) -> tuple[Optional[list[torch.Tensor]], Optional[torch.Tensor]]:
+        """(video pathways, audio) of a batch, each None when this model does not use it."""
+        video = self._pathways(batch["video"]) if self.uses_video else None
+        audio = self._prepare_audio(batch.get("audio")) if self.uses_audio else None
+        return video, audio
 
     def extract(self, video, audio=None, audio_neg=None) -> tuple[list[torch.Tensor], dict[str, torch.Tensor]]:
         raise NotImplementedError  # pragma: no cover - every subclass defines it
@@ -150,13 +188,14 @@ class SlowFastFamilyModule(ZooModule):
     # ------------------------------------------------------------------ losses
     def training_progress(self) -> float:
         """Fraction of training done (0..1), from the trainer's step count."""
-        trainer = getattr(self, "_trainer", None)
-        if trainer is None:
+        total = total_training_steps(self)
+        if total is None:
             return 0.0
-        total = trainer.estimated_stepping_batches
-        if not total or math.isinf(total):
-            return 0.0
-        return min(1.0, trainer.global_step / total)
+        return min(1.0, self._trainer.global_step / total)
+
+    def is_ssl(self) -> bool:
+        """True when training without labels (no classification loss at evaluation)."""
+        return False
 
     def _classification_loss(self, out, batch) -> torch.Tensor:
         hp = self.hparams
@@ -166,50 +205,29 @@ class SlowFastFamilyModule(ZooModule):
             return F.binary_cross_entropy_with_logits(out, batch["label"].float())
         return F.cross_entropy(out, batch["label"].long())
 
-    def _rotate(self, video: list[torch.Tensor]) -> tuple[list[torch.Tensor], torch.Tensor]:
-        """Rotate every clip by k x 90 degrees (k random per clip, the same for both pathways)."""
-        b = video[0].shape[0]
-        k = torch.randint(0, 4, (b,), device=video[0].device)
-        out = []
-        for v in video:
-            out.append(torch.stack([torch.rot90(v[i], int(k[i]), dims=(-2, -1)) for i in range(b)]))
-        return out, k
-
     def _audio_negatives(self, batch) -> Optional[torch.Tensor]:
         return None
 
-    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        hp = self.hparams
-        video = self._pathways(batch["video"]) if self.uses_video else None
-        audio = batch.get("audio") if self.uses_audio else None
-        audio = self._prepare_audio(audio)
-        audio_neg = self._audio_negatives(batch) if self.uses_audio else None
-        logs: dict[str, torch.Tensor] = {}
-        if hp.mode == "ssl":
-            if video is not None:
-                video, rot = self._rotate(video)
-            feats, aux = self.extract(video, audio, audio_neg)
-            loss = torch.zeros((), device=feats[0].device)
-            if video is not None:
-                rot_loss = F.cross_entropy(self.rotation_head(self.head.pool(feats)), rot)
-                logs["train/rot_loss"] = rot_loss
-                loss = loss + hp.rotation_weight * rot_loss
-        else:
-            feats, aux = self.extract(video, audio, audio_neg)
-            out = self.head(feats)
-            loss = self._classification_loss(out, batch)
-            logs["train/cls_loss"] = loss
-        if aux:
-            avs = sum(aux.values())
-            logs.update({f"train/{k}": v for k, v in aux.items()})
-            loss = loss + getattr(hp, "avs_weight", 1.0) * avs
-        logs["train/loss"] = loss
-        bs = feats[0].shape[0]
-        self.log_dict(logs, prog_bar=False, batch_size=bs)
-        return loss
+    def _training_loss(self, batch, video, audio, audio_neg):
+        """(features, auxiliary losses, main loss, logs) of one training batch; supervised here."""
+        feats, aux = self.extract(video, audio, audio_neg)
+        loss = self._classification_loss(self.head(feats), batch)
+        return feats, aux, loss, {"train/cls_loss": loss}
 
-    def _prepare_audio(self, audio):
-        return audio
+    def _aux_loss(self, aux: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The auxiliary losses' contribution to the training loss (their sum)."""
+        return sum(aux.values())
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        video, audio = self._batch_inputs(batch)
+        audio_neg = self._audio_negatives(batch) if self.uses_audio else None
+        feats, aux, loss, logs = self._training_loss(batch, video, audio, audio_neg)
+        if aux:
+            logs.update({f"train/{k}": v for k, v in aux.items()})
+            loss = loss + self._aux_loss(aux)
+        logs["train/loss"] = loss
+        self.log_dict(logs, prog_bar=False, batch_size=feats[0].shape[0])
+        return loss
 
     # ------------------------------------------------------------------ evaluation
     def _scores(self, out) -> Union[torch.Tensor, dict[str, torch.Tensor]]:
@@ -219,16 +237,27 @@ class SlowFastFamilyModule(ZooModule):
             return out.sigmoid()
         return out.softmax(-1)
 
+    def _video_indices(self, batch: dict, device: torch.device, stage: str) -> Optional[torch.Tensor]:
+        vid = video_indices(batch, device)
+        if vid is None:
+            trainer = getattr(self, "_trainer", None)
+            hint = _views_hint(batch, getattr(trainer, "datamodule", None) if trainer is not None else None, stage)
+            if hint is not None:
+                raise KeyError(
+                    f"multi-view {stage} batch without the 'video_index' field ({hint}): the DataModule must put "
+                    "the video of each view in batch['video_index'] (int64, B; see mmzoo.batch.Batch) so that "
+                    "scores are averaged per video"
+                )
+        return vid
+
     def _eval_step(self, batch: dict, metric, prefix: str) -> dict:
-        video = self._pathways(batch["video"]) if self.uses_video else None
-        audio = self._prepare_audio(batch.get("audio")) if self.uses_audio else None
+        video, audio = self._batch_inputs(batch)
         feats, _ = self.extract(video, audio)
         out = self.head(feats)
         scores = self._scores(out)
-        vid = video_indices(batch, feats[0].device)
-        bs = feats[0].shape[0]
-        if self.hparams.mode != "ssl":
-            self.log(f"{prefix}/loss", self._classification_loss(out, batch), batch_size=bs, sync_dist=True)
+        vid = self._video_indices(batch, feats[0].device, prefix)
+        if not self.is_ssl():
+            self.log(f"{prefix}/loss", self._classification_loss(out, batch), batch_size=feats[0].shape[0], sync_dist=True)
         if self.hparams.head == "verb_noun":
             metric.update(scores["verb"], scores["noun"], batch["verb"], batch["noun"], vid)
         else:
@@ -253,76 +282,62 @@ class SlowFastFamilyModule(ZooModule):
         self._log_metric(self.test_metric, "test")
 
     def predict_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0):
-        video = self._pathways(batch["video"]) if self.uses_video else None
-        audio = self._prepare_audio(batch.get("audio")) if self.uses_audio else None
-        feats, _ = self.extract(video, audio)
+        feats, _ = self.extract(*self._batch_inputs(batch))
         return self._scores(self.head(feats))
 
     # ------------------------------------------------------------------ recipe
-    def _per_device_batch(self) -> Optional[int]:
+    @property
+    def recipe(self) -> Recipe:
+        """The training recipe of section 4.3.1, from this model's constructor arguments."""
+        hp = self.hparams
+        return Recipe(
+            base_lr=hp.base_lr,
+            base_batch_size=hp.base_batch_size,
+            optimizer="sgd",
+            momentum=hp.momentum,
+            weight_decay=hp.weight_decay,
+            norm_weight_decay=hp.bn_weight_decay,
+            schedule=hp.lr_schedule,
+            lr_steps=tuple(hp.lr_steps),
+            warmup_epochs=hp.warmup_epochs,
+            warmup_start_factor=hp.warmup_start_factor,
+            epochs=hp.recipe_epochs,
+        )
+
+    def _max_epochs(self) -> Optional[int]:
         trainer = getattr(self, "_trainer", None)
-        dm = getattr(trainer, "datamodule", None) if trainer is not None else None
-        for src in (dm, getattr(dm, "hparams", None)):
-            if src is None:
-                continue
-            bs = src.get("batch_size") if isinstance(src, dict) else getattr(src, "batch_size", None)
-            if isinstance(bs, int) and bs > 0:
-                return bs
-        return self.hparams.batch_size
+        return trainer.max_epochs if trainer is not None else None
 
     def scaled_lr(self) -> float:
         """base_lr x (global batch / base_batch_size), global batch = devices x nodes x batch x
         gradient accumulation; base_lr unchanged when the batch size is unknown."""
-        hp = self.hparams
-        bs = self._per_device_batch()
-        if bs is None:
-            return hp.base_lr
-        trainer = getattr(self, "_trainer", None)
-        world = trainer.world_size if trainer is not None else 1
-        accum = trainer.accumulate_grad_batches if trainer is not None else 1
-        return hp.base_lr * world * bs * accum / hp.base_batch_size
+        return self.recipe.scaled_lr(global_batch_size(self, self.hparams.batch_size))
 
     def lr_factor(self, step: int, total: int) -> float:
         """Multiplier of the scaled lr at optimizer step `step` of `total`."""
-        hp = self.hparams
-        total = max(int(total), 1)
-        epochs = self._trainer.max_epochs if getattr(self, "_trainer", None) is not None and self._trainer.max_epochs and self._trainer.max_epochs > 0 else hp.recipe_epochs
-        warm = int(round(total * min(1.0, hp.warmup_epochs / max(epochs, 1))))
-
-        def base(t: int) -> float:
-            if hp.lr_schedule == "cosine":
-                return 0.5 * (math.cos(math.pi * t / total) + 1.0)
-            return 0.1 ** sum(1 for s in hp.lr_steps if t >= s * total)
-
-        if warm > 0 and step < warm:
-            end = base(warm)
-            return hp.warmup_start_factor + (end - hp.warmup_start_factor) * step / warm
-        return base(step)
+        recipe = self.recipe
+        return recipe.lr_factor(step, total, recipe.warmup_steps(total, self._max_epochs()))
 
     def configure_optimizers(self):
-        hp = self.hparams
-        bn_params, other = [], []
-        for m in self.modules():
-            params = [p for p in m.parameters(recurse=False) if p.requires_grad]
-            if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                bn_params += params
-            else:
-                other += params
-        lr = self.scaled_lr()
-        groups = [{"params": other, "weight_decay": hp.weight_decay}]
-        if bn_params:
-            groups.append({"params": bn_params, "weight_decay": hp.bn_weight_decay})
-        opt = torch.optim.SGD(groups, lr=lr, momentum=hp.momentum, nesterov=False)
-        total = self.trainer.estimated_stepping_batches if getattr(self, "_trainer", None) is not None else 1
-        if not total or math.isinf(total):
-            total = 1
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: self.lr_factor(s, total))
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+        return self.recipe.configure(
+            self, global_batch_size(self, self.hparams.batch_size), total_training_steps(self), self._max_epochs()
+        )
 
 
-HeadArg = Literal["single", "verb_noun", "multilabel"]
+def kinetics_input(shapes: dict[str, str], frames: int, alpha: int, train_scale: tuple[int, int] = (256, 320),
+                   **extra: Any) -> InputConfig:
+    """The Kinetics-style input of the SlowFast family (section 4.3.1): `frames` Fast-pathway
+    frames at stride 2, short side scaled to `train_scale` and 224 crops for training, 10 clips x 3
+    crops of 256 at short side 256 for testing, Kinetics normalisation."""
+    return InputConfig(
+        shapes=shapes, frames=frames, sampling_rate=2, alpha=alpha, train_crop=224, test_crop=256, short_side=256,
+        train_scale=train_scale, mean=KINETICS_MEAN, std=KINETICS_STD, test_views=(10, 3),
+        datamodules=("kinetics", "epic-kitchens"), **extra,
+    )  # fmt: skip
 
-_SF_COMMON_DATA = {"mean": KINETICS_MEAN, "std": KINETICS_STD, "train_crop": 224, "test_crop": 256, "test_views": "10 clips x 3 crops"}
+
+def _video_shape(slow: int, fast: int) -> dict[str, str]:
+    return {"video": f"[slow B,3,{slow},256,256 ; fast B,3,{fast},256,256]"}
 
 
 @register_model(
@@ -330,7 +345,7 @@ _SF_COMMON_DATA = {"mean": KINETICS_MEAN, "std": KINETICS_STD, "train_crop": 224
     defaults={},
     task="video classification",
     paper=PAPER,
-    inputs={"video": "[slow B,3,4,256,256 ; fast B,3,32,256,256]"},
+    input=kinetics_input(_video_shape(4, 32), frames=32, alpha=8),
     weights=[
         Weights(
             "k400",
@@ -342,14 +357,13 @@ _SF_COMMON_DATA = {"mean": KINETICS_MEAN, "std": KINETICS_STD, "train_crop": 224
         )
     ],
     reported={"k400_top1": 75.6, "k400_top5": 92.0, "kinetics_sounds_top1": 80.5, "gflops_per_view": 36.1, "views": 30},
-    data={**_SF_COMMON_DATA, "slow_frames": 4, "fast_frames": 32, "sampling_rate": 2},
 )
 @register_model(
     "slowfast-r50-8x8",
     defaults={"slow_frames": 8, "alpha": 4, "fusion_kernel": 7, "recipe_epochs": 196},
     task="video classification",
     paper=PAPER,
-    inputs={"video": "[slow B,3,8,256,256 ; fast B,3,32,256,256]"},
+    input=kinetics_input(_video_shape(8, 32), frames=32, alpha=4),
     weights=[
         Weights(
             "k400",
@@ -369,28 +383,20 @@ _SF_COMMON_DATA = {"mean": KINETICS_MEAN, "std": KINETICS_STD, "train_crop": 224
         ),
     ],
     reported={},
-    data={**_SF_COMMON_DATA, "slow_frames": 8, "fast_frames": 32, "sampling_rate": 2},
 )
 @register_model(
     "slowfast-r101-8x8",
     defaults={"depth": 101, "slow_frames": 8, "alpha": 4, "fusion_kernel": 5, "res4_temporal_blocks": 6, "recipe_epochs": 196},
     task="video classification",
     paper=PAPER,
-    inputs={"video": "[slow B,3,8,256,256 ; fast B,3,32,256,256]"},
+    input=kinetics_input(_video_shape(8, 32), frames=32, alpha=4, train_scale=(256, 340)),
     weights=[],
     reported={"k400_top1": 77.9, "k400_top5": 93.2, "kinetics_sounds_top1": 82.7, "gflops_per_view": 106, "views": 30},
-    data={**_SF_COMMON_DATA, "slow_frames": 8, "fast_frames": 32, "sampling_rate": 2, "train_scale": [256, 340]},
 )
 class SlowFast(SlowFastFamilyModule):
     """SlowFast network (Slow + Fast pathways, Fast->Slow time-strided lateral fusion).
 
-    Args:
-        num_classes: classes of the "single" / "multilabel" heads (400 for Kinetics-400).
-        head: "single" (softmax, Kinetics), "verb_noun" (EPIC-Kitchens verb and noun
-            classifiers; action = verb x noun at evaluation) or "multilabel" (sigmoid, Charades).
-        num_verbs / num_nouns: EPIC-Kitchens-55 class counts (125 / 352) for "verb_noun".
-        depth: 50 or 101 (14 = one block per stage, a tiny variant for tests).
-        width: Slow conv1 channels (64 = ResNet; smaller only for tiny variants).
+    Args (the head, recipe and other shared arguments are `SlowFastFamilyModule`'s):
         slow_frames: T, frames of the Slow pathway (4 for 4x16, 8 for 8x8).
         alpha: Fast / Slow frame ratio (8 for 4x16, 4 for 8x8 as in PySlowFast's configs).
         beta_inv: Slow / Fast channel ratio (8).
@@ -400,34 +406,13 @@ class SlowFast(SlowFastFamilyModule):
             "R101_50_50", which gives the thesis' 106 GFLOPs for R101 8x8).
         nonlocal_res4: Slow res4 block indices followed by a non-local block.
         nonlocal_mode / nonlocal_pool: non-local instantiation and its phi/g pooling.
-        dropout: dropout before the classifier (0.5).
         crop_size: spatial size of `example_input` (256, the thesis' FLOPs resolution).
-        mode: "supervised" or "ssl" (rotation prediction; AVSlowFast adds AVS).
+        mode: "supervised" or "ssl" (rotation prediction, section 4.4; AVSlowFast adds AVS).
         rotation_weight: weight of the rotation loss in "ssl" mode.
-        view_aggregation: how test views of one video are combined: "mean" (Kinetics, EPIC);
-            the multilabel head always uses "max" (Charades).
-        base_lr / base_batch_size: lr 1.6 at batch 1024, scaled linearly to the global batch.
-        batch_size: per-device batch used for the scaling when the DataModule exposes none.
-        momentum / weight_decay / bn_weight_decay: SGD momentum 0.9, wd 1e-4, no wd on BN.
-        lr_schedule: "cosine" (half-period cosine) or "steps" (x0.1 at each `lr_steps` fraction).
-        lr_steps: fractions of training at which "steps" divides the lr by 10.
-        warmup_epochs: linear warm-up length in epochs (34 = the thesis' 8k iterations at batch
-            1024; converted to steps with the trainer's max_epochs or `recipe_epochs`).
-        warmup_start_factor: warm-up start lr as a fraction of the scaled lr (0.1; [SILENT] in
-            the thesis, 0.01 at base lr 0.1 in the authors' config).
-        recipe_epochs: the paper's schedule length (256 epochs when T <= 4, 196 otherwise); set
-            `--trainer.max_epochs` to it to train the paper's schedule.
-        freeze_bn: BN statistics and affine parameters frozen (EPIC-Kitchens fine-tuning).
     """
 
     def __init__(
         self,
-        num_classes: int = 400,
-        head: HeadArg = "single",
-        num_verbs: int = 125,
-        num_nouns: int = 352,
-        depth: int = 50,
-        width: int = 64,
         slow_frames: int = 4,
         alpha: int = 8,
         beta_inv: int = 8,
@@ -437,47 +422,69 @@ class SlowFast(SlowFastFamilyModule):
         nonlocal_res4: list[int] = [],  # noqa: B006
         nonlocal_mode: Literal["softmax", "dot_product"] = "softmax",
         nonlocal_pool: list[int] = [1, 2, 2],  # noqa: B006
-        dropout: float = 0.5,
         crop_size: int = 256,
         mode: Literal["supervised", "ssl"] = "supervised",
         rotation_weight: float = 1.0,
-        view_aggregation: Literal["mean", "max"] = "mean",
-        base_lr: float = 1.6,
-        base_batch_size: int = 1024,
-        batch_size: Optional[int] = None,
-        momentum: float = 0.9,
-        weight_decay: float = 1e-4,
-        bn_weight_decay: float = 0.0,
-        lr_schedule: Literal["cosine", "steps"] = "cosine",
-        lr_steps: list[float] = [],  # noqa: B006
-        warmup_epochs: float = 34.0,
-        warmup_start_factor: float = 0.1,
-        recipe_epochs: int = 256,
-        freeze_bn: bool = False,
+        **kwargs: Any,
     ) -> None:
-        super().__init__()
-        self.save_hyperparameters()
-        self.backbone = SlowFastBackbone(
-            depth=depth,
-            width=width,
-            alpha=alpha,
-            beta_inv=beta_inv,
-            fusion_kernel=fusion_kernel,
-            fs_fusion=fs_fusion,
-            slow_temporal_kernels=(1, 1, res4_temporal_kernels(depth, 3, res4_temporal_blocks), 3),
-            fast_temporal_kernels=(3, 3, res4_temporal_kernels(depth, 3, res4_temporal_blocks), 3),
-            slow_nonlocal=((), (), tuple(nonlocal_res4), ()),
-            nonlocal_mode=nonlocal_mode,
-            nonlocal_pool=tuple(nonlocal_pool),
-        )
-        self.head = MultiPathwayHead(self.backbone.out_channels, head, num_classes, num_verbs, num_nouns, dropout)
+        super().__init__(**kwargs)
+        self.backbone = SlowFastBackbone(**self._backbone_kwargs())
+        self.head = self._make_head(self.backbone.out_channels)
+        if mode == "ssl":
+            self.rotation_head = nn.Linear(self.head.dim, 4)
         self._setup_common()
+
+    def _backbone_kwargs(self) -> dict[str, Any]:
+        """`SlowFastBackbone` arguments of the visual pathways (AVSlowFast adds the audio ones)."""
+        hp = self.hparams
+        res4 = res4_temporal_kernels(hp.depth, 3, hp.res4_temporal_blocks)
+        return dict(
+            depth=hp.depth, width=hp.width, alpha=hp.alpha, beta_inv=hp.beta_inv, fusion_kernel=hp.fusion_kernel,
+            fs_fusion=hp.fs_fusion, slow_temporal_kernels=(1, 1, res4, 3), fast_temporal_kernels=(3, 3, res4, 3),
+            slow_nonlocal=((), (), tuple(hp.nonlocal_res4), ()), nonlocal_mode=hp.nonlocal_mode,
+            nonlocal_pool=tuple(hp.nonlocal_pool),
+        )  # fmt: skip
+
+    def _pathways(self, video: Union[torch.Tensor, Sequence[torch.Tensor]]) -> list[torch.Tensor]:
+        if isinstance(video, torch.Tensor):
+            return pack_pathways(video, self.hparams.alpha)
+        video = list(video)
+        if len(video) != 2:
+            raise ValueError(f"expected video as a tensor or [slow, fast], got a list of {len(video)}")
+        alpha = self.hparams.alpha
+        if video[1].shape[2] != video[0].shape[2] * alpha:
+            raise ValueError(
+                f"[slow, fast] clips of {video[0].shape[2]} and {video[1].shape[2]} frames do not fit this model's "
+                f"alpha={alpha} (fast = alpha x slow frames): set the DataModule's alpha to {alpha}"
+            )
+        return video
 
     def extract(self, video, audio=None, audio_neg=None):
         slow, fast = self._pathways(video)
         return self.backbone(slow, fast)
 
-    def example_input(self, batch_size: int = 1) -> dict:
+    # ------------------------------------------------------------------ self-supervised rotation
+    def is_ssl(self) -> bool:
+        return self.hparams.mode == "ssl"
+
+    def _rotate(self, video: list[torch.Tensor]) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """Rotate every clip by k x 90 degrees (k random per clip, the same for both pathways)."""
+        b = video[0].shape[0]
+        k = torch.randint(0, 4, (b,), device=video[0].device)
+        out = []
+        for v in video:
+            out.append(torch.stack([torch.rot90(v[i], int(k[i]), dims=(-2, -1)) for i in range(b)]))
+        return out, k
+
+    def _training_loss(self, batch, video, audio, audio_neg):
+        if not self.is_ssl():
+            return super()._training_loss(batch, video, audio, audio_neg)
+        video, rot = self._rotate(video)
+        feats, aux = self.extract(video, audio, audio_neg)
+        rot_loss = F.cross_entropy(self.rotation_head(self.head.pool(feats)), rot)
+        return feats, aux, self.hparams.rotation_weight * rot_loss, {"train/rot_loss": rot_loss}
+
+    def example_input(self, batch_size: int = 1) -> dict[str, Any]:
         hp = self.hparams
         s = hp.crop_size
         return {

@@ -1,7 +1,7 @@
 """STMN: video object detection with an aligned spatial-temporal memory, and its baselines.
 
 Source: Fanyi Xiao, PhD thesis (UC Davis, 2020), chapter 3 (= Xiao & Lee, "Video Object
-Detection with an Aligned Spatial-Temporal Memory", ECCV 2018); spec digest-000 Sec. 2 / E.
+Detection with an Aligned Spatial-Temporal Memory", ECCV 2018).
 
 One class, :class:`STMN`, covers the six registered ids::
 
@@ -30,17 +30,14 @@ proposals; an RPN is trained here instead).
 from __future__ import annotations
 
 import copy
-import json
-import os
-from pathlib import Path
-from typing import Literal, Optional, Sequence
+from typing import Any, Literal, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mmzoo.data.transforms import IMAGENET_MEAN, IMAGENET_STD
-from mmzoo.data.vid import VID_CLASSES, to_devkit_boxes
+from mmzoo.data.constants import IMAGENET_MEAN, IMAGENET_STD, VID_CLASSES
+from mmzoo.data.transforms import to_devkit_boxes
 from mmzoo.metrics.vid_map import VIDMeanAP
 from mmzoo.models.base import ZooModule
 from mmzoo.nn.rfcn import (
@@ -55,9 +52,12 @@ from mmzoo.nn.rfcn import (
 )
 from mmzoo.nn.seq_nms import seq_nms
 from mmzoo.nn.stmm import BidirectionalMemory
-from mmzoo.registry import Weights, register_model
+from mmzoo.registry import InputConfig, Weights, register_model
 
-__all__ = ["STMN", "predict_video"]
+__all__ = ["STMN", "VID_LABEL_NAMES"]
+
+#: The 31 outputs of the VID detectors: background, then the 30 VID classes in the devkit order.
+VID_LABEL_NAMES = ("__background__", *VID_CLASSES)
 
 
 class STMN(ZooModule):
@@ -122,17 +122,13 @@ class STMN(ZooModule):
         backbone: str = "resnet101",
         detector: Literal["rfcn", "fastrcnn"] = "rfcn",
         temporal: Literal["stmm", "convgru", "none"] = "stmm",
-        matchtrans: bool = True,
-        matchtrans_k: int = 2,
+        matchtrans: bool = True, matchtrans_k: int = 2,
         affinity_grad: bool = False,
         bidirectional: bool = True,
-        mem_channels: int = 512,
-        embed_channels: int = 1024,
-        head_channels: int = 512,
+        mem_channels: int = 512, embed_channels: int = 1024, head_channels: int = 512,
         num_classes: int = 31,
         pretrained_backbone: bool = True,
-        w_scale: float = 20.0,
-        bn_k: float = 3.0,
+        w_scale: float = 20.0, bn_k: float = 3.0,
         bn_stats: Literal["global_positive", "channel_positive", "global_all"] = "global_positive",
         u_init: Literal["default", "zeros"] = "default",
         w_init: Literal["replaced_conv", "random"] = "replaced_conv",
@@ -142,37 +138,27 @@ class STMN(ZooModule):
         ensemble: Literal["score_avg", "concat", "none"] = "score_avg",
         train_ensemble_branch: bool = True,
         seq_nms: bool = True,
-        seq_nms_link_iou: float = 0.5,
-        seq_nms_nms_iou: float = 0.3,
+        seq_nms_link_iou: float = 0.5, seq_nms_nms_iou: float = 0.3,
         seq_nms_rescore: Literal["avg", "max"] = "avg",
         seq_nms_top_k: int = 20,
         anchor_sizes: Sequence[int] = (64, 128, 256, 512),
         aspect_ratios: Sequence[float] = (0.5, 1.0, 2.0),
-        rpn_pre_nms_train: int = 6000,
-        rpn_pre_nms_test: int = 6000,
-        rpn_post_nms_train: int = 300,
-        rpn_post_nms_test: int = 300,
-        roi_batch_size: int = 128,
-        fg_fraction: float = 0.25,
+        rpn_pre_nms_train: int = 6000, rpn_pre_nms_test: int = 6000,
+        rpn_post_nms_train: int = 300, rpn_post_nms_test: int = 300,
+        roi_batch_size: int = 128, fg_fraction: float = 0.25,
         ohem: Literal["balanced", "none"] = "balanced",
         ps_pool: Literal["align", "max"] = "align",
         grid: int = 7,
         test_window: int = 11,
-        test_score_thresh: float = 1e-3,
-        test_nms: float = 0.3,
-        max_dets: int = 300,
-        lr: float = 1e-3,
-        lr_drop_epoch: int = 6,
-        momentum: float = 0.9,
-        weight_decay: float = 0.0,
-        train_frames: int = 7,
-        train_stride: int = 10,
-        short_side: int = 360,
-        max_side: int = 600,
+        test_score_thresh: float = 1e-3, test_nms: float = 0.3, max_dets: int = 300,
+        lr: float = 1e-3, lr_drop_epoch: int = 6,
+        momentum: float = 0.9, weight_decay: float = 0.0,
+        train_frames: int = 7, train_stride: int = 10,
+        short_side: int = 360, max_side: int = 600,
     ):
         super().__init__()
         self.save_hyperparameters()
-        self.class_names = ("__background__",) + VID_CLASSES if num_classes == 31 else tuple(str(i) for i in range(num_classes))
+        self.class_names = VID_LABEL_NAMES if num_classes == 31 else tuple(str(i) for i in range(num_classes))
         ens = ensemble != "none" and temporal != "none"
         if detector == "rfcn":
             self.backbone = ResNetTrunk(backbone, pretrained_backbone)
@@ -275,45 +261,16 @@ class STMN(ZooModule):
                 self.ensemble_branch["head"].load_state_dict(base.head.state_dict())
 
     # ------------------------------------------------------------------ network
-    def example_input(self, batch_size: int = 1):
-        """An 11-frame window at 337x600 (the thesis speed setting)."""
-        return torch.randn(batch_size, 3, self.hparams.test_window, 337, 600)
-
-    @torch.no_grad()
-    def count_flops(self, batch_size: int = 1) -> int:
-        """Multiply-adds of the network on :meth:`example_input` (an 11-frame 337x600 window):
-        trunk, memory / replaced conv, ensemble branch, RPN head and prediction layers on
-        ``rpn_post_nms_test`` RoIs per frame. Proposal decoding and NMS (no FLOPs counted by
-        PyTorch, no meta kernels) are left out, so this also works on the meta device."""
-        from torch.utils.flop_counter import FlopCounterMode
-
-        was = self.training
-        self.eval()
-        try:
-            video = self.example_input(batch_size)
-            b, _, t, h, w = video.shape
-            frames = video.permute(0, 2, 1, 3, 4).reshape(b * t, 3, h, w)
-            with FlopCounterMode(display=False) as fc:
-                base, emb = self._trunk(frames)
-                feats = self._temporal(emb, b, t)
-                branch = self._branch(emb) if self.ensemble_branch is not None else None
-                self.rpn.head([base])
-                if isinstance(self.head, PSRoIHead):
-                    self.head.cls_conv(feats)
-                    self.head.box_conv(feats)
-                    if branch is not None:
-                        self._branch_head().cls_conv(branch)
-                        self._branch_head().box_conv(branch)
-            macs = fc.get_total_flops() // 2
-            if isinstance(self.head, FastRCNNHead):  # fc6 / fc7 / predictors per RoI
-                r = self.hparams.rpn_post_nms_test * b * t
-                h6, h7 = self.head.fc6, self.head.fc7
-                per = (h6.in_channels * 49 * h6.out_channels + h7.in_channels * h7.out_channels
-                       + h7.out_channels * (self.head.cls.out_features + self.head.box.out_features))
-                macs += r * per * (2 if self.ensemble_branch is not None else 1)
-        finally:
-            self.train(was)
-        return int(macs)
+    def example_input(self, batch_size: int = 1) -> dict[str, Any]:
+        """``forward`` keyword arguments for the FLOP count (:meth:`ZooModule.count_flops`): one
+        ``test_window`` window (11 frames) at 337x600, the thesis's speed setting (Sec. 3.4), with
+        ``rpn_post_nms_test`` (300) RoIs per frame given as proposals and ``raw=True``, so that the
+        network (trunk, memory, ensemble branch, RPN head, RoI heads) is counted and proposal decoding
+        and NMS (no FLOPs, no meta-device kernels) are not."""
+        t, h, w = self.hparams.test_window, 337, 600
+        box = torch.tensor([0.0, 0.0, w / 2, h / 2])
+        proposals = [box.repeat(self.hparams.rpn_post_nms_test, 1) for _ in range(batch_size * t)]
+        return {"video": torch.randn(batch_size, 3, t, h, w), "proposals": proposals, "raw": True}
 
     def _trunk(self, frames: torch.Tensor):
         x = self.backbone(frames)
@@ -335,11 +292,14 @@ class STMN(ZooModule):
     def _branch_head(self):
         return self.ensemble_branch["head"] if "head" in self.ensemble_branch else self.head
 
-    def _window(self, video: torch.Tensor, sizes: list, gt_boxes=None, proposals=None):
+    def _window(self, video: torch.Tensor, sizes: list, gt_boxes=None, proposals=None, rpn_maps: bool = False):
+        """Network outputs of one window: memory features, ensemble-branch features, proposals,
+        RPN losses (zeros with given proposals) and, with ``rpn_maps``, the RPN head's maps."""
         b, _, t, h, w = video.shape
         frames = video.permute(0, 2, 1, 3, 4).reshape(b * t, 3, h, w)
         base, emb = self._trunk(frames)
         feats = self._temporal(emb, b, t)
+        maps = self.rpn.head([base]) if rpn_maps else None
         if proposals is None:
             proposals, rpn_losses = run_rpn(self.rpn, frames, sizes, base, gt_boxes)
         else:  # precomputed proposals (the thesis: DeepMask; the authors' released proposal files)
@@ -347,9 +307,16 @@ class STMN(ZooModule):
             zero = video.new_zeros(())
             rpn_losses = {"loss_objectness": zero, "loss_rpn_box_reg": zero}
         branch = self._branch(emb) if self.ensemble_branch is not None else None
-        return feats, branch, proposals, rpn_losses
+        return feats, branch, proposals, rpn_losses, maps
 
-    def forward(self, video: torch.Tensor, sizes: Optional[list] = None, proposals: Optional[list] = None) -> list[dict]:
+    @staticmethod
+    def _rois(proposals: list) -> torch.Tensor:
+        """[K, 5] RoIs (frame index, x1, y1, x2, y2) of per-frame proposal boxes."""
+        return torch.cat([torch.cat([torch.full((len(p), 1), float(i), device=p.device), p], 1)
+                          for i, p in enumerate(proposals)])
+
+    def forward(self, video: torch.Tensor, sizes: Optional[list] = None, proposals: Optional[list] = None,
+                raw: bool = False) -> list[dict]:
         """Detections for every frame of ``video`` [B, 3, T, H, W] (pixels of the input frames).
 
         Frames are processed in windows of ``test_window`` frames (the memory restarts at each
@@ -358,27 +325,44 @@ class STMN(ZooModule):
         ``proposals``: optional precomputed boxes, one [K, 4] tensor per frame (the RPN is then
         skipped). Returns ``B*T`` dicts ``{"boxes" [N,4], "scores" [N], "labels" [N]}``,
         sample-major.
+
+        ``raw=True`` returns, per window, the network's outputs before box decoding and NMS:
+        ``{"rpn_objectness", "rpn_deltas", "rois" [K,5], "logits" [K,C], "deltas"}`` (and
+        ``"branch_logits"`` / ``"branch_deltas"`` of the single-frame ensemble branch).
         """
         b, _, t, h, w = video.shape
         sizes = sizes or [(h, w)] * (b * t)
         outs: list[list[dict]] = [[] for _ in range(b)]
+        windows: list[dict] = []
         win = self.hparams.test_window
         for s in range(0, t, win):
             chunk = video[:, :, s:s + win]
             tc = chunk.shape[2]
             sel = [i * t + s + k for i in range(b) for k in range(tc)]
-            dets = self._detect_window(chunk, [sizes[j] for j in sel],
-                                       None if proposals is None else [proposals[j] for j in sel])
+            args = (chunk, [sizes[j] for j in sel], None if proposals is None else [proposals[j] for j in sel])
+            if raw:
+                windows.append(self._raw_window(*args))
+                continue
+            dets = self._detect_window(*args)
             for i in range(b):
                 outs[i].extend(dets[i * tc:(i + 1) * tc])
-        return [d for per in outs for d in per]
+        return windows if raw else [d for per in outs for d in per]
+
+    def _raw_window(self, video, sizes, proposals=None) -> dict:
+        feats, branch, proposals, _, (objectness, rpn_deltas) = self._window(video, sizes, proposals=proposals,
+                                                                             rpn_maps=True)
+        rois = self._rois(proposals)
+        out = {"rpn_objectness": objectness[0], "rpn_deltas": rpn_deltas[0], "rois": rois}
+        out["logits"], out["deltas"] = self.head(feats, rois)
+        if branch is not None:
+            out["branch_logits"], out["branch_deltas"] = self._branch_head()(branch, rois)
+        return out
 
     def _detect_window(self, video, sizes, proposals=None):
         hp = self.hparams
-        feats, branch, proposals, _ = self._window(video, sizes, proposals=proposals)
+        feats, branch, proposals, _, _ = self._window(video, sizes, proposals=proposals)
         n = len(proposals)
-        rois = torch.cat([torch.cat([torch.full((len(p), 1), float(i), device=p.device), p], 1)
-                          for i, p in enumerate(proposals)])
+        rois = self._rois(proposals)
         logits, deltas = self.head(feats, rois)
         post = dict(score_thresh=hp.test_score_thresh, nms_thresh=hp.test_nms, max_dets=hp.max_dets)
         if branch is None:
@@ -415,7 +399,7 @@ class STMN(ZooModule):
         sizes = [m["size"] for m in batch["meta"]]
         gtb = [b.to(video.device) for b in batch["boxes"]]
         gtl = [lab.to(video.device) for lab in batch["labels"]]
-        feats, branch, proposals, rpn_losses = self._window(video, sizes, gtb, batch.get("proposals"))
+        feats, branch, proposals, rpn_losses, _ = self._window(video, sizes, gtb, batch.get("proposals"))
         proposals = [p.detach() for p in proposals]
         rois, labels, targets = self.roi_loss.label(proposals, gtb, gtl)
         logits, deltas = self.head(feats, rois)
@@ -495,105 +479,18 @@ class STMN(ZooModule):
                         "labels": d["labels"].cpu()})
         return out
 
-    def predict_input(self, path: str, output_dir: str, query: Optional[str] = None, top_k: int = 10) -> dict:
-        """`mmzoo predict --model <stmn id> --input VIDEO_OR_FRAME_FOLDER`: see :func:`predict_video`."""
-        result = predict_video(self, path, output_dir)
-        n = sum(len(f["detections"]) for f in result["frames"])
-        print(f"{len(result['frames'])} frames, {n} detections; drawn frames and detections.json in {output_dir}")
-        return result
-
-
-# ---------------------------------------------------------------------- predict on a video
-def _load_frames(path: Path) -> tuple[torch.Tensor, Optional[float]]:
-    """uint8 T,H,W,C frames of a video file or a folder of JPEG / PNG frames (sorted by name)."""
-    if path.is_dir():
-        from torchvision.io import ImageReadMode, decode_image
-
-        files = sorted(p for p in path.iterdir() if p.suffix.lower() in (".jpeg", ".jpg", ".png"))
-        if not files:
-            raise FileNotFoundError(f"{path}: no .JPEG / .jpg / .png frames in this folder")
-        frames = [decode_image(str(p), mode=ImageReadMode.RGB).permute(1, 2, 0) for p in files]
-        return torch.stack(frames), None
-    from mmzoo.data.decode import VideoReader
-
-    with VideoReader(path) as r:
-        clip = r.frames_in_range(0.0, None)
-        fps = r.fps
-    frames = clip.frames if hasattr(clip, "frames") else clip[0]
-    return torch.as_tensor(frames), fps
-
-
-@torch.no_grad()
-def predict_video(model: STMN, path: str | os.PathLike, out_dir: str | os.PathLike, draw_threshold: float = 0.3,
-                  device: Optional[str] = None) -> dict:
-    """Detect objects in a video file or a frame folder and write the results to ``out_dir``.
-
-    Writes ``frames/%06d.jpg`` with boxes, class names and scores drawn (and ``detections.mp4``
-    when the input is a video), and ``detections.json``: ``{"source", "classes", "frames":
-    [{"frame", "detections": [{"box": [x1, y1, x2, y2], "score", "label", "class"}]}]}`` with
-    boxes in pixels of the input frames (every detection, not only the drawn ones). Frames are
-    processed in windows of ``model.hparams.test_window`` with Seq-NMS over the whole input when
-    the model enables it. Returns the JSON dict.
-    """
-    from torchvision.utils import draw_bounding_boxes
-
-    from mmzoo.data.transforms import normalize, short_side_scale, to_cthw_float
-    from mmzoo.data.vid import scaled_size
-
-    path, out_dir = Path(path), Path(out_dir)
-    frames, fps = _load_frames(path)
-    hp = model.hparams
-    model.eval()
-    dev = torch.device(device) if device else next(model.parameters()).device
-    model.to(dev)
-    t, h, w, _ = frames.shape
-    _, short = scaled_size(h, w, hp.short_side, hp.max_side)
-    dets: list[dict] = []
-    for s in range(0, t, hp.test_window):
-        clip = to_cthw_float(frames[s:s + hp.test_window])
-        clip, _ = short_side_scale(clip, short)
-        clip = normalize(clip, IMAGENET_MEAN, IMAGENET_STD)
-        nh, nw = clip.shape[-2:]
-        out = model(clip[None].to(dev), [(nh, nw)] * clip.shape[1])
-        scale = torch.tensor([nw / w, nh / h, nw / w, nh / h], device=dev)
-        dets.extend({"boxes": d["boxes"] / scale, "scores": d["scores"], "labels": d["labels"]} for d in out)
-    if hp.seq_nms:
-        dets = model.apply_seq_nms(dets)
-    names = model.class_names
-    (out_dir / "frames").mkdir(parents=True, exist_ok=True)
-    record = {"source": str(path), "classes": list(names[1:]), "frames": []}
-    drawn = []
-    for i, d in enumerate(dets):
-        boxes, scores, labels = d["boxes"].cpu(), d["scores"].cpu(), d["labels"].cpu()
-        record["frames"].append({"frame": i, "detections": [
-            {"box": [round(float(v), 2) for v in b], "score": float(s), "label": int(lab), "class": names[int(lab)]}
-            for b, s, lab in zip(boxes, scores, labels)]})
-        keep = scores >= draw_threshold
-        img = frames[i].permute(2, 0, 1)
-        if keep.any():
-            text = [f"{names[int(lab)]} {float(s):.2f}" for s, lab in zip(scores[keep], labels[keep])]
-            img = draw_bounding_boxes(img, boxes[keep], labels=text, colors="red", width=2)
-        drawn.append(img.permute(1, 2, 0))
-        from PIL import Image
-
-        Image.fromarray(drawn[-1].numpy()).save(out_dir / "frames" / f"{i:06d}.jpg", quality=92)
-    if fps is not None:
-        from mmzoo.data.synthetic.media import write_mp4
-
-        arr = torch.stack(drawn)
-        arr = arr[:, : arr.shape[1] // 2 * 2, : arr.shape[2] // 2 * 2]
-        write_mp4(out_dir / "detections.mp4", arr.numpy(), fps=fps)
-    (out_dir / "detections.json").write_text(json.dumps(record, indent=1))
-    return record
-
 
 # ---------------------------------------------------------------------- registry
 _PAPER = "Xiao & Lee, Video Object Detection with an Aligned Spatial-Temporal Memory (ECCV 2018); F. Xiao, PhD thesis ch. 3 (UC Davis 2020)"
 _TASK = "video object detection"
-_INPUTS = {"video": "float [B,3,T,H,W], ImageNet-normalised RGB, short side 360 / long side <= 600",
-           "train_frames": 7, "train_stride": 10, "test_window": 11}
-_DATA = {"datamodule": "vid", "num_frames": 7, "stride": 10, "eval_window": 11, "short_side": 360, "max_side": 600,
-         "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD), "classes": list(VID_CLASSES)}
+# Sec. 3.4: training on 7 frames at stride 10, testing on 11-frame windows; frames resized to a
+# short side of 360 (long side at most 600), ImageNet-normalised RGB.
+_INPUT = InputConfig(
+    shapes={"video": "float [B,3,T,H,W], ImageNet-normalised RGB, short side 360 / long side <= 600",
+            "sizes": "optional list of B*T (h, w) valid sizes", "proposals": "optional list of B*T [K,4] boxes"},
+    frames=7, sampling_rate=10, short_side=360, mean=IMAGENET_MEAN, std=IMAGENET_STD, datamodules=("vid",),
+    notes="long side at most 600; test windows of 11 frames (test_window), Seq-NMS over each snippet",
+)
 _STMN_DRIVE = "https://drive.google.com/open?id=1rUchPUSRrksDp4JRboj2h1z-GfG1zbDu"
 _RFCN_DRIVE = "https://drive.google.com/open?id=14Cb39nOP9DA0dl6GxY2D_KzWLVnTTmbL"
 
@@ -625,5 +522,5 @@ for _id, _cfg, _rep, _w in (
     ("convgru-vgg16", {**_VGG, "temporal": "convgru", "matchtrans": False, "ensemble": "none", "seq_nms": False},
      {"vid_test_map_no_aug": 48.0, "table": "3.2 (ConvGRU-Pretrain; reinit_head=True gives ConvGRU-FreshFC, 44.8)"}, []),
 ):
-    register_model(_id, defaults=_cfg, task=_TASK, paper=_PAPER, inputs=_INPUTS, weights=_w, reported=_rep,
-                   data=_DATA, family="stmn")(STMN)
+    register_model(_id, defaults=_cfg, task=_TASK, paper=_PAPER, input=_INPUT, weights=_w, reported=_rep,
+                   label_names=VID_LABEL_NAMES, family="stmn")(STMN)

@@ -1,5 +1,5 @@
 """T2VLAD: global-local sequence alignment for text-video retrieval (Wang, Zhu, Yang, CVPR 2021;
-thesis of Xiaohan Wang, ch. 6). Spec: ``specs/digest-002.md`` section 4.
+thesis of Xiaohan Wang, ch. 6).
 
 Text: BERT (bert-base-uncased, fine-tuned end to end, via ``transformers``) gives token features
 ``Z_text``. Video: the pre-extracted MMT multi-expert features. Two branches:
@@ -22,25 +22,27 @@ text global feature, no local branch), ``video_local_aggregation="maxpool"`` (on
 ``vlad_sharing="separate"``, ``transformer_layers=0``; ``global_alignment=False`` trains the local
 branch alone (reported not to converge). Table: ``docs/t2vlad.md``.
 
-Public helpers: :func:`rank_videos` (a text query against a feature set or DataModule),
-:class:`Lookahead`, :func:`max_margin_ranking_loss`, :func:`hardest_negative_loss`.
+Blocks in :mod:`mmzoo.nn`: :class:`~mmzoo.nn.netvlad.NetVLAD`, :mod:`~mmzoo.nn.gating`,
+:class:`~mmzoo.nn.lookahead.Lookahead`, :mod:`~mmzoo.nn.ranking_loss`, :mod:`~mmzoo.nn.bert_text`.
+Ranking a feature set for a text query: :func:`mmzoo.predict.t2vlad.rank_videos`.
 """
 from __future__ import annotations
 
-import os
 from collections import defaultdict
-from pathlib import Path
-from typing import Any, Iterable, Literal, Optional, Sequence
+from typing import Any, Literal, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mmzoo.hub import hf_offline
 from mmzoo.metrics.retrieval import RetrievalMetrics
 from mmzoo.models.base import ZooModule
+from mmzoo.nn.bert_text import build_bert, load_bert_tokenizer, load_pretrained_bert_state
+from mmzoo.nn.gating import ContextGating, GatedEmbeddingUnit
+from mmzoo.nn.lookahead import Lookahead
 from mmzoo.nn.netvlad import NetVLAD
-from mmzoo.registry import Weights, register_model
+from mmzoo.nn.ranking_loss import hardest_negative_loss, max_margin_ranking_loss
+from mmzoo.registry import InputConfig, Weights, register_model
 
 __all__ = [
     "T2VLAD",
@@ -49,7 +51,6 @@ __all__ = [
     "GatedEmbeddingUnit",
     "max_margin_ranking_loss",
     "hardest_negative_loss",
-    "rank_videos",
     "MSRVTT_EXPERTS",
 ]
 
@@ -59,109 +60,6 @@ _DIMS = {"audio": 128, "rgb": 2048, "ocr": 300, "speech": 300, "scene": 2208, "f
 _TOKENS = {"audio": 31, "rgb": 51, "ocr": 30, "speech": 112, "scene": 31, "flow": 49, "s3d": 30, "face": 30}
 LSMDC_EXPERTS = ["rgb", "audio", "ocr", "scene", "flow", "s3d"]  # thesis: rgb, audio, ocr, scene, flow, action
 ANETCAPS_EXPERTS = ["s3d", "audio"]  # thesis: motion and audio
-
-
-# --------------------------------------------------------------------------- building blocks
-class ContextGating(nn.Module):
-    """Miech et al.'s context gating: ``x * sigmoid(BN(W x + b))``."""
-
-    def __init__(self, dim: int, use_bn: bool = True):
-        super().__init__()
-        self.fc = nn.Linear(dim, dim)
-        self.bn = nn.BatchNorm1d(dim) if use_bn else nn.Identity()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * torch.sigmoid(self.bn(self.fc(x)))
-
-
-class GatedEmbeddingUnit(nn.Module):
-    """Linear projection -> context gating -> L2 normalisation."""
-
-    def __init__(self, in_dim: int, out_dim: int):
-        super().__init__()
-        self.fc = nn.Linear(in_dim, out_dim)
-        self.cg = ContextGating(out_dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.normalize(self.cg(self.fc(x)), dim=-1)
-
-
-class Lookahead(torch.optim.Optimizer):
-    """Lookahead (Zhang et al., 2019) around any optimizer: every ``k`` steps the slow weights
-    move ``alpha`` of the way to the fast weights and the fast weights restart from them.
-    ``Lookahead(RAdam(...))`` is the Ranger optimiser T2VLAD uses.
-
-    ``param_groups`` are the inner optimizer's (so LR schedulers act on it); ``state_dict``
-    holds the inner state and the slow weights.
-    """
-
-    def __init__(self, optimizer: torch.optim.Optimizer, k: int = 6, alpha: float = 0.5):
-        if k < 1 or not 0.0 < alpha <= 1.0:
-            raise ValueError("Lookahead needs k >= 1 and 0 < alpha <= 1")
-        self.optimizer = optimizer
-        self.k, self.alpha = k, alpha
-        super().__init__(optimizer.param_groups, optimizer.defaults)
-        self.param_groups = optimizer.param_groups  # share the inner groups (and their lr)
-        self.lookahead_steps = 0
-
-    @torch.no_grad()
-    def step(self, closure=None):
-        for group in self.param_groups:  # slow weights start at the initial parameters
-            for p in group["params"]:
-                if "slow" not in self.state[p]:
-                    self.state[p]["slow"] = p.detach().clone()
-        loss = self.optimizer.step(closure)
-        self.lookahead_steps += 1
-        if self.lookahead_steps % self.k == 0:
-            for group in self.param_groups:
-                for p in group["params"]:
-                    slow = self.state[p]["slow"]
-                    slow.add_(p - slow, alpha=self.alpha)
-                    p.copy_(slow)
-        return loss
-
-    def zero_grad(self, set_to_none: bool = True) -> None:
-        self.optimizer.zero_grad(set_to_none=set_to_none)
-
-    def state_dict(self) -> dict[str, Any]:
-        slow = {i: self.state[p]["slow"] for i, p in enumerate(p for g in self.param_groups for p in g["params"]) if "slow" in self.state[p]}
-        return {"inner": self.optimizer.state_dict(), "slow": slow, "lookahead_steps": self.lookahead_steps, "k": self.k, "alpha": self.alpha}
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self.optimizer.load_state_dict(state_dict["inner"])
-        self.param_groups = self.optimizer.param_groups
-        params = [p for g in self.param_groups for p in g["params"]]
-        for i, t in state_dict["slow"].items():
-            self.state[params[int(i)]]["slow"] = t.to(params[int(i)].device).clone()
-        self.lookahead_steps = int(state_dict["lookahead_steps"])
-
-
-def max_margin_ranking_loss(sims: torch.Tensor, margin: float) -> torch.Tensor:
-    """Bidirectional max-margin ranking loss (Miech et al. / MMT, ``fix_norm``): the mean over
-    all ``i != j`` of ``relu(m - s_ii + s_ij)`` (text i vs video j) and ``relu(m - s_ii + s_ji)``
-    (video i vs text j). ``sims[i, j]`` is text i vs video j; the diagonal holds the pairs."""
-    b = sims.shape[0]
-    if sims.shape != (b, b) or b < 2:
-        raise ValueError(f"need a square similarity matrix with at least 2 pairs, got {tuple(sims.shape)}")
-    pos = sims.diagonal()
-    off = ~torch.eye(b, dtype=torch.bool, device=sims.device)
-    t2v = F.relu(margin - pos.unsqueeze(1) + sims)[off]
-    v2t = F.relu(margin - pos.unsqueeze(0) + sims)[off]
-    return (t2v.sum() + v2t.sum()) / (2 * b * (b - 1))
-
-
-def hardest_negative_loss(sims: torch.Tensor, margin: float) -> torch.Tensor:
-    """VSE++-style loss of the PaddleVideo port (``ContrastiveLoss``, max violation, top-1):
-    mean over texts of the hardest ``relu(m + s_ij - s_ii)`` plus mean over videos of the hardest
-    ``relu(m + s_ij - s_jj)``."""
-    b = sims.shape[0]
-    if sims.shape != (b, b) or b < 2:
-        raise ValueError(f"need a square similarity matrix with at least 2 pairs, got {tuple(sims.shape)}")
-    pos = sims.diagonal()
-    eye = torch.eye(b, dtype=torch.bool, device=sims.device)
-    cost_t = F.relu(margin + sims - pos.unsqueeze(1)).masked_fill(eye, 0.0)
-    cost_v = F.relu(margin + sims - pos.unsqueeze(0)).masked_fill(eye, 0.0)
-    return cost_t.max(dim=1).values.mean() + cost_v.max(dim=0).values.mean()
 
 
 # ------------------------------------------------------------------------------ the model
@@ -176,18 +74,23 @@ _MSRVTT_DEFAULTS = {"experts": MSRVTT_EXPERTS, "expert_dims": [_DIMS[e] for e in
                     "expert_max_tokens": [_TOKENS[e] for e in MSRVTT_EXPERTS]}
 
 
-def _inputs(experts: Sequence[str]) -> dict[str, Any]:
-    return {"text": "raw strings, BERT-tokenised to 37 tokens", "experts": {e: {"dim": _DIMS[e], "max_tokens": _TOKENS[e]} for e in experts}}
+def _input(experts: Sequence[str], datamodules: tuple[str, ...], notes: str) -> InputConfig:
+    """Captions BERT-tokenised to 37 tokens (the authors' port) and the pre-extracted MMT experts."""
+    experts_shape = "; ".join(f"{e} [V,{_TOKENS[e]},{_DIMS[e]}]" for e in experts)
+    return InputConfig(
+        shapes={"input_ids": "long [T,37] BERT token ids of the captions", "attention_mask": "optional long [T,37]",
+                "experts": f"dict of float [V, tokens, dim] expert features: {experts_shape}"},
+        text_max_length=37, features=tuple(experts), datamodules=datamodules, notes=notes)
 
 
-@register_model("t2vlad", task=_TASK, paper=_PAPER, defaults=_MSRVTT_DEFAULTS, inputs=_inputs(MSRVTT_EXPERTS),
-                reported=_REPORTED_MSRVTT, data={"datamodule": "msrvtt", "split": "1k-A", "input": "features"})
+@register_model("t2vlad", task=_TASK, paper=_PAPER, defaults=_MSRVTT_DEFAULTS, reported=_REPORTED_MSRVTT,
+                input=_input(MSRVTT_EXPERTS, ("msrvtt",), "MSR-VTT 1k-A split, MMT expert features"))
 @register_model(
     "t2vlad-paddle", task=_TASK, paper=_PAPER + "; PaddleVideo applications/T2VLAD port",
     defaults={**_MSRVTT_DEFAULTS, "vlad_sharing": "port", "transformer_dropout": 0.0, "loss": "hardest_negative",
               "margin": 0.2, "optimizer": "adamw"},
-    inputs=_inputs(MSRVTT_EXPERTS), reported={"msrvtt-1k-A": _REPORTED_MSRVTT["msrvtt-1k-A"]},
-    data={"datamodule": "msrvtt", "split": "1k-A", "input": "features"},
+    reported={"msrvtt-1k-A": _REPORTED_MSRVTT["msrvtt-1k-A"]},
+    input=_input(MSRVTT_EXPERTS, ("msrvtt",), "MSR-VTT 1k-A split, MMT expert features"),
     weights=[Weights(
         tag="msrvtt-1ka", hub_repo=None,
         original_url="https://videotag.bj.bcebos.com/PaddleVideo-release2.2/T2VLAD_msrvtt.pdparams",
@@ -200,17 +103,15 @@ def _inputs(experts: Sequence[str]) -> dict[str, Any]:
 @register_model(
     "t2vlad-lsmdc", task=_TASK, paper=_PAPER,
     defaults={"experts": LSMDC_EXPERTS, "expert_dims": [_DIMS[e] for e in LSMDC_EXPERTS], "expert_max_tokens": [_TOKENS[e] for e in LSMDC_EXPERTS]},
-    inputs=_inputs(LSMDC_EXPERTS),
     reported={"lsmdc": {"t2v": {"R@1": 14.3, "R@5": 32.4, "R@10": 42.2, "MdR": 16}, "v2t": {"R@1": 14.2, "R@5": 33.5, "R@10": 41.7, "MdR": 17}}},
-    data={"datamodule": None, "note": "no LSMDC DataModule in mmzoo yet"},
+    input=_input(LSMDC_EXPERTS, (), "no LSMDC DataModule in mmzoo yet"),
 )
 @register_model(
     "t2vlad-anetcaps", task=_TASK, paper=_PAPER,
     defaults={"experts": ANETCAPS_EXPERTS, "expert_dims": [_DIMS[e] for e in ANETCAPS_EXPERTS],
               "expert_max_tokens": [_TOKENS[e] for e in ANETCAPS_EXPERTS], "num_clusters": 16},
-    inputs=_inputs(ANETCAPS_EXPERTS),
     reported={"activitynet-captions": {"t2v": {"R@1": 23.7, "R@5": 55.5, "R@50": 93.5, "MdR": 4}, "v2t": {"R@1": 24.1, "R@5": 56.6, "R@50": 94.1, "MdR": 4}}},
-    data={"datamodule": None, "note": "no ActivityNet Captions DataModule in mmzoo yet"},
+    input=_input(ANETCAPS_EXPERTS, (), "no ActivityNet Captions DataModule in mmzoo yet"),
 )
 class T2VLAD(ZooModule):
     """T2VLAD text-video retrieval model.
@@ -319,8 +220,6 @@ class T2VLAD(ZooModule):
     ):
         super().__init__()
         self.save_hyperparameters()
-        from transformers import BertConfig, BertModel
-
         if not (len(experts) == len(expert_dims) == len(expert_max_tokens)) or not experts:
             raise ValueError("experts, expert_dims and expert_max_tokens must be non-empty and of equal length")
         if len(set(experts)) != len(experts):
@@ -328,11 +227,10 @@ class T2VLAD(ZooModule):
         if text_encoder_config is not None and text_encoder_init == "pretrained":
             raise ValueError("text_encoder_config builds a custom BERT; use text_encoder_init='random' with it")
         self.experts = list(experts)
-        cfg = BertConfig(**text_encoder_config) if text_encoder_config is not None else BertConfig()
-        if cfg.hidden_size != embed_dim:
-            raise ValueError(f"embed_dim ({embed_dim}) must equal the BERT hidden size ({cfg.hidden_size}): "
-                             "text and video tokens share the VLAD centres")
-        self.text_encoder = BertModel(cfg, add_pooling_layer=False)
+        self.text_encoder = build_bert(text_encoder_config)
+        if self.text_encoder.config.hidden_size != embed_dim:
+            raise ValueError(f"embed_dim ({embed_dim}) must equal the BERT hidden size "
+                             f"({self.text_encoder.config.hidden_size}): text and video tokens share the VLAD centres")
 
         # ablation switches (thesis Tables 6.4-6.6; see docs/t2vlad.md for the row -> argument map)
         if transformer_layers < 0:
@@ -397,18 +295,8 @@ class T2VLAD(ZooModule):
     # ------------------------------------------------------------------ text side
     def load_pretrained_text_encoder(self) -> None:
         """Load ``text_encoder``'s pretrained weights (Hugging Face Hub or its cache)."""
-        from transformers import BertModel
-
         name = self.hparams.text_encoder
-        try:
-            pre = BertModel.from_pretrained(name, add_pooling_layer=False, local_files_only=hf_offline())
-        except Exception as e:  # offline, not cached, wrong name
-            raise RuntimeError(
-                f"T2VLAD could not load the pretrained text encoder '{name}' ({type(e).__name__}: {e}). "
-                "Connect to the Hugging Face Hub or pre-populate its cache (HF_HOME), or pass "
-                "text_encoder_init='random' to train BERT from scratch."
-            ) from e
-        missing, unexpected = self.text_encoder.load_state_dict(pre.state_dict(), strict=False)
+        missing, unexpected = self.text_encoder.load_state_dict(load_pretrained_bert_state(name), strict=False)
         if missing:
             raise RuntimeError(f"pretrained '{name}' lacks parameters of the T2VLAD text encoder: {missing[:5]}")
 
@@ -428,19 +316,7 @@ class T2VLAD(ZooModule):
     def tokenizer(self):
         """The BERT tokenizer (loaded on first use; never needed when token ids are given)."""
         if self._tokenizer is None:
-            from transformers import BertTokenizerFast
-
-            src = self.hparams.tokenizer or self.hparams.text_encoder
-            try:
-                if os.path.isfile(src):
-                    self._tokenizer = BertTokenizerFast(vocab_file=src, do_lower_case=True)
-                else:
-                    self._tokenizer = BertTokenizerFast.from_pretrained(src, local_files_only=hf_offline())
-            except Exception as e:
-                raise RuntimeError(
-                    f"T2VLAD could not load the tokenizer '{src}' ({type(e).__name__}: {e}). Pass "
-                    "tokenizer=<path to vocab.txt or a tokenizer folder>, or connect to the Hugging Face Hub."
-                ) from e
+            self._tokenizer = load_bert_tokenizer(self.hparams.tokenizer or self.hparams.text_encoder)
         return self._tokenizer
 
     def tokenize(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -689,34 +565,10 @@ class T2VLAD(ZooModule):
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> dict[str, Any]:
         """Video embeddings of a batch (global expert embeddings and the local VLAD descriptor),
-        keyed by ``video_id``: the index a text query is scored against (see :func:`rank_videos`)."""
+        keyed by ``video_id``: the index a text query is scored against (see
+        :func:`mmzoo.predict.t2vlad.rank_videos`)."""
         video = self.encode_video(batch["experts"], batch.get("expert_masks"), batch.get("expert_available"))
         return {"video_id": list(batch["video_id"]), **{k: v.detach() for k, v in video.items()}}
-
-    def predict_input(self, path: str, output_dir: str, query: Optional[str] = None, top_k: int = 10) -> list:
-        """`mmzoo predict --model t2vlad --input <MSR-VTT-format root> --query TEXT`: rank the test
-        videos of the feature set at ``path`` (the 1k-A test list, ``val_list_jsfusion.txt``; the
-        ``msrvtt`` DataModule's defaults, reading only this model's experts) for ``query``, print
-        the top ``top_k`` and write ``ranking.json`` (every video, best first) under ``output_dir``."""
-        import json
-
-        from mmzoo.data.msrvtt import MSRVTTDataModule
-
-        if not query:
-            raise ValueError("T2VLAD ranks videos for a text: give --query TEXT")
-        # the captions are not needed to rank: take the first one, so that the 1k-A caption index
-        # file (needed only to evaluate) may be absent; read only the experts this model uses
-        dm = MSRVTTDataModule(root=str(path), test_captions="first", experts=list(self.experts))
-        ranked = rank_videos(self, query, dm)
-        out = Path(output_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "ranking.json").write_text(json.dumps(
-            {"query": query, "source": str(path), "ranking": [{"video_id": v, "score": s} for v, s in ranked]}, indent=2))
-        print(f"query: {query!r}  ({len(ranked)} videos in {path})")
-        for rank, (video_id, score) in enumerate(ranked[:top_k], 1):
-            print(f"{rank:4d}  {video_id:<16} {score: .4f}")
-        print(f"full ranking written to {out / 'ranking.json'}")
-        return ranked
 
     # ------------------------------------------------------------------ optimiser
     def configure_optimizers(self):
@@ -739,44 +591,3 @@ def _first_occurrence(keys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         seen.setdefault(int(k), i)
     idx = torch.tensor(sorted(seen.values()), dtype=torch.long)
     return keys[idx], idx
-
-
-@torch.no_grad()
-def rank_videos(model: T2VLAD, query: str, features: Any, top_k: Optional[int] = None) -> list[tuple[str, float]]:
-    """Rank videos for a text ``query``; returns ``[(video_id, score), ...]`` best first.
-
-    ``features`` is a DataModule (its ``predict_dataloader``: the test videos of
-    ``mmzoo.data.msrvtt``), any iterable of batches with ``video_id`` and ``experts`` (+ optional
-    ``expert_masks`` / ``expert_available``), or one such batch dict.
-    """
-    if not isinstance(query, str) or not query.strip():
-        raise ValueError("query must be a non-empty string")
-    was_training = model.training
-    model.eval()
-    try:
-        if isinstance(features, dict):
-            batches: Iterable = [features]
-        elif hasattr(features, "predict_dataloader"):
-            if hasattr(features, "setup"):
-                features.setup("predict")
-            batches = features.predict_dataloader()
-        else:
-            batches = features
-        text = model.encode_texts([query])
-        ids, scores = [], []
-        for b in batches:
-            exp = {k: v.to(model.device) for k, v in b["experts"].items()}
-            masks = {k: v.to(model.device) for k, v in b["expert_masks"].items()} if b.get("expert_masks") else None
-            avail = {k: v.to(model.device) for k, v in b["expert_available"].items()} if b.get("expert_available") else None
-            video = model.encode_video(exp, masks, avail)
-            scores.append(model.similarity(text, video, model.hparams.eval_similarity)[0].cpu())
-            ids += list(b["video_id"])
-        if not ids:
-            raise ValueError("no videos to rank")
-        s = torch.cat(scores)
-        order = torch.argsort(s, descending=True, stable=True)
-        if top_k is not None:
-            order = order[:top_k]
-        return [(ids[i], float(s[i])) for i in order.tolist()]
-    finally:
-        model.train(was_training)

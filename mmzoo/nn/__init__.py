@@ -19,6 +19,10 @@ module                      blocks
 ``ave_attention``           AVE audio-guided attention and CM-CoAtt (Lin 2019, Sec. 3.0.3-3.0.4)
 ``vggish``                  VGGish audio network and its log-mel front end (Hershey et al. 2017)
 ``netvlad``                 NetVLAD / GhostVLAD with shared centres (T2VLAD, Wang et al. CVPR 2021)
+``gating``                  context gating and gated embedding units (Miech et al. 2017; T2VLAD)
+``bert_text``               the BERT text encoder of T2VLAD (transformers) and its tokenizer
+``ranking_loss``            bidirectional max-margin ranking losses for retrieval
+``lookahead``               the Lookahead optimizer wrapper of the T2VLAD recipe (Zhang et al. 2019)
 ``timm_backbone``           timm 2D backbones with ImageNet weights, or a loud random init
 ==========================  ==================================================================
 """

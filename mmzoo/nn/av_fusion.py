@@ -13,7 +13,7 @@
   Fast->Slow lateral.
 * `AudioVisualNonLocal`: the "AV Nonlocal" variant of Table 4.5b, a non-local block
   (`mmzoo.nn.nonlocal_block.NonLocal3d`) whose queries come from the audio and whose keys and
-  values are the visual T x H x W positions; see its docstring for the [SILENT] choices.
+  values are the visual T x H x W positions; see its docstring for the choices the thesis leaves open.
 
 Audio features are laid out `B, C, T, F, 1` (see `mmzoo.nn.resnet3d`).
 """
@@ -107,7 +107,7 @@ class AudioVisualNonLocal(NonLocal3d):
     The thesis (section 4.2.4 (iii), Fig. 4.2 right) adapts a non-local block to two inputs:
     audio features are matched to every visual location (along T, H and W) and the affinity
     combines the visual features of the locations the audio selects into a new visual feature.
-    The authors' public code does not contain this variant; the [SILENT] choices are:
+    The authors' public code does not contain this variant; the choices the thesis leaves open are:
 
     * queries: the audio features averaged over frequency and over the audio frames of each
       visual (Slow) frame, one query per Slow frame (`time_window` audio frames), then `theta`

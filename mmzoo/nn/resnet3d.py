@@ -88,7 +88,7 @@ class ConvBNReLU(nn.Module):
         return self.relu(self.bn(self.conv(x)))
 
 
-class VisualStem(nn.Module):
+class VisualStem(ConvBNReLU):
     """conv1 (k_t x 7 x 7, stride 1,2,2) + BN + ReLU, then an optional max pool (pool1)."""
 
     def __init__(
@@ -102,11 +102,7 @@ class VisualStem(nn.Module):
         bn_eps: float = 1e-5,
         bn_momentum: float = 0.1,
     ) -> None:
-        super().__init__()
-        kernel = _triple(kernel)
-        self.conv = nn.Conv3d(dim_in, dim_out, kernel, _triple(stride), _same_padding(kernel), bias=False)
-        self.bn = nn.BatchNorm3d(dim_out, eps=bn_eps, momentum=bn_momentum)
-        self.relu = nn.ReLU(inplace=True)
+        super().__init__(dim_in, dim_out, kernel, stride, relu=True, bn_eps=bn_eps, bn_momentum=bn_momentum)
         if pool_kernel is None:
             self.pool: nn.Module = nn.Identity()
         else:
@@ -114,7 +110,7 @@ class VisualStem(nn.Module):
             self.pool = nn.MaxPool3d(pk, _triple(pool_stride), _same_padding(pk))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.pool(self.relu(self.bn(self.conv(x))))
+        return self.pool(super().forward(x))
 
 
 class TimeFreqStem(nn.Module):

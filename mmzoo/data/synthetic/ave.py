@@ -34,8 +34,8 @@ from typing import Any, Literal, Optional, Sequence
 
 import numpy as np
 
-from mmzoo.data.ave import AVE_CLASSES
-from mmzoo.data.synthetic.media import write_mp4
+from mmzoo.data.constants import AVE_CLASSES
+from mmzoo.data.media import write_mp4
 
 __all__ = ["AVE_CLASSES", "write_ave", "class_colour", "class_tone_hz"]
 

@@ -31,7 +31,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from mmzoo.data.synthetic.media import write_jpeg_frames, write_mp4
+from mmzoo.data.media import write_jpeg_frames, write_mp4
 
 __all__ = ["write_epic", "format_timestamp"]
 

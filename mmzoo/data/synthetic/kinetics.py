@@ -6,7 +6,7 @@ the demo and the data benchmark.
 * ``root/annotations/{train,val,test}.csv`` with the release columns
   ``label,youtube_id,time_start,time_end,split`` (``test.csv`` optional, same format);
 * one real mp4 per row at ``root/<split>/<label>/<youtube_id>_<start:06d>_<end:06d>.mp4``
-  (H.264 + AAC via :func:`mmzoo.data.synthetic.media.write_mp4`), or, with ``flat=True``,
+  (H.264 + AAC via :func:`mmzoo.data.media.write_mp4`), or, with ``flat=True``,
   ``root/<split>/<youtube_id>_...mp4``.
 
 Content: class ``k`` (index in the sorted class list) is a frame filled with a class colour,
@@ -28,7 +28,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from mmzoo.data.synthetic.media import write_mp4
+from mmzoo.data.media import write_mp4
 
 __all__ = ["DEFAULT_CLASSES", "write_kinetics", "write_mini_kinetics_lists"]
 

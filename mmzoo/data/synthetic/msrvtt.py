@@ -146,7 +146,7 @@ def write_msrvtt(
                         f.create_dataset(f"features.{MMT_H5_NAMES.get(e, e)}", data=table[v])
 
     if num_mp4:
-        from mmzoo.data.synthetic.media import write_mp4
+        from mmzoo.data.media import write_mp4
 
         for i, v in enumerate(ids[:num_mp4]):
             t = np.arange(16)[:, None, None, None]

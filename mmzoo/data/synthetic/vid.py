@@ -25,7 +25,7 @@ from xml.sax.saxutils import escape
 
 import numpy as np
 
-from mmzoo.data.synthetic.media import write_jpeg_frames
+from mmzoo.data.media import write_jpeg_frames
 
 __all__ = ["write_vid", "CLASS_COLOURS"]
 

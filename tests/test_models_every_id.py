@@ -1,0 +1,104 @@
+"""Every registered id, one parametrised test each (timm's ``test_models.py`` pattern).
+
+For each id: the full-size model builds on the meta device and its parameter count and GFLOPs
+are the README zoo table's; a tiny configuration of the same class runs ``example_input`` through
+``forward``; ``config.json`` round-trips through the local hub (same id, constructor arguments,
+input contract and weights). A new id is covered the moment it registers; a family whose class is
+not in ``TINY`` fails here until it says how to build a small instance.
+"""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+import mmzoo
+from mmzoo.info import measure
+from mmzoo.registry import InputConfig, all_specs
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+IDS = sorted(all_specs())
+
+_BERT_TINY = dict(vocab_size=64, hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
+                  max_position_embeddings=64)
+
+#: Constructor overrides giving a small model of each class: same code paths, tiny widths/inputs.
+TINY: dict[str, dict] = {
+    "SlowFast": dict(depth=14, width=8, slow_frames=2, alpha=4, crop_size=32, num_classes=5),
+    "AVSlowFast": dict(depth=14, width=8, slow_frames=2, alpha=4, crop_size=32, num_classes=5, audio_frames=32, mel_bins=16),
+    "AudioNet": dict(depth=14, width=8, num_classes=5, audio_frames=32, mel_bins=16),
+    "AVEventLocalizer": dict(visual_dim=32, region_dim=16, hidden_dim=8),
+    "STMN": dict(backbone="resnet18", pretrained_backbone=False, head_channels=16, test_window=2),
+    "T2VLAD": dict(text_encoder_config=_BERT_TINY, text_encoder_init="random", embed_dim=16, transformer_ffn_dim=16,
+                   num_clusters=3, text_max_tokens=8),
+}
+
+
+def _readme_rows() -> dict[str, tuple[float, str]]:
+    rows = {}
+    for line in README.read_text().splitlines():
+        m = re.match(r"\| `([a-z0-9-]+)` \| [^|]+ \| ([0-9.]+) \| ([0-9.]+|n/a) \|", line)
+        if m:
+            rows[m.group(1)] = (float(m.group(2)), m.group(3))
+    return rows
+
+
+def _tiny(model_id: str):
+    spec = all_specs()[model_id]
+    name = spec.cls.__name__
+    assert name in TINY, f"{model_id}: add a tiny configuration of {name} to TINY"
+    torch.manual_seed(0)
+    return mmzoo.create(model_id, **TINY[name]).eval()
+
+
+def _tensors(out):
+    if isinstance(out, torch.Tensor):
+        yield out
+    elif isinstance(out, dict):
+        for v in out.values():
+            yield from _tensors(v)
+    elif isinstance(out, (list, tuple)):
+        for v in out:
+            yield from _tensors(v)
+
+
+@pytest.mark.parametrize("model_id", IDS)
+def test_full_size_on_meta_matches_the_readme_table(model_id):
+    rows = _readme_rows()
+    assert model_id in rows, f"{model_id} is missing from the README zoo table"
+    params_m, gflops = rows[model_id]
+    size = measure(model_id)
+    assert round(size["params"] / 1e6, 2) == params_m
+    assert gflops != "n/a" and size["gflops"] is not None, f"{model_id}: GFLOPs must be countable on the meta device"
+    assert round(size["gflops"], 1) == float(gflops)
+
+
+@pytest.mark.parametrize("model_id", IDS)
+def test_example_input_runs_through_a_tiny_configuration(model_id):
+    model = _tiny(model_id)
+    example = model.example_input(2)
+    assert isinstance(example, dict), "example_input must return forward's keyword arguments"
+    with torch.no_grad():
+        out = model(**example)
+    tensors = list(_tensors(out))
+    assert tensors, f"{model_id}: forward returned no tensor"
+    assert all(torch.isfinite(t.float()).all() for t in tensors if t.is_floating_point())
+
+
+@pytest.mark.parametrize("model_id", IDS)
+def test_config_json_round_trips(model_id):
+    model = _tiny(model_id)
+    folder = Path(mmzoo.push(model, f"every-id/{model_id}"))
+    config = json.loads((folder / "config.json").read_text())
+    spec = all_specs()[model_id]
+    assert config["model_id"] == model_id
+    assert config["kwargs"] == json.loads(json.dumps(model.init_kwargs()))
+    assert InputConfig.from_dict(config["input"]) == spec.input
+    loaded = mmzoo.load(f"every-id/{model_id}")
+    assert type(loaded) is type(model) and loaded.zoo_id == model_id
+    mine, theirs = model.state_dict(), loaded.state_dict()
+    assert mine.keys() == theirs.keys()
+    assert all(torch.equal(mine[k], theirs[k]) for k in mine)
