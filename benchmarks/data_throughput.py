@@ -136,7 +136,7 @@ def bench_loader(dm: Any, batches: int) -> dict[str, float]:
 
 # ---------------------------------------------------------------------- raw decoders
 def write_decode_files(folder: Path, count: int = 3, frames: int = 150) -> list[Path]:
-    from mmzoo.data.synthetic.media import write_mp4
+    from mmzoo.data.media import write_mp4
 
     rng = np.random.default_rng(0)
     h, w = 240, 320

@@ -134,10 +134,10 @@ def _lightning_main(subcommand: str, argv: list[str]) -> None:
             if pretrained is None:
                 pretrained = self.subcommand != "fit" and not cfg.get("ckpt_path")
             if pretrained:
-                from mmzoo.hub import load_pretrained_state
+                from mmzoo.hub import load_pretrained_state, load_state_dict_strict
 
                 state = load_pretrained_state(spec.id, tag)
-                self.model.load_state_dict(state, strict=True)
+                load_state_dict_strict(self.model, state, f"{spec.id}.{tag or spec.default_tag}")
 
         def before_fit(self) -> None:
             cfg = self.config_init[self.subcommand]

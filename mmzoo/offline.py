@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["hf_offline"]
+__all__ = ["hf_offline", "hf_cache_dir"]
 
 _TRUE = {"1", "ON", "YES", "TRUE"}
 
@@ -30,3 +30,15 @@ def hf_offline() -> bool:
     from huggingface_hub import constants
 
     return bool(constants.HF_HUB_OFFLINE)
+
+
+def hf_cache_dir() -> str:
+    """The Hugging Face cache named by the environment now: ``HF_HUB_CACHE``, else
+    ``$HF_HOME/hub``, else huggingface_hub's default."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return os.environ["HF_HUB_CACHE"]
+    if os.environ.get("HF_HOME"):
+        return os.path.join(os.environ["HF_HOME"], "hub")
+    from huggingface_hub import constants
+
+    return constants.HF_HUB_CACHE

@@ -163,7 +163,6 @@ class ModelSpec:
     reported: Mapping[str, Any] = field(default_factory=dict)
     label_names: tuple[str, ...] | None = None
     family: str = ""
-    data: Mapping[str, Any] = field(default_factory=dict)  # TRANSITIONAL: removed once every family uses `input`
 
     @property
     def tags(self) -> list[str]:
@@ -200,14 +199,12 @@ def register_model(
     defaults: Mapping[str, Any] | None = None,
     task: str,
     paper: str,
-    input: InputConfig | None = None,
+    input: InputConfig,
     weights: Sequence[Weights] = (),
     default_tag: str | None = None,
     reported: Mapping[str, Any] | None = None,
     label_names: Sequence[str] | None = None,
     family: str = "",
-    inputs: Mapping[str, Any] | None = None,  # TRANSITIONAL
-    data: Mapping[str, Any] | None = None,  # TRANSITIONAL
 ) -> Callable[[type], type]:
     """Class decorator registering `model_id` as `cls(**defaults)`.
 
@@ -216,8 +213,6 @@ def register_model(
     `mmzoo info` and written into config.json); `reported` holds the metrics the paper reports
     for this configuration; `label_names` the class names of its outputs, when fixed.
     """
-    if input is None:  # TRANSITIONAL
-        input = InputConfig(shapes=dict(inputs or {}))
     if model_id != model_id.lower() or " " in model_id or "." in model_id:
         raise ValueError(f"Model id '{model_id}' must be lowercase kebab-case without dots.")
     weights = tuple(weights)
@@ -241,7 +236,6 @@ def register_model(
             reported=dict(reported or {}),
             label_names=tuple(label_names) if label_names is not None else None,
             family=family or cls.__module__.rsplit(".", 1)[-1],
-            data=dict(data or {}),
         )
         return cls
 

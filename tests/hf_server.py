@@ -308,8 +308,8 @@ class TinyMLP(ZooModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc2(self.act(self.norm(self.fc1(x @ self.mix))))
 
-    def example_input(self, batch_size: int = 2) -> torch.Tensor:
-        return torch.randn(batch_size, self.hparams.in_dim)
+    def example_input(self, batch_size: int = 2) -> dict:
+        return {"x": torch.randn(batch_size, self.hparams.in_dim)}
 
     def training_step(self, batch, batch_idx):
         return nn.functional.cross_entropy(self(batch["x"]), batch["label"])
@@ -325,9 +325,8 @@ def register_tiny(weights=(), model_id: str = TINY_ID, **defaults) -> None:
         defaults={**TINY_DEFAULTS, **defaults},
         task="classification",
         paper="mmzoo hub tests",
-        inputs={"x": "B,in_dim"},
+        input=registry.InputConfig(shapes={"x": "B,in_dim"}),
         weights=list(weights),
-        data={"features": TINY_DEFAULTS["in_dim"], "mean": 0.0, "std": 1.0},
         reported={"top1": 50.0},
     )(TinyMLP)
 

@@ -17,7 +17,7 @@ from mmzoo.data.decode import (
     read_frames,
     read_video_clip,
 )
-from mmzoo.data.synthetic.media import write_jpeg_frames, write_mp4
+from mmzoo.data.media import write_jpeg_frames, write_mp4
 
 SR = 16000
 FPS = 30

@@ -59,7 +59,7 @@ def test_push_load_round_trip_through_local_hub(tiny):
     assert config["format_version"] == 1 and config["model_id"] == TINY_ID
     assert config["mmzoo_version"] == mmzoo.__version__
     assert config["kwargs"] == {"in_dim": 6, "hidden": 5, "num_classes": 3, "act": "relu", "tied_head": False}
-    assert config["data"] == {"features": 6, "mean": 0.0, "std": 1.0}
+    assert config["input"] == {"shapes": {"x": "B,in_dim"}}  # the typed InputConfig replaced the free-form "data" dict
 
     for source in ("me/mlp", str(path), path):
         loaded = mmzoo.load(source)

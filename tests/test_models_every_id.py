@@ -22,7 +22,7 @@ from mmzoo.registry import InputConfig, all_specs
 README = Path(__file__).resolve().parents[1] / "README.md"
 IDS = sorted(all_specs())
 
-_BERT_TINY = dict(vocab_size=64, hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
+_BERT_TINY = dict(vocab_size=64, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
                   max_position_embeddings=64)
 
 #: Constructor overrides giving a small model of each class: same code paths, tiny widths/inputs.
@@ -50,8 +50,11 @@ def _tiny(model_id: str):
     spec = all_specs()[model_id]
     name = spec.cls.__name__
     assert name in TINY, f"{model_id}: add a tiny configuration of {name} to TINY"
+    kwargs = dict(TINY[name])
+    if spec.defaults.get("detector") == "fastrcnn":  # the Fast R-CNN head is defined on VGG-16 only
+        kwargs.pop("backbone")
     torch.manual_seed(0)
-    return mmzoo.create(model_id, **TINY[name]).eval()
+    return mmzoo.create(model_id, **kwargs).eval()
 
 
 def _tensors(out):

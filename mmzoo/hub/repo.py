@@ -117,7 +117,6 @@ def _config_for(model) -> dict[str, Any]:
         "model_id": model_id,
         "kwargs": kwargs,
         "input": spec.input.to_dict(),
-        "data": dict(spec.data),  # TRANSITIONAL
     }
     if spec.label_names is not None:
         config["label_names"] = list(spec.label_names)

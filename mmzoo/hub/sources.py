@@ -37,7 +37,7 @@ from mmzoo.errors import (
 )
 from mmzoo.hub.names import HF_PREFIX, check_repo_id
 from mmzoo.hub.repo import CARD_NAME, CONFIG_NAME, WEIGHTS_NAME, mmzoo_version, verify_sha256
-from mmzoo.offline import hf_offline
+from mmzoo.offline import hf_cache_dir, hf_offline
 from mmzoo.registry import ModelSpec, Weights
 
 __all__ = [
@@ -74,17 +74,6 @@ def originals_dir() -> Path:
     `$MMZOO_ORIGINALS`, default `originals/` beside the local hub root."""
     env = os.environ.get("MMZOO_ORIGINALS")
     return Path(env).expanduser() if env else local_hub_dir().parent / "originals"
-
-
-def hf_cache_dir() -> str:
-    """The Hugging Face cache: `HF_HUB_CACHE`, else `$HF_HOME/hub`, else huggingface_hub's default."""
-    if os.environ.get("HF_HUB_CACHE"):
-        return os.environ["HF_HUB_CACHE"]
-    if os.environ.get("HF_HOME"):
-        return os.path.join(os.environ["HF_HOME"], "hub")
-    from huggingface_hub import constants
-
-    return constants.HF_HUB_CACHE
 
 
 def _hf_endpoint() -> str | None:

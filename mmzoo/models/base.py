@@ -5,8 +5,8 @@ and documented (LightningCLI turns them into flags) and saved with `save_hyperpa
 so `config.json` can rebuild it with nothing else.
 
 Batch contract: `training_step` / `validation_step` / `test_step` / `predict_step` receive an
-`mmzoo.batch.Batch`, a dict whose fields (`video`, `audio`, `label`, `verb_label` /
-`noun_label`, `video_index`, `boxes`, `text`, `features`, `meta`) are documented there. A model
+`mmzoo.batch.Batch`, a dict whose fields (`video`, `audio`, `label`, `verb` / `noun` /
+`action`, `video_index`, `boxes`, `text`, `features`, `meta`) are documented there. A model
 reads only those names; in particular the video of each view of a multi-view test is always
 `batch["video_index"]`, and nothing is ever read from `meta` (bookkeeping only).
 

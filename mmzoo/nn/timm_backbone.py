@@ -17,7 +17,7 @@ from urllib.parse import urlparse
 
 import torch
 
-from mmzoo.offline import hf_offline
+from mmzoo.offline import hf_cache_dir, hf_offline
 
 __all__ = ["create_timm_model", "cached_timm_weights"]
 
@@ -30,13 +30,6 @@ def _on_meta() -> bool:
         return torch.get_default_device().type == "meta"
     except AttributeError:  # pragma: no cover - older torch
         return False
-
-
-def _hf_cache() -> Optional[str]:
-    """The Hugging Face cache named by the environment now (None: huggingface_hub's default)."""
-    if os.environ.get("HF_HUB_CACHE"):
-        return os.environ["HF_HUB_CACHE"]
-    return os.path.join(os.environ["HF_HOME"], "hub") if os.environ.get("HF_HOME") else None
 
 
 def cached_timm_weights(name: str) -> Optional[str]:
@@ -58,7 +51,7 @@ def cached_timm_weights(name: str) -> Optional[str]:
     if cfg.hf_hub_id:
         repo_id, _, revision = cfg.hf_hub_id.partition("@")
         for filename in (cfg.hf_hub_filename,) if cfg.hf_hub_filename else _HUB_WEIGHT_FILES:
-            found = try_to_load_from_cache(repo_id, filename, cache_dir=_hf_cache(), revision=revision or None)
+            found = try_to_load_from_cache(repo_id, filename, cache_dir=hf_cache_dir(), revision=revision or None)
             if isinstance(found, str) and os.path.isfile(found):
                 return found
     elif cfg.url:  # timm's legacy download location, used only by configs without a Hub repo
