@@ -49,7 +49,6 @@ from pathlib import Path
 from typing import Any, Literal, Optional
 
 import numpy as np
-import torch
 
 from mmzoo.data.ave_files import (
     AVE_CLASSES,
@@ -187,13 +186,9 @@ class AVEDataModule(ZooDataModule):
             if val not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}; got {val!r}")
         self.root = Path(root)
-        self.input_mode = input_mode
-        self.supervision = supervision
-        self.weak_label = weak_label
-        self.weak_background_videos = weak_background_videos
-        self.split_source = split_source
-        self.class_order = class_order
-        self.num_events = num_events
+        self.input_mode, self.supervision, self.weak_label = input_mode, supervision, weak_label
+        self.weak_background_videos, self.split_source = weak_background_videos, split_source
+        self.class_order, self.num_events = class_order, num_events
         self.background_index = num_events
         self.num_outputs = num_events + 1
         self.num_segments = NUM_SEGMENTS

@@ -340,59 +340,6 @@ def _video_shape(slow: int, fast: int) -> dict[str, str]:
     return {"video": f"[slow B,3,{slow},256,256 ; fast B,3,{fast},256,256]"}
 
 
-@register_model(
-    "slowfast-r50-4x16",
-    defaults={},
-    task="video classification",
-    paper=PAPER,
-    input=kinetics_input(_video_shape(4, 32), frames=32, alpha=8),
-    weights=[
-        Weights(
-            "k400",
-            original_url="https://dl.fbaipublicfiles.com/pyslowfast/model_zoo/kinetics400/SLOWFAST_4x16_R50.pkl",
-            converter="mmzoo.convert.pytorchvideo:convert_pyslowfast_caffe2",
-            dataset="kinetics-400",
-            metrics={"top1": 75.6, "top5": 92.0},
-            notes="PySlowFast model zoo (Caffe2 pickle); original_sha256 unknown (no public checksum).",
-        )
-    ],
-    reported={"k400_top1": 75.6, "k400_top5": 92.0, "kinetics_sounds_top1": 80.5, "gflops_per_view": 36.1, "views": 30},
-)
-@register_model(
-    "slowfast-r50-8x8",
-    defaults={"slow_frames": 8, "alpha": 4, "fusion_kernel": 7, "recipe_epochs": 196},
-    task="video classification",
-    paper=PAPER,
-    input=kinetics_input(_video_shape(8, 32), frames=32, alpha=4),
-    weights=[
-        Weights(
-            "k400",
-            original_url="https://dl.fbaipublicfiles.com/pytorchvideo/model_zoo/kinetics/SLOWFAST_8x8_R50.pyth",
-            converter="mmzoo.convert.pytorchvideo:convert_pytorchvideo_slowfast",
-            dataset="kinetics-400",
-            metrics={"top1": 76.94, "top5": 92.69},
-            notes="PyTorchVideo model zoo checkpoint ({'model_state': ...}); original_sha256 unknown (no public checksum).",
-        ),
-        Weights(
-            "k400-pyslowfast",
-            original_url="https://dl.fbaipublicfiles.com/pyslowfast/model_zoo/kinetics400/SLOWFAST_8x8_R50.pkl",
-            converter="mmzoo.convert.pytorchvideo:convert_pyslowfast_caffe2",
-            dataset="kinetics-400",
-            metrics={"top1": 77.0, "top5": 92.6},
-            notes="PySlowFast model zoo Caffe2 pickle (config Kinetics/c2/SLOWFAST_8x8_R50: alpha 4, fusion kernel 7); original_sha256 unknown.",
-        ),
-    ],
-    reported={},
-)
-@register_model(
-    "slowfast-r101-8x8",
-    defaults={"depth": 101, "slow_frames": 8, "alpha": 4, "fusion_kernel": 5, "res4_temporal_blocks": 6, "recipe_epochs": 196},
-    task="video classification",
-    paper=PAPER,
-    input=kinetics_input(_video_shape(8, 32), frames=32, alpha=4, train_scale=(256, 340)),
-    weights=[],
-    reported={"k400_top1": 77.9, "k400_top5": 93.2, "kinetics_sounds_top1": 82.7, "gflops_per_view": 106, "views": 30},
-)
 class SlowFast(SlowFastFamilyModule):
     """SlowFast network (Slow + Fast pathways, Fast->Slow time-strided lateral fusion).
 
@@ -493,3 +440,46 @@ class SlowFast(SlowFastFamilyModule):
                 torch.randn(batch_size, 3, hp.slow_frames * hp.alpha, s, s),
             ]
         }
+
+
+def _k400_original(tag: str, url: str, converter: str, top1: float, top5: float, notes: str) -> Weights:
+    """A Kinetics-400 tag converted from an original checkpoint on first use."""
+    return Weights(tag, original_url=url, converter=converter, dataset="kinetics-400",
+                   metrics={"top1": top1, "top5": top5}, notes=notes)
+
+
+#: The registered ids: constructor defaults, input contract, weights and the thesis's numbers.
+_IDS: dict[str, dict] = {
+    "slowfast-r50-4x16": dict(
+        defaults={},
+        input=kinetics_input(_video_shape(4, 32), frames=32, alpha=8),
+        weights=[
+            _k400_original("k400", "https://dl.fbaipublicfiles.com/pyslowfast/model_zoo/kinetics400/SLOWFAST_4x16_R50.pkl",
+                           "mmzoo.convert.pytorchvideo:convert_pyslowfast_caffe2", 75.6, 92.0,
+                           "PySlowFast model zoo (Caffe2 pickle); original_sha256 unknown (no public checksum)."),
+        ],
+        reported={"k400_top1": 75.6, "k400_top5": 92.0, "kinetics_sounds_top1": 80.5, "gflops_per_view": 36.1, "views": 30},
+    ),
+    "slowfast-r50-8x8": dict(
+        defaults={"slow_frames": 8, "alpha": 4, "fusion_kernel": 7, "recipe_epochs": 196},
+        input=kinetics_input(_video_shape(8, 32), frames=32, alpha=4),
+        weights=[
+            _k400_original("k400", "https://dl.fbaipublicfiles.com/pytorchvideo/model_zoo/kinetics/SLOWFAST_8x8_R50.pyth",
+                           "mmzoo.convert.pytorchvideo:convert_pytorchvideo_slowfast", 76.94, 92.69,
+                           "PyTorchVideo model zoo checkpoint ({'model_state': ...}); original_sha256 unknown (no public checksum)."),
+            _k400_original("k400-pyslowfast", "https://dl.fbaipublicfiles.com/pyslowfast/model_zoo/kinetics400/SLOWFAST_8x8_R50.pkl",
+                           "mmzoo.convert.pytorchvideo:convert_pyslowfast_caffe2", 77.0, 92.6,
+                           "PySlowFast model zoo Caffe2 pickle (config Kinetics/c2/SLOWFAST_8x8_R50: alpha 4, fusion kernel 7); original_sha256 unknown."),
+        ],
+        reported={},
+    ),
+    "slowfast-r101-8x8": dict(
+        defaults={"depth": 101, "slow_frames": 8, "alpha": 4, "fusion_kernel": 5, "res4_temporal_blocks": 6, "recipe_epochs": 196},
+        input=kinetics_input(_video_shape(8, 32), frames=32, alpha=4, train_scale=(256, 340)),
+        weights=[],
+        reported={"k400_top1": 77.9, "k400_top5": 93.2, "kinetics_sounds_top1": 82.7, "gflops_per_view": 106, "views": 30},
+    ),
+}
+
+for _id, _cfg in _IDS.items():
+    register_model(_id, task="video classification", paper=PAPER, **_cfg)(SlowFast)
