@@ -177,3 +177,8 @@ def test_geometric_mean_is_zero_when_a_recall_is_zero_and_ranks_are_kept():
     sims = torch.tensor([[0.9, 0.1], [0.8, 0.2]], dtype=torch.float64)
     m.update(sims, torch.tensor([0, 1]))
     assert m.ranks() == {"t2v": [0.0, 1.0], "v2t": [0.0, 0.0]}
+
+
+def test_zero_queries_is_an_error():
+    with pytest.raises(ValueError, match="zero queries"):
+        RetrievalMetrics().compute()

@@ -1,7 +1,6 @@
 """SegmentAccuracy: AVE per-segment accuracy, checked on hand-computed cases."""
 from __future__ import annotations
 
-import math
 
 import pytest
 import torch
@@ -49,7 +48,8 @@ def test_background_counts_like_any_class_and_ignore_index():
 
 def test_reset_empty_and_shape_errors():
     m = SegmentAccuracy()
-    assert math.isnan(m.compute().item())
+    with pytest.raises(ValueError, match="zero segments"):  # an evaluation over nothing is an error, not NaN
+        m.compute()
     m.update(_scores([[0, 0]]), torch.tensor([[0, 0]]))
     assert m.compute().item() == 100.0
     m.reset()

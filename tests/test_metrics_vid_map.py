@@ -236,3 +236,8 @@ def test_breakdown_by_speed_and_size_ignores_out_of_range_objects():
         m3 = VIDMeanAP(num_classes=1, breakdown=True)
         m3.update([frame], [_t([big], [1])])
         m3.compute()
+
+
+def test_zero_frames_is_an_error():
+    with pytest.raises(ValueError, match="zero frames"):
+        VIDMeanAP(num_classes=2).compute()

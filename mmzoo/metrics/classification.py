@@ -143,6 +143,8 @@ class MultiViewAccuracy(_MultiViewBase):
         self.video_index.append(self._index(scores.shape[0], video_index, scores.device))
 
     def compute(self) -> dict[str, torch.Tensor]:
+        if isinstance(self.scores, list) and not self.scores:
+            raise ValueError("accuracy over zero videos: the evaluation set is empty")
         scores = dim_zero_cat(self.scores)
         target = dim_zero_cat(self.target)
         vid = dim_zero_cat(self.video_index)

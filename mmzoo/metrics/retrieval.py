@@ -172,8 +172,11 @@ class RetrievalMetrics(Metric):
         return {name: [float(r) for r in _cat(getattr(self, name)).tolist()] for name in ("t2v", "v2t")}
 
     def compute(self) -> dict[str, float]:
+        t2v, v2t = _cat(self.t2v), _cat(self.v2t)
+        if t2v.numel() == 0 and v2t.numel() == 0:
+            raise ValueError("retrieval metrics over zero queries: the evaluation set is empty")
         out = {}
-        for name, ranks in (("t2v", _cat(self.t2v)), ("v2t", _cat(self.v2t))):
+        for name, ranks in (("t2v", t2v), ("v2t", v2t)):
             if ranks.numel():
                 out.update({f"{name}/{k}": v for k, v in ranks_to_metrics(ranks, self.ks).items()})
         return out

@@ -57,6 +57,6 @@ class SegmentAccuracy(Metric):
 
     def compute(self) -> torch.Tensor:
         if self.total == 0:
-            return torch.tensor(float("nan"))
-        acc = self.correct.float() / self.total.float()
+            raise ValueError("SegmentAccuracy over zero segments: the evaluation set is empty")
+        acc = self.correct.double() / self.total.double()
         return acc * 100.0 if self.percent else acc

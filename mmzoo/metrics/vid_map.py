@@ -192,6 +192,8 @@ class VIDMeanAP(Metric):
 
     def compute(self) -> dict:
         frames = self._cat(self.frame_keys, dtype=torch.long)
+        if frames.numel() == 0:
+            raise ValueError("VID mAP over zero frames: the evaluation list is empty")
         dk = self._cat(self.det_keys, dtype=torch.long)
         dl = self._cat(self.det_labels, dtype=torch.long)
         ds = self._cat(self.det_scores, dtype=torch.float64)
