@@ -154,7 +154,11 @@ def _lightning_main(subcommand: str, argv: list[str]) -> None:
             out = self.config[subcommand].get("results_json")
             path = Path(out) if out else Path(self.trainer.log_dir or ".") / f"results_{subcommand}.json"
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps({"model": spec.id, "data": data_name, "metrics": metrics}, indent=2))
+            result: dict[str, Any] = {"model": spec.id, "data": data_name, "metrics": metrics}
+            ranks = getattr(self.model, "last_eval_ranks", None)  # per-query 0-based ranks, if the model kept them
+            if ranks:
+                result["ranks"] = {k: list(v) for k, v in ranks.items()}
+            path.write_text(json.dumps(result, indent=2))
             print(f"metrics written to {path}")
 
         def after_test(self) -> None:

@@ -49,8 +49,9 @@ def _to_paddle(m: T2VLAD) -> dict:
         out[f"{dst}._mean"], out[f"{dst}._variance"] = sd[f"{src}.running_mean"], sd[f"{src}.running_var"]
 
     out["text_pooling.clusters"] = sd["vlad.assign_centers.0"].T.copy()
-    out["text_pooling.clusters1"] = sd["vlad.residual_centers.0"].T[None].copy()
-    out["text_pooling.clusters2"] = sd["vlad.residual_centers.1"].T[None].copy()
+    # the port's forward subtracts clusters2 in both calls; clusters1 is never read (here: noise)
+    out["text_pooling.clusters1"] = np.random.default_rng(0).normal(size=(1,) + sd["vlad.residual_centers.0"].T.shape).astype(np.float32)
+    out["text_pooling.clusters2"] = sd["vlad.residual_centers.0"].T[None].copy()
     bn("vlad.assign_norm.0", "text_pooling.batch_norm1")
     bn("vlad.assign_norm.1", "text_pooling.batch_norm2")
     for n in ("word_embeddings", "position_embeddings", "token_type_embeddings"):
@@ -151,3 +152,41 @@ def test_pickles_that_would_run_code_are_refused(tmp_path):
     (tmp_path / "junk.pdparams").write_bytes(b"not a pickle")
     with pytest.raises(pickle.UnpicklingError, match="junk.pdparams"):
         load_pdparams(tmp_path / "junk.pdparams")
+
+
+def _port_vlad(p: dict, x: np.ndarray, freeze: bool) -> np.ndarray:
+    """The port's NetVLAD.forward in eval mode, in numpy: ``freeze`` (the video call) picks
+    batch_norm1, otherwise batch_norm2; both subtract clusters2."""
+    bn = "text_pooling.batch_norm1" if freeze else "text_pooling.batch_norm2"
+    b, n, d = x.shape
+    logits = x.reshape(-1, d) @ p["text_pooling.clusters"]
+    logits = (logits - p[f"{bn}._mean"]) / np.sqrt(p[f"{bn}._variance"] + 1e-5) * p[f"{bn}.weight"] + p[f"{bn}.bias"]
+    a = np.exp(logits - logits.max(1, keepdims=True))
+    a = (a / a.sum(1, keepdims=True))[:, :-1].reshape(b, n, -1)  # one ghost dropped
+    vlad = np.einsum("bnk,bnd->bdk", a, x) - a.sum(1)[:, None, :] * p["text_pooling.clusters2"]
+    vlad = vlad / np.linalg.norm(vlad, axis=1, keepdims=True)
+    vlad = vlad.transpose(0, 2, 1).reshape(b, -1)
+    return vlad / np.linalg.norm(vlad, axis=1, keepdims=True)
+
+
+def test_the_ports_two_batchnorms_and_clusters2_land_where_its_forward_uses_them():
+    torch.manual_seed(0)
+    params = _to_paddle(_model())
+    del params["StructuredToParameterName@@"]  # load_pdparams drops it
+    rng = np.random.default_rng(3)
+    for bn, shift in (("text_pooling.batch_norm1", -1.0), ("text_pooling.batch_norm2", 1.0)):  # very different stats
+        params[f"{bn}._mean"] = rng.normal(shift, 1.0, 4).astype(np.float32)
+        params[f"{bn}._variance"] = rng.uniform(0.2, 3.0, 4).astype(np.float32)
+        params[f"{bn}.weight"] = rng.uniform(0.5, 2.0, 4).astype(np.float32)
+    from mmzoo.convert.paddle import convert_t2vlad_state
+
+    m = _model()
+    m.load_state_dict(convert_t2vlad_state(params), strict=True)
+    m.eval()
+    x = rng.normal(size=(3, 5, 16)).astype(np.float32)
+    with torch.no_grad():
+        video = m.aggregate_video_local(torch.from_numpy(x)).numpy()  # branch 0, detached c
+        text = m.vlad(torch.from_numpy(x), branch=m._text_vlad_branch).numpy()
+    assert np.allclose(video, _port_vlad(params, x, freeze=True), atol=1e-5)
+    assert np.allclose(text, _port_vlad(params, x, freeze=False), atol=1e-5)
+    assert not np.allclose(video, text, atol=1e-3)

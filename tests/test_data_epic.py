@@ -254,3 +254,38 @@ def test_multiview_test_batches_carry_video_index(e100):
     batch = next(iter(dm.test_dataloader()))
     assert batch["video_index"].dtype == torch.int64 and batch["video_index"].tolist() == [0] * 6
     assert batch["video_index"].tolist() == [m["video_index"] for m in batch["meta"]]
+
+
+def test_epic100_batches_carry_unseen_and_dm_exposes_tail_lists(e100, tmp_path):
+    dm = _dm(e100, test_set="val")
+    dm.setup("test")
+    batch = next(iter(dm.test_dataloader()))
+    expected = [m["participant_id"] in e100["unseen_participants"]["val"] for m in batch["meta"]]
+    assert batch["unseen"].dtype == torch.bool and batch["unseen"].tolist() == expected
+    assert dm.metric_subsets() == {"tail_verbs": e100["tail_verbs"], "tail_nouns": e100["tail_nouns"]}
+    # the release's one-file unseen list is read when the per-split one is absent
+    root = tmp_path / "epic"
+    shutil.copytree(e100["root"], root)
+    (root / "annotations" / "EPIC_100_unseen_participant_ids_validation.csv").unlink()
+    (root / "annotations" / "EPIC_100_unseen_participant_ids.csv").write_text("participant_id\nP02\n")
+    dm = _dm({**e100, "root": str(root)}, test_set="val")
+    dm.setup("test")
+    assert not next(iter(dm.test_dataloader()))["unseen"].any()  # P01 is seen now
+    for name in ("EPIC_100_unseen_participant_ids.csv", "EPIC_100_tail_verbs.csv", "EPIC_100_tail_nouns.csv"):
+        (root / "annotations" / name).unlink()
+    dm = _dm({**e100, "root": str(root)}, test_set="val")
+    dm.setup("test")
+    assert "unseen" not in next(iter(dm.test_dataloader())) and dm.metric_subsets() == {}
+
+
+def test_epic55_many_shot_lists_and_unseen_kitchens(e55):
+    dm = _dm(e55)
+    assert dm.metric_subsets() == {
+        "many_shot_verbs": e55["many_shot_verbs"], "many_shot_nouns": e55["many_shot_nouns"],
+        "many_shot_actions": e55["many_shot_actions"],
+    }  # fmt: skip
+    for split, unseen in (("s1", False), ("s2", True)):
+        dm = _dm(e55, test_set=split)
+        dm.setup("test")
+        batch = next(iter(dm.test_dataloader()))
+        assert batch["unseen"].tolist() == [unseen] * len(batch["meta"])

@@ -7,31 +7,94 @@ import torch
 
 import mmzoo
 from mmzoo.info import measure
+from mmzoo.registry import get_spec
 
-# id -> (measured params, measured GFLOPs (multiply-adds, one view at the thesis' input),
-#        thesis GFLOPs or None, allowed relative gap to the thesis)
-# Gaps above 1% are explained in the model cards (docs/slowfast.md, "FLOPs and parameters").
+# id -> (measured params, measured GFLOPs (multiply-adds, one view at the thesis' input), thesis
+#        GFLOPs or None). Rows within MATCH_TOL of the thesis must stay there; the others are
+# listed in KNOWN_GAPS.
 FULL_SIZE = {
-    "slowfast-r50-4x16": (34_480_216, 36.10, 36.1, 0.01),
-    "slowfast-r50-8x8": (34_566_488, 65.71, None, None),
-    "slowfast-r101-8x8": (53_774_808, 106.51, 106.0, 0.01),
-    "avslowfast-r50-4x16": (44_203_320, 39.60, 39.8, 0.01),
-    "avslowfast-r50-8x8": (44_203_320, 68.27, 63.4, 0.08),
-    "avslowfast-r50-16x4": (44_203_320, 125.62, 117.9, 0.07),
-    "avslowfast-r101-8x8": (68_259_000, 112.52, 129.0, 0.13),
-    "avslowfast-r101nl-16x8": (74_564_280, 254.03, 278.0, 0.09),
-    "audionet-r50": (25_261_456, 16.08, 14.2, 0.14),
+    "slowfast-r50-4x16": (34_480_216, 36.10, 36.1),
+    "slowfast-r50-8x8": (34_566_488, 65.71, None),
+    "slowfast-r101-8x8": (53_774_808, 106.51, 106.0),
+    "avslowfast-r50-4x16": (44_203_320, 39.60, 39.8),
+    "avslowfast-r50-8x8": (44_203_320, 68.27, 63.4),
+    "avslowfast-r50-16x4": (44_203_320, 125.62, 117.9),
+    "avslowfast-r101-8x8": (68_259_000, 112.52, 129.0),
+    "avslowfast-r101nl-16x8": (74_564_280, 245.97, 278.0),
+    "audionet-r50": (25_261_456, 16.08, 14.2),
 }
+
+MATCH_TOL = 0.02
+
+# The one table of known, documented gaps to the thesis' GFLOPs: id -> (measured, thesis, where it
+# is explained). A listed row that comes within MATCH_TOL of the thesis, or moves from its
+# recorded measured value, fails the test (update the table and the card together).
+KNOWN_GAPS = {
+    "avslowfast-r50-8x8": (68.27, 63.4, "model_cards/avslowfast-r50-8x8.md (Table 4.9 vs Table 4.6)"),
+    "avslowfast-r50-16x4": (125.62, 117.9, "model_cards/avslowfast-r50-16x4.md (Table 4.9 vs Table 4.6)"),
+    "avslowfast-r101-8x8": (112.52, 129.0, "model_cards/avslowfast-r101-8x8.md (R101 audio pathway)"),
+    "avslowfast-r101nl-16x8": (245.97, 278.0, "model_cards/avslowfast-r101nl-16x8.md (R101 audio pathway)"),
+    "audionet-r50": (16.08, 14.2, "model_cards/audionet-r50.md, mmzoo/models/audionet.py"),
+}
+
+
+def _known_gaps_table() -> str:
+    rows = ["known GFLOPs gaps to the thesis (F. Xiao, PhD thesis UC Davis 2020, ch. 4):",
+            f"{'id':<24} {'measured':>9} {'thesis':>7} {'gap':>7}  explained in"]
+    for mid, (measured, thesis, where) in sorted(KNOWN_GAPS.items()):
+        rows.append(f"{mid:<24} {measured:>9.2f} {thesis:>7.1f} {100 * (measured - thesis) / thesis:>+6.1f}%  {where}")
+    return "\n".join(rows)
+
+
+def test_known_gaps_table_is_printed(capsys):
+    table = _known_gaps_table()
+    with capsys.disabled():
+        print("\n" + table)
+    # the table is exactly the recorded rows outside MATCH_TOL, with the same numbers
+    outside = {mid for mid, (_, g, t) in FULL_SIZE.items() if t is not None and abs(g - t) / t > MATCH_TOL}
+    assert outside == set(KNOWN_GAPS)
+    assert all(KNOWN_GAPS[mid][:2] == FULL_SIZE[mid][1:] for mid in outside)
 
 
 @pytest.mark.parametrize("model_id", sorted(FULL_SIZE))
 def test_full_size_params_and_flops(model_id):
-    params, gflops, thesis, tol = FULL_SIZE[model_id]
+    params, gflops, thesis = FULL_SIZE[model_id]
     m = measure(model_id)
     assert m["params"] == params
     assert m["gflops"] == pytest.approx(gflops, rel=2e-3)
-    if thesis is not None:
-        assert abs(m["gflops"] - thesis) / thesis <= tol
+    if thesis is None:
+        return
+    gap = abs(m["gflops"] - thesis) / thesis
+    if model_id in KNOWN_GAPS:
+        recorded, recorded_thesis, _ = KNOWN_GAPS[model_id]
+        assert recorded_thesis == thesis
+        assert gap > MATCH_TOL, f"{model_id} now matches the thesis ({m['gflops']:.2f} vs {thesis}): drop it from KNOWN_GAPS"
+        assert m["gflops"] == pytest.approx(recorded, abs=0.01), f"{model_id} drifted from its recorded {recorded} G"
+    else:
+        assert gap <= MATCH_TOL, f"{model_id}: {m['gflops']:.2f} G vs thesis {thesis} G"
+
+
+def test_r101nl_16x8_visual_part_matches_the_thesis_slowfast_baseline():
+    # Table 4.4: SlowFast R101+NL 16x8 costs 234 G; the AV id's visual part with its non-local
+    # settings (2x2x2-pooled keys / values) must match it, not 1x2x2's 242 G.
+    d = get_spec("avslowfast-r101nl-16x8").defaults
+    visual = {k: d[k] for k in ("depth", "slow_frames", "alpha", "res4_temporal_blocks", "nonlocal_res4",
+                                "nonlocal_mode", "nonlocal_pool")}
+    g = measure("slowfast-r101-8x8", **visual)["gflops"]
+    assert g == pytest.approx(234.0, rel=MATCH_TOL)
+    assert g == pytest.approx(233.96, abs=0.01)
+
+
+def test_thesis_audio_downsampling_builds_for_every_id():
+    # section 4.2.3's res2 audio downsampling: every AVSlowFast id must build and run with it
+    # (16x4 has more Slow frames than audio frames at res5: the AVS branch upsamples in time).
+    for model_id in ("avslowfast-r50-4x16", "avslowfast-r50-8x8", "avslowfast-r50-16x4", "avslowfast-r101-8x8",
+                     "avslowfast-r101nl-16x8"):
+        assert measure(model_id, audio_downsample_from="res2")["gflops"] is not None, model_id
+    m = mmzoo.create("avslowfast-r50-16x4", depth=14, width=8, audio_downsample_from="res2")
+    x = [torch.randn(2, 3, 16, 32, 32), torch.randn(2, 3, 32, 32, 32)]
+    feats, losses = m.extract(x, torch.randn(2, 1, 128, 80), torch.randn(2, 1, 128, 80))
+    assert set(losses) == {"avs_res3", "avs_res4", "avs_res5"} and feats[2].shape[2] == 8
 
 
 def test_avslowfast_inference_params_and_beta_a_ablation_flops():

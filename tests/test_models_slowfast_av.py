@@ -186,7 +186,6 @@ def test_test_step_averages_views_per_video():
     trainer = pl.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False)
     res = trainer.test(model, loader, verbose=False)[0]
     assert res["test/top1"] == pytest.approx(200 / 3)  # per view it would be 4/9 = 44.4
-    assert res["test/top5"] == pytest.approx(100.0)
 
 
 def test_pathway_packing_mismatch_is_reported():

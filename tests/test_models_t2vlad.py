@@ -34,7 +34,7 @@ def test_full_size_parameter_count_matches_formula():
     bert = 108_891_648  # bert-base-uncased without its (unused) pooler
     local = sum(d * C + C for d in DIMS.values())
     transformer = (3 * C * C + 3 * C) + (C * C + C) + 2 * (C * C + C) + 2 * 2 * C + 2 * C  # attn, out, ffn 768, 2 LN + final LN
-    vlad = (K + 1) * C + 4 * (K + 1) + K * C  # c, BN(K+1) incl. running stats, c'
+    vlad = (K + 1) * C + 2 * 4 * (K + 1) + K * C  # c, one BN(K+1) per modality incl. running stats, c'
     gated = lambda i: (i * C + C) + (C * C + C) + 4 * C  # fc, cg.fc, cg.bn (weight, bias, running mean/var)
     video_gu = sum(gated(d) for d in DIMS.values())
     text_gu = E * gated(H)
@@ -42,7 +42,7 @@ def test_full_size_parameter_count_matches_formula():
     n_params = sum(p.numel() for p in m.parameters())
     n_buffers = sum(b.numel() for n, b in m.named_buffers() if "running" in n)
     assert n_params + n_buffers == bert + local + transformer + vlad + video_gu + text_gu + moe
-    assert n_params == 176_057_116
+    assert n_params == 176_057_136
     with torch.device("meta"):
         gflops = m.count_flops() / 1e9
     print(f"t2vlad params: {n_params:,} (BERT {bert:,}); GFLOPs (1 text x 1 video): {gflops:.2f}")
@@ -54,7 +54,7 @@ def test_ids_and_configurations():
         ls, an, pd = mmzoo.create("t2vlad-lsmdc"), mmzoo.create("t2vlad-anetcaps"), mmzoo.create("t2vlad-paddle")
     assert ls.experts == ["rgb", "audio", "ocr", "scene", "flow", "s3d"] and ls.vlad.num_clusters == 9
     assert an.experts == ["s3d", "audio"] and an.vlad.num_clusters == 16 and an.vlad.ghost_clusters == 1
-    assert len(pd.vlad.residual_centers) == 2 and pd.hparams.margin == 0.2 and pd.transformer.layers[0].dropout.p == 0.0
+    assert len(pd.vlad.residual_centers) == 1 and len(pd.vlad.assign_norm) == 2 and pd.hparams.margin == 0.2 and pd.transformer.layers[0].dropout.p == 0.0
     assert "t2vlad-paddle.msrvtt-1ka" in mmzoo.list_models("t2vlad*", pretrained=True)
 
 

@@ -147,11 +147,12 @@ def test_full_size_ablation_parameter_counts():
         only_text = mmzoo.create("t2vlad", **ROWS["6.5 only text VLAD"])
     n = lambda m: sum(p.numel() for p in m.parameters())
     local = sum(p.numel() for p in full.local_proj.parameters()) + sum(p.numel() for p in full.transformer.parameters())
-    vlad = (K_ + 1) * C_ + 2 * (K_ + 1) + K_ * C_  # c, BN affine, c'
+    vlad = (K_ + 1) * C_ + 2 * 2 * (K_ + 1) + K_ * C_  # c, one BN affine per modality, c'
     # text projections and MoE weights read the 768-d [CLS] instead of the 6912-d G_text
     text_heads = E * (K_ * C_ - C_) * C_ + (K_ * C_ - C_) * E
     assert n(full) - n(cls) == local + vlad + text_heads
-    assert n(only_text) - n(full) == C_ * K_ * C_ + K_ * C_  # the max-pool projection to K*C
+    # the max-pool projection to K*C, less the video's assignment BN (the VLAD has one branch)
+    assert n(only_text) - n(full) == C_ * K_ * C_ + K_ * C_ - 2 * (K_ + 1)
     print(f"t2vlad params: full {n(full):,}, [CLS] w/o local {n(cls):,}, only text VLAD {n(only_text):,}")
 
 

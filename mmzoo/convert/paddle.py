@@ -24,7 +24,8 @@ built with the port's layout (``vlad_sharing="port"``, id ``t2vlad-paddle``):
 Paddle (``CENet``)                                mmzoo (``T2VLAD``)
 ===============================================  ==============================================
 text_pooling.clusters ``[D, K+G]``                vlad.assign_centers.0 (transposed)
-text_pooling.clusters1 / clusters2 ``[1, D, K]``  vlad.residual_centers.0 (video) / .1 (text)
+text_pooling.clusters2 ``[1, D, K]``              vlad.residual_centers.0 (both modalities)
+text_pooling.clusters1 ``[1, D, K]``              dropped (never used by the port's forward)
 text_pooling.batch_norm1 / batch_norm2            vlad.assign_norm.0 (video) / .1 (text)
 text_bert.embeddings.*                            text_encoder.embeddings.* (layer_norm->LayerNorm)
 text_bert.encoder.layers.i.self_attn.{q,k,v}_proj text_encoder.encoder.layer.i.attention.self.{query,key,value}
@@ -41,6 +42,12 @@ ce.video_dim_reduce.i.fc                          local_proj.<expert i>
 ce.video_GU.i.{fc,cg.fc,cg.batch_norm}            video_gu.<expert i>.{fc,cg.fc,cg.bn}
 ce.text_GU.i.{fc,cg.fc,cg.batch_norm}             text_gu.<expert i>.{fc,cg.fc,cg.bn}
 ===============================================  ==============================================
+
+The port's ``NetVLAD.forward(x, freeze)``: the video call (``freeze=True``) uses the detached
+``clusters`` and ``batch_norm1``, the text call ``clusters`` and ``batch_norm2``; both subtract
+``self.clusters2`` as residual centres (the video branch assigns ``clusters1`` to a local variable
+that is never read). So the port shares c and c' and keeps one assignment BatchNorm per modality:
+``vlad_sharing="port"`` with ``vlad_norm_sharing="per_modality"``.
 
 Paddle's ``Linear.weight`` is ``[in, out]``: every Linear weight is transposed. BatchNorm's
 ``_mean`` / ``_variance`` become ``running_mean`` / ``running_var`` (``num_batches_tracked``
@@ -143,10 +150,10 @@ def convert_t2vlad_state(src: Mapping[str, np.ndarray], experts: Sequence[str] =
     dst: dict[str, torch.Tensor] = {}
     used: set[str] = set()
     try:
-        # NetVLAD shared by text (clusters2, batch_norm2) and video (clusters1, batch_norm1, detached clusters).
+        # NetVLAD: c and c' (clusters2) shared; BN per modality: video batch_norm1, text batch_norm2.
+        # clusters1 is a parameter of the port that its forward never reads.
         dst["vlad.assign_centers.0"] = _t(src["text_pooling.clusters"].T)
-        dst["vlad.residual_centers.0"] = _t(src["text_pooling.clusters1"][0].T)
-        dst["vlad.residual_centers.1"] = _t(src["text_pooling.clusters2"][0].T)
+        dst["vlad.residual_centers.0"] = _t(src["text_pooling.clusters2"][0].T)
         used.update({"text_pooling.clusters", "text_pooling.clusters1", "text_pooling.clusters2"})
         _batchnorm(src, "text_pooling.batch_norm1", dst, "vlad.assign_norm.0", used)
         _batchnorm(src, "text_pooling.batch_norm2", dst, "vlad.assign_norm.1", used)

@@ -53,9 +53,19 @@ segment each view comes from), ``meta`` (list of dicts:
 ``start_sec``, ``stop_sec``, ``csv``, ``line``, ``source``, ``video_index``, ``clip_index``,
 ``crop_index``, ``frame_indices`` (frame numbers in frames mode, stream indices in video mode),
 ``flipped``; EPIC-100 only, when the release's list files are in ``annotations_dir``:
-``unseen_participant`` (``EPIC_100_unseen_participant_ids_{validation,test}.csv``), ``tail_verb``
-/ ``tail_noun`` (``EPIC_100_tail_{verbs,nouns}.csv``) for the subsets the benchmark reports),
-``skipped``.
+``unseen_participant`` (``EPIC_100_unseen_participant_ids_{validation,test}.csv``, else
+``EPIC_100_unseen_participant_ids.csv``), ``tail_verb`` / ``tail_noun``
+(``EPIC_100_tail_{verbs,nouns}.csv``) for the subsets the benchmark reports), ``skipped``; and
+``unseen`` (bool ``B``) whenever the split has unseen-participant flags (EPIC-100 with the list
+file; EPIC-55 ``s1`` / ``s2``: seen / unseen kitchens).
+
+Evaluation subsets for :class:`~mmzoo.metrics.classification.EpicActionAccuracy`, read from the
+optional official files in ``annotations_dir`` when present: ``tail_verbs`` / ``tail_nouns``
+(EPIC-100 ``EPIC_100_tail_{verbs,nouns}.csv``), ``many_shot_verbs`` / ``many_shot_nouns`` /
+``many_shot_actions`` (EPIC-55 ``EPIC_many_shot_{verbs,nouns,actions}.csv``);
+``metric_subsets()`` returns them as the metric's constructor arguments. The SlowFast family's
+``verb_noun`` head builds its metrics with them (thesis ch. 4 reports EPIC-Kitchens verb / noun /
+action accuracy on the seen s1 and unseen s2 test sets).
 
 Strictness: ``setup()`` checks every annotation line (numbers, timestamps, ``start <= stop``, class
 ids below the class counts) naming file and line, and the media of every video of the split,
@@ -77,6 +87,7 @@ from mmzoo.data.video_dataset import (
     LayoutError,
     VideoRecord,
     parse_number,
+    collate_clips,
     read_csv_rows,
 )
 
@@ -117,6 +128,25 @@ def parse_timestamp(value: str) -> float:
     if not m:
         raise ValueError(f"not a HH:MM:SS.ff timestamp: {value!r}")
     return int(m.group(1)) * 3600 + int(m.group(2)) * 60 + float(m.group(3))
+
+
+UNSEEN_FILES_100 = {"val": "EPIC_100_unseen_participant_ids_validation.csv",
+                    "test": "EPIC_100_unseen_participant_ids_test.csv"}
+UNSEEN_FILE_100 = "EPIC_100_unseen_participant_ids.csv"
+TAIL_FILES_100 = {"verbs": "EPIC_100_tail_verbs.csv", "nouns": "EPIC_100_tail_nouns.csv"}
+MANY_SHOT_FILES_55 = {"verbs": "EPIC_many_shot_verbs.csv", "nouns": "EPIC_many_shot_nouns.csv",
+                      "actions": "EPIC_many_shot_actions.csv"}
+_PAIR = re.compile(r"^\(?\s*(\d+)\s*,\s*(\d+)\s*\)?$")
+
+
+def collate_epic(samples: list[dict[str, Any]]) -> dict[str, Any]:
+    """:func:`~mmzoo.data.video_dataset.collate_clips`, plus ``unseen`` (bool ``B``) when every
+    sample's meta carries an ``unseen_participant`` flag."""
+    batch = collate_clips(samples)
+    rows = batch.get("meta")
+    if isinstance(rows, list) and rows and all(isinstance(m, dict) and "unseen_participant" in m for m in rows):
+        batch["unseen"] = torch.tensor([bool(m["unseen_participant"]) for m in rows], dtype=torch.bool)
+    return batch
 
 
 @register_datamodule("epic-kitchens")
@@ -182,6 +212,8 @@ class EpicKitchensDataModule(ClipDataModule):
         self._num_verbs: int | None = None
         self._num_nouns: int | None = None
         self._rows: dict[str, list[tuple[str, int, dict]]] = {}
+
+    collate_fn = staticmethod(collate_epic)
 
     # ------------------------------------------------------------------ annotations
     def _file(self, key: str) -> Path:
@@ -374,14 +406,77 @@ class EpicKitchensDataModule(ClipDataModule):
         return out
 
     def _subset_flags(self, split: str):
-        """EPIC-100 evaluation subsets: unseen participants (validation / test) and tail classes."""
+        """EPIC-100 evaluation subsets: unseen participants (the split's list, else the release's
+        one-file list) and tail classes."""
         if self.version != "100":
             return None, None, None
-        unseen = {"val": self._id_set("EPIC_100_unseen_participant_ids_validation.csv"),
-                  "test": self._id_set("EPIC_100_unseen_participant_ids_test.csv")}.get(split)  # fmt: skip
-        tail_v = self._id_set("EPIC_100_tail_verbs.csv")
-        tail_n = self._id_set("EPIC_100_tail_nouns.csv")
+        unseen = self._id_set(UNSEEN_FILES_100[split]) if split in UNSEEN_FILES_100 else None
+        if unseen is None and split in UNSEEN_FILES_100:
+            unseen = self._id_set(UNSEEN_FILE_100)
+        tail_v = self._id_set(TAIL_FILES_100["verbs"])
+        tail_n = self._id_set(TAIL_FILES_100["nouns"])
         return unseen, tail_v, tail_n
+
+    def _class_list(self, name: str, column: str) -> Optional[list[int]]:
+        """Class ids of an optional list file: its ``column`` (e.g. ``verb_class``), else its first
+        column; None when the file is absent."""
+        path = self.annotations_dir / name
+        if not path.is_file():
+            return None
+        out = []
+        for line, row in read_csv_rows(path, []):
+            col = column if column in row else next(iter(row))
+            out.append(parse_number(str(path), line, col, row[col]))
+        return sorted(set(out))
+
+    def _action_list(self, name: str) -> Optional[list[tuple[int, int]]]:
+        """(verb, noun) pairs of an optional many-shot action file: ``verb_class`` and
+        ``noun_class`` columns, else a ``(verb, noun)`` tuple in the first column."""
+        path = self.annotations_dir / name
+        if not path.is_file():
+            return None
+        out = []
+        for line, row in read_csv_rows(path, []):
+            if "verb_class" in row and "noun_class" in row:
+                pair = (row["verb_class"], row["noun_class"])
+            else:
+                m = _PAIR.match(next(iter(row.values())))
+                if m is None:
+                    raise AnnotationError(path, line, "expected verb_class / noun_class columns or a '(verb, noun)' tuple")
+                pair = m.groups()
+            out.append((int(pair[0]), int(pair[1])))
+        return sorted(set(out))
+
+    @property
+    def tail_verbs(self) -> Optional[list[int]]:
+        """EPIC-100 tail verb classes (``EPIC_100_tail_verbs.csv``), None without the file."""
+        return self._class_list(TAIL_FILES_100["verbs"], "verb_class") if self.version == "100" else None
+
+    @property
+    def tail_nouns(self) -> Optional[list[int]]:
+        """EPIC-100 tail noun classes (``EPIC_100_tail_nouns.csv``), None without the file."""
+        return self._class_list(TAIL_FILES_100["nouns"], "noun_class") if self.version == "100" else None
+
+    @property
+    def many_shot_verbs(self) -> Optional[list[int]]:
+        """EPIC-55 many-shot verb classes (``EPIC_many_shot_verbs.csv``), None without the file."""
+        return self._class_list(MANY_SHOT_FILES_55["verbs"], "verb_class") if self.version == "55" else None
+
+    @property
+    def many_shot_nouns(self) -> Optional[list[int]]:
+        """EPIC-55 many-shot noun classes (``EPIC_many_shot_nouns.csv``), None without the file."""
+        return self._class_list(MANY_SHOT_FILES_55["nouns"], "noun_class") if self.version == "55" else None
+
+    @property
+    def many_shot_actions(self) -> Optional[list[tuple[int, int]]]:
+        """EPIC-55 many-shot actions as (verb, noun) (``EPIC_many_shot_actions.csv``)."""
+        return self._action_list(MANY_SHOT_FILES_55["actions"]) if self.version == "55" else None
+
+    def metric_subsets(self) -> dict[str, Any]:
+        """The evaluation subsets present in ``annotations_dir``, as
+        :class:`~mmzoo.metrics.classification.EpicActionAccuracy` constructor arguments."""
+        names = ("tail_verbs", "tail_nouns", "many_shot_verbs", "many_shot_nouns", "many_shot_actions")
+        return {k: v for k in names if (v := getattr(self, k)) is not None}
 
     def action_counts(self) -> torch.Tensor:
         """``(num_verbs, num_nouns)`` long tensor: how often each (verb, noun) pair occurs in the
@@ -421,6 +516,8 @@ class EpicKitchensDataModule(ClipDataModule):
             }
             if unseen is not None:
                 meta["unseen_participant"] = row["participant_id"] in unseen
+            elif self.version == "55" and split in ("s1", "s2"):  # the unseen-kitchens test set
+                meta["unseen_participant"] = split == "s2"
             if tail_v is not None and targets["verb"] >= 0:
                 meta["tail_verb"] = str(targets["verb"]) in tail_v
             if tail_n is not None and targets["noun"] >= 0:

@@ -272,7 +272,8 @@ _IDS: dict[str, dict] = {
     "avslowfast-r101nl-16x8": dict(
         defaults={
             "depth": 101, "slow_frames": 16, "alpha": 4, "res4_temporal_blocks": 6, "audio_frames": 256,
-            "nonlocal_res4": [6, 13, 20], "nonlocal_mode": "dot_product", "recipe_epochs": 196,
+            "nonlocal_res4": [6, 13, 20], "nonlocal_mode": "dot_product", "nonlocal_pool": [2, 2, 2],
+            "recipe_epochs": 196,
         },
         input=_input(16, 64, alpha=4, audio_frames=256, train_scale=(256, 340),
                      notes="Charades, the dataset of its reported mAP, has no DataModule yet."),

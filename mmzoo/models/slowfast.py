@@ -151,6 +151,22 @@ class SlowFastFamilyModule(ZooModule):
         self.val_metric = metric()
         self.test_metric = metric()
 
+    def setup(self, stage: str) -> None:
+        """With the EPIC head, rebuild the metrics with the DataModule's evaluation subsets (its
+        `metric_subsets()`: tail classes, EPIC-55 many-shot classes), so that evaluation reports
+        them next to the overall accuracies; unseen-participant accuracies follow from the
+        batches' `unseen` field."""
+        super().setup(stage)
+        trainer = getattr(self, "_trainer", None)
+        subsets = getattr(getattr(trainer, "datamodule", None), "metric_subsets", None)
+        if self.hparams.head != "verb_noun" or not callable(subsets):
+            return
+        kwargs = subsets()
+        if kwargs:
+            agg = self.hparams.view_aggregation
+            self.val_metric = EpicActionAccuracy(top_k=(1, 5), aggregate=agg, **kwargs).to(self.device)
+            self.test_metric = EpicActionAccuracy(top_k=(1, 5), aggregate=agg, **kwargs).to(self.device)
+
     def train(self, mode: bool = True):  # noqa: D401 - keep frozen BN in eval mode
         super().train(mode)
         if getattr(self.hparams, "freeze_bn", False):
@@ -259,7 +275,7 @@ class SlowFastFamilyModule(ZooModule):
         if not self.is_ssl():
             self.log(f"{prefix}/loss", self._classification_loss(out, batch), batch_size=feats[0].shape[0], sync_dist=True)
         if self.hparams.head == "verb_noun":
-            metric.update(scores["verb"], scores["noun"], batch["verb"], batch["noun"], vid)
+            metric.update(scores["verb"], scores["noun"], batch["verb"], batch["noun"], vid, unseen=batch.get("unseen"))
         else:
             metric.update(scores, batch["label"], vid)
         return {"scores": scores, "video_index": vid}

@@ -40,7 +40,7 @@ from mmzoo.models.base import ZooModule
 from mmzoo.nn.bert_text import build_bert, load_bert_tokenizer, load_pretrained_bert_state
 from mmzoo.nn.gating import ContextGating, GatedEmbeddingUnit
 from mmzoo.nn.lookahead import Lookahead
-from mmzoo.nn.netvlad import NetVLAD
+from mmzoo.nn.netvlad import NetVLAD, t2vlad_netvlad
 from mmzoo.nn.ranking_loss import hardest_negative_loss, max_margin_ranking_loss
 from mmzoo.registry import InputConfig, Weights, register_model
 
@@ -135,11 +135,17 @@ class T2VLAD(ZooModule):
         ghost_clusters: ghost centres (1).
         vlad_assignment_norm: ``"batchnorm"`` on the assignment logits (port; the thesis allows
             it in place of the bias b_j) or ``"bias"`` (Eq. 6.1 literally).
-        vlad_sharing: ``"thesis"`` -- text and video use the same centres c, bias/BN and residual
-            centres c' with gradients from both (Eqs. 6.1-6.3); ``"port"`` -- the PaddleVideo port:
-            shared c but detached in the video call, separate c' and BN per modality;
-            ``"separate"`` -- two independent VLADs (ablation of Table 6.5). No effect when the
-            video side has no VLAD (``video_local_aggregation="maxpool"``, no local branch).
+        vlad_sharing: ``"thesis"`` -- text and video use the same centres c and residual centres
+            c' with gradients from both (Eqs. 6.1-6.3); ``"port"`` -- the PaddleVideo port: the
+            same, but c is detached in the video call; ``"separate"`` -- two independent VLADs
+            (ablation of Table 6.5). No effect when the video side has no VLAD
+            (``video_local_aggregation="maxpool"``, no local branch).
+        vlad_norm_sharing: the assignment BatchNorm (or bias): ``"per_modality"`` (the port's
+            ``batch_norm1``/``batch_norm2``; a shared BN mixes text and video running statistics,
+            a train/eval shift) or ``"shared"`` (one for both, Eq. 6.1's shared b_j).
+        save_ranks: keep the per-query 0-based ranks of the last val/test epoch in
+            ``last_eval_ranks`` (``{"t2v": [...], "v2t": [...]}``); ``mmzoo test`` writes them
+            to the results JSON as ``"ranks"``.
         transformer_layers / transformer_heads: 1 layer, 4 heads (thesis); 0 layers is Table 6.6's
             "w/o visual self-attention" ablation.
         transformer_dropout: 0.1 (thesis); the port uses 0.
@@ -192,6 +198,7 @@ class T2VLAD(ZooModule):
         ghost_clusters: int = 1,
         vlad_assignment_norm: Literal["batchnorm", "bias"] = "batchnorm",
         vlad_sharing: Literal["thesis", "port", "separate"] = "thesis",
+        vlad_norm_sharing: Literal["per_modality", "shared"] = "per_modality",
         transformer_layers: int = 1,
         transformer_heads: int = 4,
         transformer_dropout: float = 0.1,
@@ -217,6 +224,7 @@ class T2VLAD(ZooModule):
         lookahead_alpha: float = 0.5,
         radam_betas: tuple[float, float] = (0.95, 0.999),
         radam_eps: float = 1e-5,
+        save_ranks: bool = False,
     ):
         super().__init__()
         self.save_hyperparameters()
@@ -271,10 +279,8 @@ class T2VLAD(ZooModule):
         self.vlad: Optional[NetVLAD] = None
         self._text_vlad_branch = 1 if video_uses_vlad else 0
         if text_uses_vlad:
-            share = {"thesis": (True, True, True), "port": (True, False, False), "separate": (False, False, False)}[vlad_sharing]
-            self.vlad = NetVLAD(embed_dim, num_clusters, ghost_clusters, num_branches=2 if video_uses_vlad else 1,
-                                share_assignment=share[0], share_assignment_norm=share[1], share_residual_centers=share[2],
-                                assignment_norm=vlad_assignment_norm)
+            self.vlad = t2vlad_netvlad(embed_dim, num_clusters, ghost_clusters, video_uses_vlad, vlad_sharing,
+                                       vlad_norm_sharing, vlad_assignment_norm)
         # global branch (absent with global_alignment=False: local-only training, which the thesis
         # reports does not converge)
         self.video_gu: Optional[nn.ModuleDict] = None
@@ -326,9 +332,6 @@ class T2VLAD(ZooModule):
         enc = self.tokenizer(list(texts), padding="max_length", truncation=True, max_length=self.hparams.text_max_tokens,
                              return_tensors="pt")
         return enc["input_ids"].to(self.device), enc["attention_mask"].to(self.device)
-
-    def _text_branch(self) -> int:
-        return self._text_vlad_branch
 
     def encode_text(self, input_ids: torch.Tensor, attention_mask: Optional[torch.Tensor] = None) -> dict[str, torch.Tensor]:
         """Text embeddings: ``local`` [T, K*C] (L2), ``global`` [T, E, C] (L2), ``moe`` [T, E]
@@ -544,6 +547,7 @@ class T2VLAD(ZooModule):
         v_sub = torch.arange(rank, sims.shape[1], world)
         metric.update(sims, q2v.to(sims.device), q_sub, v_sub)
         res = metric.compute()
+        self.last_eval_ranks = metric.ranks() if self.hparams.save_ranks else None
         metric.reset()
         if self._trainer is not None:
             # every rank holds the same (already synced) values; sync_dist averages identical numbers

@@ -55,9 +55,10 @@ class FuseAudioToVisual(nn.Module):
         dim_inner: width of the intermediate convs (64 in the authors' code).
         kernel: temporal kernel of the convs (5).
         num_convs: number of conv + BN + ReLU layers (2).
-        time_upsample: repeat each output frame this many times (nearest upsampling; A->F only,
-            when the audio is temporally coarser than the Fast pathway, which happens with the
-            thesis' res2 audio downsampling at res4).
+        time_upsample: repeat each output frame this many times (nearest upsampling), when the
+            audio is temporally coarser than the visual pathway it is summed onto; this happens
+            with the thesis' res2 audio downsampling (section 4.2.3) at res4 for A->F, and at res5
+            for the 16x4 model's A->FS / AVS branch.
     """
 
     def __init__(

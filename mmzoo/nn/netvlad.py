@@ -18,6 +18,15 @@ one copy (``share_assignment``, ``share_assignment_norm``, ``share_residual_cent
 ``forward(..., detach_assignment=True)`` stops the gradient into the (shared) assignment centres
 from that call, as the PaddleVideo port of T2VLAD does for its video branch.
 
+Assignment BatchNorm: its running statistics estimate the distribution of the assignment logits,
+and text (BERT tokens) and video (projected expert tokens) logits have different ones. One
+BatchNorm shared by both branches normalises each modality with a mixture of the two in
+evaluation, but with its own batch statistics in training: a train/eval shift. The authors' port
+keeps one BatchNorm per modality (``batch_norm1`` video, ``batch_norm2`` text); the thesis only says
+the bias b_j "can be replaced by" a BatchNorm (Eq. 6.1). Loading a state dict saved with one shared
+assignment norm into a layer with one per branch copies it to every branch (the eval outputs are
+unchanged).
+
 Padded tokens: ``mask`` (bool ``B x N``, True = real token) zeroes their assignments, so they
 contribute neither to the residual sums nor to the assignment mass.
 """
@@ -30,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["NetVLAD"]
+__all__ = ["NetVLAD", "t2vlad_netvlad"]
 
 
 class NetVLAD(nn.Module):
@@ -91,6 +100,16 @@ class NetVLAD(nn.Module):
             [nn.Parameter(torch.randn(num_clusters, feature_size) * scale) for _ in range(n_res)]
         )
 
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs):
+        # a checkpoint with one shared assignment norm -> copy it to every branch's norm
+        if len(self.assign_norm) > 1:
+            first = [k for k in state_dict if k.startswith(f"{prefix}assign_norm.0")]
+            for i in range(1, len(self.assign_norm)):
+                if first and not any(k.startswith(f"{prefix}assign_norm.{i}") for k in state_dict):
+                    for k in first:
+                        state_dict[f"{prefix}assign_norm.{i}" + k[len(f"{prefix}assign_norm.0"):]] = state_dict[k].clone()
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs)
+
     @property
     def out_dim(self) -> int:
         return self.num_clusters * self.feature_size
@@ -142,3 +161,28 @@ class NetVLAD(nn.Module):
         if self.final_norm:
             vlad = F.normalize(vlad, dim=-1)
         return (vlad, a_full) if return_assignment else vlad
+
+
+def t2vlad_netvlad(feature_size: int, num_clusters: int, ghost_clusters: int, two_branches: bool,
+                   sharing: str = "thesis", norm_sharing: str = "per_modality",
+                   assignment_norm: str = "batchnorm") -> NetVLAD:
+    """The NetVLAD of T2VLAD (thesis ch. 6; CVPR 2021): branch 0 = video, 1 = text (one branch
+    when only the text uses it).
+
+    ``sharing``: ``"thesis"`` -- one set of assignment centres c and residual centres c' for text
+    and video (Eqs. 6.1-6.3); ``"port"`` -- the same layout, but the PaddleVideo port detaches c in
+    the video call (the caller passes ``detach_assignment``); ``"separate"`` -- independent VLADs
+    (Table 6.5 ablation). ``norm_sharing``: the assignment BatchNorm (or bias) is one per modality
+    (``"per_modality"``, the port's choice) or one for both (``"shared"``); ``"separate"`` has one
+    per modality by definition.
+    """
+    if sharing not in ("thesis", "port", "separate"):
+        raise ValueError(f"vlad_sharing must be 'thesis', 'port' or 'separate', got {sharing!r}")
+    if norm_sharing not in ("per_modality", "shared"):
+        raise ValueError(f"vlad_norm_sharing must be 'per_modality' or 'shared', got {norm_sharing!r}")
+    if sharing == "separate" and norm_sharing == "shared":
+        raise ValueError("vlad_sharing='separate' has one assignment norm per modality; vlad_norm_sharing='shared' contradicts it")
+    shared = sharing != "separate"
+    return NetVLAD(feature_size, num_clusters, ghost_clusters, num_branches=2 if two_branches else 1,
+                   share_assignment=shared, share_assignment_norm=shared and norm_sharing == "shared",
+                   share_residual_centers=shared, assignment_norm=assignment_norm)

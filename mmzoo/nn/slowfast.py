@@ -179,26 +179,35 @@ class SlowFastBackbone(nn.Module):
                 if j == 4:  # the res5 AVS loss compares [Slow, Fast->Slow] as a fusion would build it
                     self.f2s[str(j)] = FuseFastToSlow(fast_dims[j], fusion_ratio, fusion_kernel, alpha)
                 dim_visual = slow_dims[j] + (fast_dims[j] * fusion_ratio if fs_on else 0)
-                stride = audio_time_ratio // time_down[j]
-                if stride < 1 or audio_time_ratio % time_down[j]:
+                # audio frames per Slow frame at this junction; when the audio is coarser than the
+                # Slow pathway (e.g. 16x4 with the thesis' res2 audio downsampling at res5), the
+                # A->FS output is upsampled in time (nearest) to the Slow frame rate instead
+                stride, a_up = audio_time_ratio // time_down[j], 1
+                if stride < 1 and time_down[j] % audio_time_ratio == 0:
+                    stride, a_up = 1, time_down[j] // audio_time_ratio
+                elif stride < 1 or audio_time_ratio % time_down[j]:
                     raise ValueError(f"audio_time_ratio {audio_time_ratio} is not divisible by the audio time stride {time_down[j]} at junction {j}")
                 if fuse_here and av_fusion == "a_f_s":
                     # audio frames per Fast frame: stride / alpha (nearest upsampling when < 1)
-                    if stride % alpha == 0:
+                    if stride % alpha == 0 and a_up == 1:
                         f_stride, f_up = stride // alpha, 1
-                    elif alpha % stride == 0:
-                        f_stride, f_up = 1, alpha // stride
+                    elif (alpha * a_up) % stride == 0:
+                        f_stride, f_up = 1, alpha * a_up // stride
                     else:
                         raise ValueError(f"audio frames per Slow frame ({stride}) and alpha ({alpha}) are incompatible at junction {j}")
                     self.a2f[str(j)] = FuseAudioToVisual(
                         audio_dims[j], fast_dims[j], f_stride, afs_dim_inner, afs_kernel, afs_num_convs, time_upsample=f_up
                     )
                 if fuse_here and av_fusion == "nonlocal":
+                    if a_up > 1:
+                        raise ValueError(f"AV Nonlocal needs at least one audio frame per Slow frame at junction {j}")
                     self.avnl[str(j)] = AudioVisualNonLocal(
                         audio_dims[j], dim_visual, stride, av_nonlocal_dim_inner, tuple(av_nonlocal_pool), av_nonlocal_mode
                     )
                 if (fuse_here and av_fusion == "a_fs") or self.avs_stages[j]:
-                    self.afs[str(j)] = FuseAudioToVisual(audio_dims[j], dim_visual, stride, afs_dim_inner, afs_kernel, afs_num_convs)
+                    self.afs[str(j)] = FuseAudioToVisual(
+                        audio_dims[j], dim_visual, stride, afs_dim_inner, afs_kernel, afs_num_convs, time_upsample=a_up
+                    )
                 if self.avs_stages[j]:
                     self.avs[str(j)] = AVSyncHead(dim_visual, dim_visual, avs_proj_dim, avs_head, avs_margin)
 

@@ -12,7 +12,8 @@
 and for ``version="55"``::
 
     root/annotations/EPIC_train_action_labels.csv, EPIC_test_s1_timestamps.csv,
-                     EPIC_test_s2_timestamps.csv, EPIC_verb_classes.csv, EPIC_noun_classes.csv
+                     EPIC_test_s2_timestamps.csv, EPIC_verb_classes.csv, EPIC_noun_classes.csv,
+                     EPIC_many_shot_{verbs,nouns,actions}.csv
     root/frames_rgb_flow/rgb/{train,test}/P01/P01_01/frame_0000000001.jpg ...
     root/videos/{train,test}/P01/P01_01.MP4
 
@@ -171,6 +172,12 @@ def write_epic(
         (ann / "EPIC_100_tail_nouns.csv").write_text("noun\n4\n5\n")
         out["tail_verbs"], out["tail_nouns"] = [3, 4], [4, 5]
         out["unseen_participants"] = {"val": ["P01"], "test": ["P03"]}
+    if version == "55":  # many-shot lists of the release: verbs / nouns / (verb, noun) pairs
+        (ann / "EPIC_many_shot_verbs.csv").write_text("verb_class,verb\n0,take\n1,put\n")
+        (ann / "EPIC_many_shot_nouns.csv").write_text("noun_class,noun\n0,plate\n1,cup\n")
+        (ann / "EPIC_many_shot_actions.csv").write_text('action_class,verb_class,noun_class,action\n"(0, 0)",0,0,take plate\n'
+                                                        '"(1, 1)",1,1,put cup\n')  # fmt: skip
+        out["many_shot_verbs"], out["many_shot_nouns"], out["many_shot_actions"] = [0, 1], [0, 1], [(0, 0), (1, 1)]
     for key, rows in file_rows.items():
         path = ann / names[key]
         cols = labelled_cols if key in ("train", "val") else test_cols
