@@ -42,7 +42,7 @@ def test_official_files_written(vid):
 
 def test_eval_windows_cover_every_frame_exactly(vid):
     root, truth = vid
-    dm = _dm(root)
+    dm = _dm(root, eval_stride=1, eval_window_step=11)  # consecutive, non-overlapping windows
     dm.setup("validate")
     seen = []
     for batch in dm.val_dataloader():
@@ -177,3 +177,79 @@ def test_snippet_shard_sampler_keeps_snippets_whole(vid):
     assert owners[0] and owners[1] and not (owners[0] & owners[1])
     for sh in shards:
         assert sh == sorted(sh)  # windows of a snippet in order
+
+
+def test_eval_window_indices_follow_the_authors_test_protocol():
+    from mmzoo.data.vid import eval_window_indices
+
+    # 1 frame in 10 as in training, 11-frame windows sliding by 1 over each of the 10 sequences
+    wins = eval_window_indices(130, window=11, stride=10, step=1)
+    assert wins[:3] == [list(range(0, 101, 10)), list(range(10, 111, 10)), list(range(20, 121, 10))]
+    assert wins[3] == list(range(1, 102, 10)) and len(wins) == 10 * 3
+    # a sequence no longer than the window is one window; every frame is covered
+    assert eval_window_indices(25, 11, 10, 1) == [[p, p + 10, p + 20] if p < 5 else [p, p + 10] for p in range(10)]
+    for t in (3, 7, 11, 15):  # the thesis's test-window ablation
+        wins = eval_window_indices(200, t, 10, 1)
+        assert {len(w) for w in wins} == {t}
+        assert sorted({i for w in wins for i in w}) == list(range(200))
+        assert all(b - a == 10 for w in wins for a, b in zip(w, w[1:]))
+    # the previous protocol stays expressible: consecutive frames, non-overlapping windows
+    assert eval_window_indices(25, 11, 1, 11) == [list(range(11)), list(range(11, 22)), [22, 23, 24]]
+    with pytest.raises(ValueError):
+        eval_window_indices(25, 3, 10, 4)  # a step longer than the window would skip frames
+
+
+def test_default_eval_windows_are_strided_and_overlapping(vid):
+    root, truth = vid
+    dm = _dm(root, eval_window=2)  # defaults: eval_stride=10, eval_window_step=1
+    dm.setup("validate")
+    wins = dm.val_set.windows
+    sid0 = next(iter(truth["val"]))
+    mine = [w for w in wins if w[0] == sid0]
+    assert [w[1] for w in mine[:3]] == [[0, 10], [10, 20], [1, 11]]
+    assert [w[2] for w in mine[:2]] == [[1, 11], [11, 21]]  # val.txt indices
+    assert [w[3] for w in mine] == [False] * (len(mine) - 1) + [True]
+    seen = {}
+    for batch in dm.val_dataloader():
+        for m in batch["meta"]:
+            seen.setdefault((m["snippet"], m["frame"]), set()).add(m["eval_index"])
+    assert sorted(seen) == sorted((s, t) for s in truth["val"] for t in range(25))
+    assert all(len(v) == 1 for v in seen.values())
+
+
+def test_eval_meta_carries_exact_xml_boxes_and_motion_iou(vid):
+    from mmzoo.metrics.vid_motion import motion_iou
+
+    root, truth = vid
+    sid = next(iter(truth["val"]))
+    # an object touching the right border: xmax == width is valid XML that the scaled path clips
+    xml = root / "Annotations/VID/val" / sid / "000000.xml"
+    text = xml.read_text()
+    old = f"<xmax>{truth['val'][sid][0][0]['box'][2]}</xmax>"
+    xml.write_text(text.replace(old, "<xmax>96</xmax>", 1))
+    truth["val"][sid][0][0]["box"] = (truth["val"][sid][0][0]["box"][0], *truth["val"][sid][0][0]["box"][1:2], 96,
+                                      truth["val"][sid][0][0]["box"][3])
+    dm = _dm(root)
+    dm.setup("validate")
+    frames = truth["val"][sid]
+    want_mi = motion_iou([t for t, f in enumerate(frames) for _ in f], [o["trackid"] for f in frames for o in f],
+                         torch.tensor([o["box"] for f in frames for o in f], dtype=torch.float64))
+    want_mi = dict(zip(range(len(frames)), torch.split(want_mi, [len(f) for f in frames])))
+    checked = 0
+    for i in range(len(dm.val_set)):
+        item = dm.val_set[i]
+        for m in item["meta"]:
+            if m["snippet"] != sid:
+                continue
+            gt = torch.tensor([o["box"] for o in frames[m["frame"]]], dtype=torch.float64).reshape(-1, 4)
+            assert m["xml_boxes"].dtype == torch.float64 and torch.equal(m["xml_boxes"], gt)
+            assert torch.allclose(m["motion_iou"], want_mi[m["frame"]])
+            checked += 1
+    assert checked == len(frames)
+
+
+def test_empty_eval_list_is_an_error_naming_the_file(vid):
+    root, _ = vid
+    (root / "ImageSets/VID/val.txt").write_text("")
+    with pytest.raises(VIDFormatError, match=r"ImageSets/VID/val\.txt: lists no frame"):
+        _dm(root).setup("validate")

@@ -70,9 +70,9 @@ def test_stmm_initialised_from_replaced_conv():
     m = STMN(backbone="resnet18", pretrained_backbone=False, head_channels=16, embed_channels=24, mem_channels=8,
              ensemble="score_avg")
     conv = m.ensemble_branch["conv"][0]  # a copy of the conv the memory replaced
-    for cell in (m.temporal.forward_cell, m.temporal.backward_cell):
+    for cell, sl in ((m.temporal.forward_cell, slice(0, 8)), (m.temporal.backward_cell, slice(8, 16))):
         assert isinstance(cell, STMM)
-        assert torch.equal(cell.w.weight, conv.weight[:8]) and torch.equal(cell.w_z.bias, conv.bias[:8])
+        assert torch.equal(cell.w.weight, conv.weight[sl]) and torch.equal(cell.w_z.bias, conv.bias[sl])
     assert m.temporal.out_channels == 16
 
 
@@ -168,8 +168,8 @@ def test_init_from_single_frame_detector():
     stmn = STMN(temporal="stmm", ensemble="score_avg", **kw)
     stmn.init_from_single_frame(base)
     conv = base.temporal[0]
-    for cell in (stmn.temporal.forward_cell, stmn.temporal.backward_cell):
-        assert torch.equal(cell.w_r.weight, conv.weight[:12])
+    for cell, sl in ((stmn.temporal.forward_cell, slice(0, 12)), (stmn.temporal.backward_cell, slice(12, 24))):
+        assert torch.equal(cell.w_r.weight, conv.weight[sl])
     assert torch.equal(stmn.post.weight, base.post.weight) and torch.equal(stmn.head.cls_conv.weight, base.head.cls_conv.weight)
     assert torch.equal(stmn.ensemble_branch["conv"][0].weight, conv.weight)
     x = torch.randn(1, 3, 64, 96)

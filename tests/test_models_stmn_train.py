@@ -47,6 +47,9 @@ def test_fit_then_test_through_cli(vid_root, tmp_path):
     res = json.loads(out.read_text())
     m = res["metrics"]["test/map"]
     assert 0.0 <= m <= 1.0
+    # FGFA's speed / size breakdown (motion IoU from the XML track ids) is reported by `mmzoo test`
+    for k in ("motion_slow", "motion_medium", "motion_fast", "area_small", "area_medium", "area_large"):
+        assert f"test/map/{k}" in res["metrics"]
     # `mmzoo predict --input` on a frame folder with the trained checkpoint draws and writes JSON
     snippet = root / "Data/VID/val/ILSVRC2015_val_00000000"
     mmzoo_main(["predict", "--model", "stmn-r101", "--input", str(snippet), "--ckpt_path", str(ckpts[0]),
@@ -66,7 +69,7 @@ def test_every_val_frame_evaluated_and_perfect_detections_score_one(vid_root):
     model = STMN(backbone="resnet18", pretrained_backbone=False, head_channels=16, embed_channels=24,
                  mem_channels=8, test_window=4, seq_nms=True)
     # replace the network by an oracle that returns the ground truth of each frame
-    def oracle(video, sizes, proposals=None):
+    def oracle(video, sizes, proposals=None, **kw):
         return [{"boxes": b, "scores": torch.ones(len(b)), "labels": lab} for b, lab in zip(cur["boxes"], cur["labels"])]
     model.forward = oracle
     cur = {}
@@ -77,6 +80,7 @@ def test_every_val_frame_evaluated_and_perfect_detections_score_one(vid_root):
     r = model.last_eval_result
     assert r["num_frames"] == sum(len(f) for f in truth["val"].values())
     assert abs(r["map"] - 1.0) < 1e-6
+    assert "map/motion_fast" in r and "map/area_large" in r
 
 
 def test_predict_video_on_frames_and_mp4(tmp_path, vid_root):

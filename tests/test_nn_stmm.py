@@ -77,9 +77,10 @@ def test_init_from_replaced_conv_and_bidirectional():
     conv = torch.nn.Conv2d(6, 8, 3, padding=1)
     bi = BidirectionalMemory(cell="stmm", in_channels=6, mem_channels=4, matchtrans=True, u_init="zeros")
     bi.init_from_conv(conv)
-    for c in (bi.forward_cell, bi.backward_cell):
+    # forward memory: filters 0..3 of the swapped-out conv; backward memory: filters 4..7
+    for c, sl in ((bi.forward_cell, slice(0, 4)), (bi.backward_cell, slice(4, 8))):
         for wconv in (c.w_z, c.w_r, c.w):
-            assert torch.equal(wconv.weight, conv.weight[:4]) and torch.equal(wconv.bias, conv.bias[:4])
+            assert torch.equal(wconv.weight, conv.weight[sl]) and torch.equal(wconv.bias, conv.bias[sl])
         assert c.u.weight.abs().sum() == 0
     feats = torch.randn(2, 4, 6, 5, 5)
     out = bi(feats)
@@ -102,3 +103,20 @@ def test_convgru_cell_is_sigmoid_tanh():
     z = torch.sigmoid(g.w_z(f[:, 0]))
     cand = torch.tanh(g.w(f[:, 0]))
     assert torch.allclose(out, z * cand, atol=1e-6)
+
+
+def test_bidirectional_candidate_of_zero_memory_is_the_swapped_out_conv():
+    """Thesis Sec. 3.2.2: W_z, W_r, W start from the swapped-out conv, "a way to initialize the memory
+    with the pre-trained static convolutional feature maps": with a zero memory the concatenated
+    candidates [M~_fwd ; M~_bwd] = ReLU(W * F) are that conv's output, channel for channel."""
+    torch.manual_seed(5)
+    conv = torch.nn.Conv2d(6, 8, 3, padding=1)
+    bi = BidirectionalMemory(cell="stmm", in_channels=6, mem_channels=4)
+    bi.init_from_conv(conv)
+    f = torch.randn(2, 6, 5, 5)
+    cand = torch.cat([F.relu(bi.forward_cell.w(f)), F.relu(bi.backward_cell.w(f))], 1)
+    assert torch.allclose(cand, F.relu(conv(f)), atol=1e-6)
+    # a single direction, or a conv with only M outputs, falls back to its first M filters
+    one = BidirectionalMemory(cell="stmm", in_channels=6, mem_channels=4, bidirectional=False)
+    one.init_from_conv(conv)
+    assert torch.equal(one.forward_cell.w.weight, conv.weight[:4])

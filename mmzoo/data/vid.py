@@ -19,10 +19,16 @@ ignored) are mixed into training as static sequences of T copies, as R-FCN / STM
 
 Training items: a sequence of ``num_frames`` (T = 7) frames ``stride`` (10) apart around a random
 key frame of a snippet listed positive in a ``train_*.txt`` (``samples_per_snippet`` per epoch),
-the whole sequence flipped left-right with probability 0.5. Evaluation items: consecutive
-windows of ``eval_window`` frames covering **every** frame listed in ``val.txt`` / ``test.txt``,
-in file order (``meta["last"]`` marks the last window of a snippet, for snippet-level
-Seq-NMS); with several processes, :class:`SnippetShardSampler` keeps each snippet on one rank. Frames are scaled so that the short side is ``short_side`` (360) and the long side at
+the whole sequence flipped left-right with probability 0.5. Evaluation items: the test protocol
+of thesis Sec. 3.4 ("we slide the testing window ... consistent with our training procedure"),
+as the authors' test code runs it (:func:`eval_window_indices`): each snippet's listed frames are
+split into ``eval_stride`` (10) interleaved sequences sampled 1 in 10 like training sequences;
+windows of ``eval_window`` (11) frames slide over each sequence by ``eval_window_step`` (1)
+frames, so a frame is in up to ``eval_window`` windows (its detections are merged by the model).
+Together the windows cover **every** frame listed in ``val.txt`` / ``test.txt``, snippets in file
+order (``meta["last"]`` marks the last window of a snippet, for snippet-level Seq-NMS;
+``eval_stride=1, eval_window_step=eval_window`` gives consecutive, non-overlapping windows); with
+several processes, :class:`SnippetShardSampler` keeps each snippet on one rank. Frames are scaled so that the short side is ``short_side`` (360) and the long side at
 most ``max_side`` (600), the authors' setting.
 
 Batch fields (``collate``):
@@ -35,7 +41,11 @@ Batch fields (``collate``):
 * ``meta``: list of ``B*T`` dicts: ``snippet``, ``frame`` (index in the snippet), ``eval_index``
   (the val.txt / test.txt index or -1), ``orig_size`` / ``size`` (h, w), ``scale`` (sx, sy),
   ``flipped``,
-  ``track_ids``, ``occluded``, ``last`` (last window of the snippet), ``split``.
+  ``track_ids``, ``occluded``, ``last`` (last window of the snippet), ``split``; evaluation frames
+  of an annotated split also carry ``xml_boxes`` (float64 ``[N, 4]``, the XML's inclusive-pixel
+  boxes exactly as written: ground truth for the devkit metric, never clipped nor rounded) and
+  ``motion_iou`` (``[N]``, FGFA's motion IoU of each object from the ``trackid`` s of its snippet,
+  :func:`mmzoo.metrics.vid_motion.motion_iou`, for the slow / medium / fast breakdown).
 
 Errors name the file (and line): an unparsable XML or list line, an unknown WNID, a box outside
 its image, a missing frame or annotation (:class:`VIDFormatError`, or the decoder's
@@ -78,7 +88,8 @@ from mmzoo.data.constants import VID_CLASSES, VID_WNIDS
 from mmzoo.errors import DataError
 from mmzoo.registry import InputConfig
 
-__all__ = ["VID_WNIDS", "VID_CLASSES", "VIDFormatError", "VIDDataModule", "SnippetShardSampler", "parse_vid_xml", "collate_vid", "scaled_size", "to_devkit_boxes"]
+__all__ = ["VID_WNIDS", "VID_CLASSES", "VIDFormatError", "VIDDataModule", "SnippetShardSampler", "parse_vid_xml", "collate_vid",
+           "scaled_size", "to_devkit_boxes", "eval_window_indices"]
 
 WNID_TO_LABEL = {w: i + 1 for i, w in enumerate(VID_WNIDS)}
 
@@ -95,6 +106,7 @@ class FrameAnnotation:
     labels: torch.Tensor  # [N] long
     track_ids: list = field(default_factory=list)
     occluded: list = field(default_factory=list)
+    boxes_xml: Optional[torch.Tensor] = None  # [N, 4] float64, the XML's values exactly
 
 
 def _line_of(text: str, needle: str) -> int:
@@ -145,7 +157,7 @@ def parse_vid_xml(path: str | os.PathLike, ignore_unknown: bool = False) -> Fram
         occl.append(int(obj.findtext("occluded") or 0))
     return FrameAnnotation(
         width, height, torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4),
-        torch.tensor(labels, dtype=torch.long), tracks, occl)
+        torch.tensor(labels, dtype=torch.long), tracks, occl, torch.tensor(boxes, dtype=torch.float64).reshape(-1, 4))
 
 
 def _read_list(path: Path, pattern: re.Pattern, what: str) -> list[tuple[str, str]]:
@@ -159,6 +171,32 @@ def _read_list(path: Path, pattern: re.Pattern, what: str) -> list[tuple[str, st
         if not m:
             raise VIDFormatError(f"{path}:{n}: cannot parse {what} line {line!r}")
         out.append(m.groups())
+    return out
+
+
+def eval_window_indices(num_frames: int, window: int = 11, stride: int = 10, step: int = 1) -> list[list[int]]:
+    """Test windows over a snippet of ``num_frames`` frames: lists of positions ``0..num_frames-1``.
+
+    Thesis Sec. 3.4 samples training sequences 1 frame in 10 and slides the test window
+    "consistent with our training procedure"; as the authors' test code does, the snippet is split
+    into the ``stride`` sequences ``p, p + stride, p + 2 stride, ...`` (``p < stride``), and windows
+    of ``window`` consecutive frames of a sequence start every ``step`` frames of it (``step <
+    window``: the last one ends at the sequence's end; ``step == window``: tiles, the last one
+    shorter); a sequence of at most ``window`` frames is one window. Every position is in at least
+    one window. ``window`` = 3 / 7 / 11 / 15 gives the test-window ablation.
+    """
+    if min(window, stride, step) < 1 or step > window:
+        raise ValueError(f"need window, stride, step >= 1 and step <= window, got {window}, {stride}, {step}")
+    out: list[list[int]] = []
+    for p in range(min(stride, num_frames)):
+        seq = list(range(p, num_frames, stride))
+        if step == window:
+            starts = list(range(0, len(seq), step))
+        else:
+            starts = list(range(0, max(len(seq) - window, 0) + 1, step))
+            if starts[-1] + window < len(seq):
+                starts.append(len(seq) - window)
+        out.extend(seq[s:s + window] for s in starts)
     return out
 
 
@@ -268,21 +306,38 @@ class VIDTrainSequences(_VIDBase):
 
 
 class VIDEvalWindows(_VIDBase):
-    """Every frame of ``val.txt`` / ``test.txt`` in windows of consecutive frames of one snippet."""
+    """Every frame of ``val.txt`` / ``test.txt`` in test windows of one snippet
+    (:func:`eval_window_indices` over the snippet's listed frames, in file order)."""
 
     def __init__(self, root: Path, split: str, entries: Sequence[tuple[str, int, int]], window: int,
                  short_side: int, max_side: int, annotated: bool = True,
-                 mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD):
+                 mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD,
+                 stride: int = 10, step: int = 1):
         super().__init__(root, short_side, max_side, mean, std)
         self.split, self.annotated = split, annotated
         self.windows: list[tuple[str, list[int], list[int], bool]] = []
+        self.snippet_frames: dict[str, list[int]] = {}
+        self._motion: tuple[str, dict] = ("", {})  # motion IoU of the last snippet read
         by_snippet: dict[str, list[tuple[int, int]]] = {}
         for sid, frame, idx in entries:
             by_snippet.setdefault(sid, []).append((frame, idx))
         for sid, fr in by_snippet.items():
-            for s in range(0, len(fr), window):
-                chunk = fr[s : s + window]
-                self.windows.append((sid, [f for f, _ in chunk], [e for _, e in chunk], s + window >= len(fr)))
+            self.snippet_frames[sid] = [f for f, _ in fr]
+            wins = eval_window_indices(len(fr), window, stride, step)
+            for k, pos in enumerate(wins):
+                self.windows.append((sid, [fr[i][0] for i in pos], [fr[i][1] for i in pos], k == len(wins) - 1))
+
+    def motion_of(self, sid: str) -> dict[int, torch.Tensor]:
+        """{frame: motion IoU of its objects} over the snippet's listed frames (XML ``trackid`` s)."""
+        if self._motion[0] != sid:
+            from mmzoo.metrics.vid_motion import motion_iou
+
+            anns = {f: self._ann(self.split, sid, f) for f in self.snippet_frames[sid]}
+            fn = [f for f, a in anns.items() for _ in a.track_ids]
+            tid = [t for a in anns.values() for t in a.track_ids]
+            mi = motion_iou(fn, tid, torch.cat([a.boxes.double() for a in anns.values()]))
+            self._motion = (sid, dict(zip(anns, torch.split(mi, [len(a.track_ids) for a in anns.values()]))))
+        return self._motion[1]
 
     def __len__(self) -> int:
         return len(self.windows)
@@ -290,7 +345,12 @@ class VIDEvalWindows(_VIDBase):
     def __getitem__(self, i: int) -> dict:
         sid, frames, eval_idx, last = self.windows[i]
         anns = [self._ann(self.split, sid, f) for f in frames] if self.annotated else [None] * len(frames)
-        return self._sample(self.split, sid, frames, anns, False, eval_idx, last)
+        out = self._sample(self.split, sid, frames, anns, False, eval_idx, last)
+        if self.annotated:
+            motion = self.motion_of(sid)
+            for m, a, f in zip(out["meta"], anns, frames):
+                m["xml_boxes"], m["motion_iou"] = a.boxes_xml, motion[f]
+        return out
 
 
 class SnippetShardSampler(DistributedSampler):
@@ -354,7 +414,11 @@ class VIDDataModule(ZooDataModule):
         root: folder holding ``Data``, ``Annotations`` and ``ImageSets`` of ILSVRC2015 VID.
         num_frames: training sequence length T (thesis: 7).
         stride: frame stride of training sequences (thesis: 10).
-        eval_window: frames per evaluation window (thesis test window: 11).
+        eval_window: frames per evaluation window (thesis test window: 11; its ablation: 3, 7, 11, 15).
+        eval_stride: evaluation windows sample 1 frame in ``eval_stride`` (10, as training does).
+        eval_window_step: evaluation windows start every ``eval_window_step`` sampled frames (1:
+            the authors' fully overlapping sliding window; ``eval_window`` with ``eval_stride=1``:
+            consecutive frames in non-overlapping windows). See :func:`eval_window_indices`.
         short_side / max_side: frame scaling (authors' code: 360 / 600).
         mean / std: normalisation of [0, 1] RGB (ImageNet, as the R-FCN backbone was trained).
         batch_size: training sequences per batch (authors: 2).
@@ -380,6 +444,7 @@ class VIDDataModule(ZooDataModule):
         std: tuple[float, float, float] = IMAGENET_STD, batch_size: int = 2, eval_batch_size: int = 1,
         num_workers: int = 4, flip: bool = True, samples_per_snippet: int = 1, det_list: Optional[str] = None,
         test_split: str = "val", check_files: str = "snippets", seed: int = 0, pin_memory: Optional[bool] = None,
+        eval_stride: int = 10, eval_window_step: int = 1,
     ):
         super().__init__(batch_size=batch_size, num_workers=num_workers, pin_memory=pin_memory,
                          eval_batch_size=eval_batch_size)
@@ -427,6 +492,8 @@ class VIDDataModule(ZooDataModule):
             if int(idx) <= prev:
                 raise VIDFormatError(f"{f}:{n}: frame indices must increase (got {idx} after {prev})")
             prev = int(idx)
+        if not out:
+            raise VIDFormatError(f"{f}: lists no frame, so the evaluation would cover zero frames")
         return out
 
     def _check_dirs(self, split: str, snippets: Sequence[str], annotated: bool) -> None:
@@ -452,7 +519,7 @@ class VIDDataModule(ZooDataModule):
                     raise VIDFormatError(f"{a}: annotation of a listed frame not found")
         hp = self.hparams
         return VIDEvalWindows(self.root, split, entries, hp.eval_window, hp.short_side, hp.max_side, annotated,
-                              mean=hp.mean, std=hp.std)
+                              mean=hp.mean, std=hp.std, stride=hp.eval_stride, step=hp.eval_window_step)
 
     def setup(self, stage: Optional[str] = None) -> None:
         hp = self.hparams

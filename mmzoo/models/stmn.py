@@ -16,11 +16,17 @@ One class, :class:`STMN`, covers the six registered ids::
       Fast R-CNN: RoI pooling 7x7 + fc6 / fc7 (pretrained), 31 classes, per-class boxes
     proposals: a region proposal network on the stride-16 features
 
-Inference on a snippet: windows of ``test_window`` (11) frames, detections on every frame,
-ensemble with the single-frame detector branch (``ensemble``), then Seq-NMS over the snippet.
+Inference on a snippet (:meth:`STMN.detect_snippet`; thesis Sec. 3.4, as the authors' test code
+runs it): the snippet is split into ``test_stride`` (10) sequences sampled 1 frame in 10 like
+training sequences, windows of ``test_window`` (11) frames slide over each by ``test_window_step``
+(1) frames, every frame of every window is detected (ensembled with the single-frame detector
+branch, ``ensemble``), a frame's detections from all its windows are pooled (NMS), then Seq-NMS
+over the snippet. ``mmzoo test`` gets the same windows from the VID DataModule (``eval_stride``,
+``eval_window``, ``eval_window_step``).
 
 [SILENT] points (see the model cards), each a constructor argument:
-``w_init`` (W_z, W_r, W copied from the replaced conv's first M filters), ``u_init``,
+``w_init`` (STMM: W_z, W_r, W from the replaced conv, filters 0..M-1 forward, M..2M-1 backward,
+as the authors split them), ``u_init``,
 ``bn_stats``, ``w_scale`` (authors: 20 for R-101), ``ensemble`` (how STMN and R-FCN
 detections are combined; here the two heads score the same proposals and their class
 probabilities / box deltas are averaged), ``seq_nms_*`` (Seq-NMS parameters), ``anchor_sizes``
@@ -38,7 +44,9 @@ from torch import nn
 
 from mmzoo.data.constants import IMAGENET_MEAN, IMAGENET_STD, VID_CLASSES
 from mmzoo.data.transforms import to_devkit_boxes
+from mmzoo.data.vid import eval_window_indices
 from mmzoo.metrics.vid_map import VIDMeanAP
+from mmzoo.metrics.vid_motion import motion_iou
 from mmzoo.models.base import ZooModule
 from mmzoo.nn.rfcn import (
     FastRCNNHead,
@@ -47,6 +55,7 @@ from mmzoo.nn.rfcn import (
     RoILoss,
     VGGTrunk,
     build_rpn,
+    merge_detections,
     postprocess,
     run_rpn,
 )
@@ -82,7 +91,10 @@ class STMN(ZooModule):
         bn_k: BN* saturation in standard deviations (thesis: 3).
         bn_stats: BN* statistics, "global_positive" (authors), "channel_positive", "global_all".
         u_init: "default" (PyTorch conv init; authors: Torch7 default) or "zeros".
-        w_init: "replaced_conv" (W's from the conv the memory replaces; thesis) or "random".
+        w_init: "replaced_conv" (W's from the conv the memory replaces) or "random"; ``None``: the
+            thesis's choice per cell (Sec. 3.2.2): "replaced_conv" for the STMM, "random" for the
+            ConvGRU ablation (STMM's change to ConvGRU is to initialise W_z, W_r, W "with the
+            weights of the convolution layer that is swapped out, rather than ... random weights").
         stmm_placement: "replace" (the memory takes the place of the last conv before the RoI
             pooling: R-FCN's 3x3 1024->1024, VGG's conv5_3; thesis / authors) or "append" (that
             conv and its ReLU are kept and the memory reads their output; W's then start random).
@@ -106,7 +118,10 @@ class STMN(ZooModule):
             "balanced" OHEM).
         ps_pool: R-FCN pooling, "align" (ps_roi_align) or "max" (ps_roi_pool).
         grid: position-sensitive grid k (R-FCN: 7).
-        test_window: frames per inference window (thesis: 11).
+        test_window: frames per inference window (thesis: 11; its ablation: 3, 7, 11, 15).
+        test_stride / test_window_step: :meth:`detect_snippet` windows sample 1 frame in
+            ``test_stride`` (10, as training) and start every ``test_window_step`` (1) sampled
+            frames (see :func:`mmzoo.data.vid.eval_window_indices`).
         test_score_thresh / test_nms / max_dets: per-frame post-processing.
         lr / lr_drop_epoch / momentum / weight_decay: SGD at lr 1e-3, x0.1 at ``lr_drop_epoch``
             (thesis: "when the loss plateaus"); momentum 0.9, weight decay 0 for ResNet
@@ -131,7 +146,7 @@ class STMN(ZooModule):
         w_scale: float = 20.0, bn_k: float = 3.0,
         bn_stats: Literal["global_positive", "channel_positive", "global_all"] = "global_positive",
         u_init: Literal["default", "zeros"] = "default",
-        w_init: Literal["replaced_conv", "random"] = "replaced_conv",
+        w_init: Optional[Literal["replaced_conv", "random"]] = None,
         stmm_placement: Literal["replace", "append"] = "replace",
         merge_init: Literal["average", "default"] = "average",
         reinit_head: bool = False,
@@ -149,7 +164,7 @@ class STMN(ZooModule):
         ohem: Literal["balanced", "none"] = "balanced",
         ps_pool: Literal["align", "max"] = "align",
         grid: int = 7,
-        test_window: int = 11,
+        test_window: int = 11, test_stride: int = 10, test_window_step: int = 1,
         test_score_thresh: float = 1e-3, test_nms: float = 0.3, max_dets: int = 300,
         lr: float = 1e-3, lr_drop_epoch: int = 6,
         momentum: float = 0.9, weight_decay: float = 0.0,
@@ -197,7 +212,7 @@ class STMN(ZooModule):
                 cell=temporal, bidirectional=bidirectional, in_channels=mem_in, mem_channels=mem_channels,
                 w_scale=w_scale, bn_k=bn_k, bn_stats=bn_stats, u_init=u_init, matchtrans=matchtrans,
                 matchtrans_k=matchtrans_k, affinity_grad=affinity_grad)
-            if w_init == "replaced_conv" and stmm_placement == "replace":
+            if self._w_from_conv():
                 self.temporal.init_from_conv(replaced)
             self.post = make_post(self.temporal.out_channels)
             if detector == "fastrcnn" and merge_init == "average":
@@ -230,10 +245,15 @@ class STMN(ZooModule):
         n_obj = num_classes - 1
         names = VID_CLASSES if num_classes == 31 else None
         self.val_map = VIDMeanAP(n_obj, class_names=names)
-        self.test_map = VIDMeanAP(n_obj, class_names=names)
+        self.test_map = VIDMeanAP(n_obj, class_names=names, breakdown=True)  # FGFA's speed / size mAPs
         self._buffers_eval: dict[str, dict] = {}
 
     # ------------------------------------------------------------------ initialisation
+    def _w_from_conv(self) -> bool:
+        hp = self.hparams
+        w_init = hp.w_init or ("replaced_conv" if hp.temporal == "stmm" else "random")
+        return w_init == "replaced_conv" and hp.stmm_placement == "replace"
+
     @torch.no_grad()
     def init_from_single_frame(self, base: "STMN") -> None:
         """Transfer a trained single-frame detector (``rfcn-r101`` / ``fastrcnn-vgg16`` with the
@@ -249,7 +269,8 @@ class STMN(ZooModule):
         if self.hparams.temporal == "none":
             self.temporal.load_state_dict(base.temporal.state_dict())
         elif self.hparams.stmm_placement == "replace":
-            self.temporal.init_from_conv(replaced)
+            if self._w_from_conv():
+                self.temporal.init_from_conv(replaced)
         else:
             self.pre_temporal.load_state_dict(base.temporal.state_dict())
         if isinstance(base.post, nn.Conv2d) and isinstance(self.post, nn.Conv2d) and base.post.weight.shape == self.post.weight.shape:
@@ -316,11 +337,11 @@ class STMN(ZooModule):
                           for i, p in enumerate(proposals)])
 
     def forward(self, video: torch.Tensor, sizes: Optional[list] = None, proposals: Optional[list] = None,
-                raw: bool = False) -> list[dict]:
+                raw: bool = False, window: Optional[int] = None) -> list[dict]:
         """Detections for every frame of ``video`` [B, 3, T, H, W] (pixels of the input frames).
 
-        Frames are processed in windows of ``test_window`` frames (the memory restarts at each
-        window); Seq-NMS is not applied here (see :meth:`detect_snippet`). ``sizes``: the valid
+        Frames are processed in consecutive windows of ``window`` (default ``test_window``) frames
+        (the memory restarts at each window); Seq-NMS is not applied here (see :meth:`detect_snippet`). ``sizes``: the valid
         (h, w) of each of the ``B*T`` frames (padding excluded); defaults to the full frame.
         ``proposals``: optional precomputed boxes, one [K, 4] tensor per frame (the RPN is then
         skipped). Returns ``B*T`` dicts ``{"boxes" [N,4], "scores" [N], "labels" [N]}``,
@@ -334,7 +355,7 @@ class STMN(ZooModule):
         sizes = sizes or [(h, w)] * (b * t)
         outs: list[list[dict]] = [[] for _ in range(b)]
         windows: list[dict] = []
-        win = self.hparams.test_window
+        win = window or self.hparams.test_window
         for s in range(0, t, win):
             chunk = video[:, :, s:s + win]
             tc = chunk.shape[2]
@@ -373,24 +394,37 @@ class STMN(ZooModule):
             return postprocess(probs, (deltas + d2) / 2, rois, sizes, n, probs=True, **post)
         a = postprocess(logits, deltas, rois, sizes, n, **{**post, "nms_thresh": 1.0})
         c = postprocess(l2, d2, rois, sizes, n, **{**post, "nms_thresh": 1.0})
-        from torchvision.ops import batched_nms
-
-        out = []
-        for x, y in zip(a, c):
-            bx, sc, lb = (torch.cat([x[k], y[k]]) for k in ("boxes", "scores", "labels"))
-            keep = batched_nms(bx, sc, lb, hp.test_nms)[: hp.max_dets]
-            out.append({"boxes": bx[keep], "scores": sc[keep], "labels": lb[keep]})
-        return out
+        return [merge_detections([x, y], hp.test_nms, hp.max_dets) for x, y in zip(a, c)]
 
     def apply_seq_nms(self, frames: list[dict]) -> list[dict]:
         hp = self.hparams
         return seq_nms(frames, hp.num_classes - 1, hp.seq_nms_link_iou, hp.seq_nms_nms_iou, hp.seq_nms_rescore,
                        top_k=hp.seq_nms_top_k)
 
+    def test_windows(self, num_frames: int) -> list[list[int]]:
+        """Frame positions of each test window over a snippet of ``num_frames`` frames (a
+        single-frame model, whose detections do not depend on the window, tiles the frames)."""
+        hp = self.hparams
+        if hp.temporal == "none":
+            return eval_window_indices(num_frames, hp.test_window, 1, hp.test_window)
+        return eval_window_indices(num_frames, hp.test_window, hp.test_stride, hp.test_window_step)
+
     @torch.no_grad()
-    def detect_snippet(self, video: torch.Tensor, sizes: Optional[list] = None) -> list[dict]:
-        """Every frame of one snippet [1, 3, T, H, W]: sliding windows + (optional) Seq-NMS."""
-        dets = self(video, sizes)
+    def detect_snippet(self, video: torch.Tensor, sizes: Optional[list] = None, load=None) -> list[dict]:
+        """Every frame of one snippet [1, 3, T, H, W] with the thesis's test protocol (module
+        docstring): strided sliding windows, a frame's detections pooled over its windows, then
+        (optionally) Seq-NMS. ``load(positions) -> (video, sizes)`` may replace ``video`` (then an
+        int: the frame count) to read each window's frames on demand."""
+        n = video if isinstance(video, int) else video.shape[2]
+        if load is None:
+            sizes = sizes or [tuple(video.shape[-2:])] * n
+            load = lambda pos: (video[:, :, pos], [sizes[i] for i in pos])  # noqa: E731
+        per_frame: list[list[dict]] = [[] for _ in range(n)]
+        for pos in self.test_windows(n):
+            clip, clip_sizes = load(pos)
+            for i, d in zip(pos, self(clip, clip_sizes, window=len(pos))):
+                per_frame[i].append(d)
+        dets = [merge_detections(d, self.hparams.test_nms, self.hparams.max_dets) for d in per_frame]
         return self.apply_seq_nms(dets) if self.hparams.seq_nms else dets
 
     # ------------------------------------------------------------------ training
@@ -429,22 +463,40 @@ class STMN(ZooModule):
 
     # ------------------------------------------------------------------ evaluation
     def _eval_step(self, batch: dict, metric: VIDMeanAP, buffers: dict) -> None:
+        """Detect the batch's windows (each one memory window, as the DataModule built it) and
+        buffer per snippet and frame; a frame in several overlapping windows gets them all."""
         video = batch["video"]
         meta = batch["meta"]
-        dets = self(video, [m["size"] for m in meta], batch.get("proposals"))
+        dets = self(video, [m["size"] for m in meta], batch.get("proposals"), window=video.shape[2])
         for d, m, gb, gl in zip(dets, meta, batch["boxes"], batch["labels"]):
             pred = {"boxes": to_devkit_boxes(d["boxes"], m), "scores": d["scores"], "labels": d["labels"]}
-            tgt = {"boxes": to_devkit_boxes(gb.to(video.device), m), "labels": gl.to(video.device)}
-            buf = buffers.setdefault(m["snippet"], {"pred": [], "gt": []})
-            buf["pred"].append(pred)
-            buf["gt"].append(tgt)
+            buf = buffers.setdefault(m["snippet"], {"pred": {}, "gt": {}})
+            buf["pred"].setdefault(m["frame"], []).append(pred)
+            if m["frame"] not in buf["gt"]:  # ground truth exactly as the XML gives it when known
+                gtb = m["xml_boxes"] if "xml_boxes" in m else to_devkit_boxes(gb, m)
+                buf["gt"][m["frame"]] = {"boxes": torch.as_tensor(gtb, dtype=torch.float64), "labels": gl.cpu(),
+                                         "motion_iou": m.get("motion_iou"), "track_ids": m.get("track_ids", []),
+                                         "eval_index": m.get("eval_index", -1)}
         for sid in {m["snippet"] for m in meta if m["last"]}:
             self._flush(sid, metric, buffers)
 
     def _flush(self, sid: str, metric: VIDMeanAP, buffers: dict) -> None:
+        """Merge each frame's windows, Seq-NMS over the snippet in frame order, update the metric
+        with each frame's evaluation-list index (when known) and motion IoU (computed here from the
+        track ids when the data layer gave none)."""
         buf = buffers.pop(sid)
-        preds = self.apply_seq_nms(buf["pred"]) if self.hparams.seq_nms else buf["pred"]
-        metric.update(preds, buf["gt"])
+        frames = sorted(buf["pred"])
+        preds = [merge_detections(buf["pred"][f], self.hparams.test_nms, self.hparams.max_dets) for f in frames]
+        preds = self.apply_seq_nms(preds) if self.hparams.seq_nms else preds
+        gts = [buf["gt"][f] for f in frames]
+        if any(g["motion_iou"] is None for g in gts):
+            mi = motion_iou([f for f, g in zip(frames, gts) for _ in g["labels"]],
+                            [t for g in gts for t in g["track_ids"]], torch.cat([g["boxes"] for g in gts]))
+            for g, m in zip(gts, torch.split(mi, [len(g["labels"]) for g in gts])):
+                g["motion_iou"] = m
+        ids = [g["eval_index"] for g in gts]
+        metric.update(preds, [{k: g[k] for k in ("boxes", "labels", "motion_iou")} for g in gts],
+                      frame_ids=ids if min(ids) >= 0 else None)
 
     def validation_step(self, batch: dict, batch_idx: int):
         self._eval_step(batch, self.val_map, self._buffers_eval.setdefault("val", {}))
@@ -456,10 +508,16 @@ class STMN(ZooModule):
         bufs = self._buffers_eval.setdefault(stage, {})
         for sid in list(bufs):  # snippets whose last window never came (truncated runs)
             self._flush(sid, metric, bufs)
+        if metric.update_count == 0:
+            raise RuntimeError(f"STMN {stage}: the evaluation covered zero frames (is the evaluation list empty?)")
         r = metric.compute()
+        extra = {k: float(v) for k, v in r.items() if k.startswith("map/")}  # FGFA speed / size breakdown
         if self._trainer is not None:
             self.log(f"{stage}/map", r["map"], prog_bar=True, sync_dist=False)
-        self.last_eval_result = {"map": float(r["map"]), "ap": metric.per_class(r), "num_frames": int(r["num_frames"])}
+            for k, v in extra.items():
+                self.log(f"{stage}/{k}", v, sync_dist=False)
+        self.last_eval_result = {"map": float(r["map"]), "ap": metric.per_class(r), "num_frames": int(r["num_frames"]),
+                                 **extra}
         metric.reset()
 
     def on_validation_epoch_end(self):
@@ -469,9 +527,11 @@ class STMN(ZooModule):
         self._epoch_end("test", self.test_map)
 
     def predict_step(self, batch: dict, batch_idx: int = 0, dataloader_idx: int = 0) -> list[dict]:
-        """Per-frame detections of a ``vid`` batch in the original frames' devkit coordinates."""
+        """Per-frame detections of a ``vid`` batch (each item one memory window) in the original
+        frames' devkit coordinates; with overlapping windows a frame comes once per window (merge
+        by ``eval_index``, or use :meth:`detect_snippet`)."""
         meta = batch["meta"]
-        dets = self(batch["video"], [m["size"] for m in meta], batch.get("proposals"))
+        dets = self(batch["video"], [m["size"] for m in meta], batch.get("proposals"), window=batch["video"].shape[2])
         out = []
         for d, m in zip(dets, meta):
             out.append({"snippet": m["snippet"], "frame": m["frame"], "eval_index": m["eval_index"],
@@ -489,7 +549,8 @@ _INPUT = InputConfig(
     shapes={"video": "float [B,3,T,H,W], ImageNet-normalised RGB, short side 360 / long side <= 600",
             "sizes": "optional list of B*T (h, w) valid sizes", "proposals": "optional list of B*T [K,4] boxes"},
     frames=7, sampling_rate=10, short_side=360, mean=IMAGENET_MEAN, std=IMAGENET_STD, datamodules=("vid",),
-    notes="long side at most 600; test windows of 11 frames (test_window), Seq-NMS over each snippet",
+    notes=("long side at most 600; test windows of 11 frames (test_window) sampled 1 in 10 (test_stride), sliding by "
+           "1 (test_window_step), Seq-NMS over each snippet"),
 )
 _STMN_DRIVE = "https://drive.google.com/open?id=1rUchPUSRrksDp4JRboj2h1z-GfG1zbDu"
 _RFCN_DRIVE = "https://drive.google.com/open?id=14Cb39nOP9DA0dl6GxY2D_KzWLVnTTmbL"

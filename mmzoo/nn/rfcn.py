@@ -38,7 +38,8 @@ from torchvision.ops import (
 
 from mmzoo.nn.timm_backbone import create_timm_model
 
-__all__ = ["build_backbone", "build_rpn", "run_rpn", "PSRoIHead", "FastRCNNHead", "RoILoss", "BOX_CODER", "postprocess"]
+__all__ = ["build_backbone", "build_rpn", "run_rpn", "PSRoIHead", "FastRCNNHead", "RoILoss", "BOX_CODER", "postprocess",
+           "merge_detections"]
 
 #: Box coder shared by the heads: R-FCN / Fast R-CNN normalise targets by (0.1, 0.1, 0.2, 0.2).
 BOX_CODER = BoxCoder(weights=(10.0, 10.0, 5.0, 5.0))
@@ -271,3 +272,14 @@ def postprocess(logits: torch.Tensor, deltas: torch.Tensor, rois: torch.Tensor, 
         keep = batched_nms(boxes, sc, labels, nms_thresh)[:max_dets]
         out.append({"boxes": boxes[keep], "scores": sc[keep], "labels": labels[keep]})
     return out
+
+
+def merge_detections(dets: list, nms_thresh: float = 0.3, max_dets: int = 300) -> dict:
+    """One detection set for a frame detected in several overlapping test windows: the windows'
+    detections pooled, then per-class NMS and the ``max_dets`` best (the authors' test code pools
+    a frame's detections over all the sliding windows that contain it before NMS)."""
+    if len(dets) == 1:
+        return dets[0]
+    bx, sc, lb = (torch.cat([d[k] for d in dets]) for k in ("boxes", "scores", "labels"))
+    keep = batched_nms(bx, sc, lb, nms_thresh)[:max_dets]
+    return {"boxes": bx[keep], "scores": sc[keep], "labels": lb[keep]}

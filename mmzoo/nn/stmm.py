@@ -20,8 +20,16 @@ With alignment, every ``M_{t-1}`` is the MatchTrans-warped memory ``M'_{t-1}``.
 * U init: PyTorch's default conv init (``u_init="default"``; the authors use Torch7's default
   uniform init) or zeros (``u_init="zeros"``, the first step then equals the pretrained conv);
 * W_z, W_r and W are copied from the pretrained convolution the module replaces
-  (:meth:`STMM.init_from_conv`); with fewer memory channels than that conv has outputs, its
-  first ``mem_channels`` filters are used.
+  (:meth:`STMM.init_from_conv`, thesis Sec. 3.2.2); the thesis does not say which filters go to
+  which direction. With two directions of M channels replacing a 2M-output conv
+  (:meth:`BidirectionalMemory.init_from_conv`), the forward memory takes filters ``0..M-1`` and
+  the backward memory filters ``M..2M-1`` (the authors' ``models/model.lua``), so the
+  concatenated candidate memory ``[M~_fwd ; M~_bwd]`` of a zero memory is the swapped-out conv's
+  output, channel for channel, as the pretrained layer after the memory expects it.
+
+The ConvGRU ablation (``ConvGRU-Pretrain`` / ``ConvGRU-FreshFC``, Table 3.2) keeps ConvGRU's
+random W initialisation: the thesis contrasts STMM's pretrained W_z, W_r, W with ConvGRU's
+"random weights" (Sec. 3.2.2).
 """
 from __future__ import annotations
 
@@ -117,18 +125,20 @@ class ConvGRUCell(nn.Module):
         self.align: Optional[nn.Module] = None
 
     @torch.no_grad()
-    def init_from_conv(self, conv: nn.Conv2d) -> None:
-        """Copy the weights of the pretrained conv this module replaces into W_z, W_r and W."""
-        if conv.in_channels != self.in_channels or conv.out_channels < self.mem_channels:
+    def init_from_conv(self, conv: nn.Conv2d, offset: int = 0) -> None:
+        """Copy filters ``offset .. offset + mem_channels - 1`` of the pretrained conv this module
+        replaces into W_z, W_r and W (thesis Sec. 3.2.2)."""
+        if conv.in_channels != self.in_channels or conv.out_channels < offset + self.mem_channels:
             raise ValueError(
                 f"cannot initialise {type(self).__name__}({self.in_channels}->{self.mem_channels}) from "
-                f"conv {conv.in_channels}->{conv.out_channels}")
+                f"filters {offset}.. of conv {conv.in_channels}->{conv.out_channels}")
         if conv.weight.shape[-2:] != self.w.weight.shape[-2:]:
             raise ValueError("kernel sizes of the replaced conv and the W convs differ")
+        sl = slice(offset, offset + self.mem_channels)
         for dst in (self.w_z, self.w_r, self.w):
-            dst.weight.copy_(conv.weight[: self.mem_channels])
+            dst.weight.copy_(conv.weight[sl])
             if conv.bias is not None:
-                dst.bias.copy_(conv.bias[: self.mem_channels])
+                dst.bias.copy_(conv.bias[sl])
 
     def step(self, feat: torch.Tensor, prev_feat: Optional[torch.Tensor], mem: Optional[torch.Tensor]):
         """One time step; returns (M_t, z_t, r_t). ``mem=None`` starts from a zero memory."""
@@ -210,9 +220,14 @@ class BidirectionalMemory(nn.Module):
         return 2 * m if self.backward_cell is not None else m
 
     def init_from_conv(self, conv: nn.Conv2d) -> None:
+        """W_z, W_r, W of both directions from the swapped-out conv (thesis Sec. 3.2.2): the
+        forward memory takes its filters ``0..M-1``, the backward memory ``M..2M-1`` when the conv
+        has that many outputs (the authors' split; a single direction, or a conv with fewer than
+        2M outputs, gives both its first M filters)."""
+        m = self.forward_cell.mem_channels
         self.forward_cell.init_from_conv(conv)
         if self.backward_cell is not None:
-            self.backward_cell.init_from_conv(conv)
+            self.backward_cell.init_from_conv(conv, m if conv.out_channels >= 2 * m else 0)
 
     def forward(self, feats: torch.Tensor) -> torch.Tensor:
         fwd = self.forward_cell(feats)

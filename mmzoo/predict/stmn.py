@@ -2,8 +2,9 @@
 
 Runs an STMN-family detector (:class:`mmzoo.models.stmn.STMN`; Xiao, PhD thesis ch. 3) on a
 video file or a folder of frames, as the thesis's test protocol does (Sec. 3.4): frames resized
-to the model's short side, windows of ``test_window`` frames, Seq-NMS over the whole input when
-the model enables it. Writes the frames with boxes drawn, ``detections.mp4`` for a video input
+to the model's short side, windows of ``test_window`` frames sampled 1 in ``test_stride`` sliding
+by ``test_window_step`` (:meth:`STMN.detect_snippet`), Seq-NMS over the whole input when the model
+enables it. Writes the frames with boxes drawn, ``detections.mp4`` for a video input
 and ``detections.json``.
 """
 from __future__ import annotations
@@ -40,22 +41,24 @@ def _load_frames(path: Path) -> tuple[torch.Tensor, Optional[float]]:
 
 
 def _detect(model: Any, frames: torch.Tensor, dev: torch.device) -> list[dict]:
-    """Per-frame detections in pixels of ``frames`` (uint8 T,H,W,C), window by window."""
+    """Per-frame detections in pixels of ``frames`` (uint8 T,H,W,C): the model's test windows
+    (:meth:`STMN.detect_snippet`), each window's frames scaled when it runs."""
     from mmzoo.data.transforms import normalize, scaled_size, short_side_scale, to_cthw_float
 
     hp = model.hparams
     t, h, w, _ = frames.shape
     _, short = scaled_size(h, w, hp.short_side, hp.max_side)
-    dets: list[dict] = []
-    for s in range(0, t, hp.test_window):
-        clip = to_cthw_float(frames[s:s + hp.test_window])
+
+    def load(pos):
+        clip = to_cthw_float(frames[pos])
         clip, _ = short_side_scale(clip, short)
         clip = normalize(clip, IMAGENET_MEAN, IMAGENET_STD)
-        nh, nw = clip.shape[-2:]
-        out = model(clip[None].to(dev), [(nh, nw)] * clip.shape[1])
-        scale = torch.tensor([nw / w, nh / h, nw / w, nh / h], device=dev)
-        dets.extend({"boxes": d["boxes"] / scale, "scores": d["scores"], "labels": d["labels"]} for d in out)
-    return model.apply_seq_nms(dets) if hp.seq_nms else dets
+        return clip[None].to(dev), [tuple(clip.shape[-2:])] * len(pos)
+
+    nh, nw = load([0])[0].shape[-2:]
+    scale = torch.tensor([nw / w, nh / h, nw / w, nh / h], device=dev)
+    dets = model.detect_snippet(t, load=load)
+    return [{"boxes": d["boxes"] / scale, "scores": d["scores"], "labels": d["labels"]} for d in dets]
 
 
 @torch.no_grad()
@@ -67,8 +70,9 @@ def predict_video(model: Any, path: str | os.PathLike, out_dir: str | os.PathLik
     when the input is a video), and ``detections.json``: ``{"source", "classes", "frames":
     [{"frame", "detections": [{"box": [x1, y1, x2, y2], "score", "label", "class"}]}]}`` with
     boxes in pixels of the input frames (every detection, not only the drawn ones). Frames are
-    processed in windows of ``model.hparams.test_window`` with Seq-NMS over the whole input when
-    the model enables it. Returns the JSON dict.
+    processed in the model's test windows (``test_window`` frames, 1 in ``test_stride``, sliding by
+    ``test_window_step``) with Seq-NMS over the whole input when the model enables it. Returns the
+    JSON dict.
     """
     from PIL import Image
     from torchvision.utils import draw_bounding_boxes
