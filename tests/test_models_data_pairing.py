@@ -45,7 +45,7 @@ def test_documented_pairings_are_declared_by_the_models():
 @pytest.fixture(scope="module")
 def roots(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("pairing")
-    write_vid(tmp / "vid", num_train=1, num_val=1, num_frames=12, det_images=1)
+    write_vid(tmp / "vid", num_train=1, num_val=1, num_frames=110, det_images=1)  # 10 interleaved sequences of 11 frames
     epic = write_epic(tmp / "epic", version="100")
     return {
         "kinetics": dict(root=str(write_kinetics(tmp / "kinetics", per_class={"train": 1, "val": 1})["root"]), version="any"),
