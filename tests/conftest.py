@@ -21,3 +21,14 @@ def isolated_hub(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
     return root
+
+
+@pytest.fixture(scope="module")
+def msrvtt_vocab(tmp_path_factory):
+    """A synthetic MSR-VTT (24 videos, expert features only) and a WordPiece vocab for its captions."""
+    from mmzoo.data.synthetic.msrvtt import SYNTHETIC_VOCAB, write_msrvtt
+
+    root = write_msrvtt(tmp_path_factory.mktemp("msrvtt"), num_videos=24, num_mp4=0)
+    vocab = root / "vocab.txt"
+    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + SYNTHETIC_VOCAB) + "\n")
+    return root, vocab

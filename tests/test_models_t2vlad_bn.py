@@ -9,7 +9,7 @@ import torch
 import mmzoo
 from mmzoo.cli import main
 from mmzoo.data.msrvtt import MSRVTTDataModule
-from mmzoo.data.synthetic.msrvtt import SYNTHETIC_VOCAB, write_msrvtt
+from mmzoo.data.synthetic.msrvtt import SYNTHETIC_VOCAB
 from mmzoo.metrics.retrieval import ranks_to_metrics
 from mmzoo.models.t2vlad import T2VLAD
 
@@ -115,12 +115,6 @@ def test_shared_norm_state_dict_loads_into_per_modality_model():
 
 
 # ------------------------------------------------------------------------------ per-query ranks
-@pytest.fixture(scope="module")
-def msrvtt(tmp_path_factory):
-    root = write_msrvtt(tmp_path_factory.mktemp("msrvtt"), num_videos=24, num_mp4=0)
-    vocab = root / "vocab.txt"
-    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + SYNTHETIC_VOCAB) + "\n")
-    return root, vocab
 
 
 BERT = dict(vocab_size=len(SYNTHETIC_VOCAB) + 5, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
@@ -128,8 +122,8 @@ BERT = dict(vocab_size=len(SYNTHETIC_VOCAB) + 5, hidden_size=32, num_hidden_laye
 SMALL = dict(embed_dim=32, transformer_ffn_dim=32, num_clusters=3, text_max_tokens=16)
 
 
-def test_save_ranks_on_the_module_after_a_test_epoch(msrvtt):
-    root, vocab = msrvtt
+def test_save_ranks_on_the_module_after_a_test_epoch(msrvtt_vocab):
+    root, vocab = msrvtt_vocab
     torch.manual_seed(0)
     m = T2VLAD(text_encoder_config=BERT, text_encoder_init="random", tokenizer=str(vocab),
                                    save_ranks=True, **SMALL)
@@ -151,8 +145,8 @@ def test_save_ranks_on_the_module_after_a_test_epoch(msrvtt):
     assert off.last_eval_ranks is None
 
 
-def test_mmzoo_test_writes_ranks_to_the_results_json(msrvtt, tmp_path, capsys):
-    root, vocab = msrvtt
+def test_mmzoo_test_writes_ranks_to_the_results_json(msrvtt_vocab, tmp_path, capsys):
+    root, vocab = msrvtt_vocab
     common = ["--model", "t2vlad", "--data", "msrvtt", "--data.root", str(root), "--data.split", "1k-A",
               "--data.batch_size", "8", "--data.num_workers", "0", "--pretrained", "false",
               "--model.text_encoder_config", json.dumps(BERT), "--model.text_encoder_init", "random",

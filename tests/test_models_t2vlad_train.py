@@ -7,17 +7,9 @@ import pytorch_lightning as pl
 import torch
 
 from mmzoo.data.msrvtt import MSRVTTDataModule
-from mmzoo.data.synthetic.msrvtt import SYNTHETIC_VOCAB, write_msrvtt
+from mmzoo.data.synthetic.msrvtt import SYNTHETIC_VOCAB
 from mmzoo.models.t2vlad import T2VLAD
 from mmzoo.predict.t2vlad import rank_feature_set, rank_videos
-
-
-@pytest.fixture(scope="module")
-def setup_data(tmp_path_factory):
-    root = write_msrvtt(tmp_path_factory.mktemp("msrvtt"), num_videos=24, num_mp4=0)
-    vocab = root / "vocab.txt"
-    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + SYNTHETIC_VOCAB) + "\n")
-    return root, vocab
 
 
 def _model(vocab, **kw):
@@ -32,8 +24,8 @@ def _trainer(epochs):
                       enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0)
 
 
-def test_fit_and_test_full_protocol(setup_data):
-    root, vocab = setup_data
+def test_fit_and_test_full_protocol(msrvtt_vocab):
+    root, vocab = msrvtt_vocab
     torch.manual_seed(0)
     m = _model(vocab)
     before = {k: v.clone() for k, v in m.state_dict().items()}
@@ -52,8 +44,8 @@ def test_fit_and_test_full_protocol(setup_data):
     assert res["test/t2v/R@10"] == 100.0  # only 7 videos: every query's video is in the top 10
 
 
-def test_1ka_protocol_and_ranking(setup_data, tmp_path):
-    root, vocab = setup_data
+def test_1ka_protocol_and_ranking(msrvtt_vocab, tmp_path):
+    root, vocab = msrvtt_vocab
     torch.manual_seed(0)
     m = _model(vocab, vlad_sharing="port", loss="hardest_negative", margin=0.2, optimizer="adamw")
     dm = MSRVTTDataModule(str(root), split="1k-A", batch_size=8, eval_batch_size=8)
@@ -80,12 +72,12 @@ def test_1ka_protocol_and_ranking(setup_data, tmp_path):
     assert [r["video_id"] for r in saved] == [v for v, _ in ranked]
 
 
-def test_mmzoo_fit_then_test_cli(setup_data, tmp_path):
+def test_mmzoo_fit_then_test_cli(msrvtt_vocab, tmp_path):
     import json
 
     from mmzoo.cli import main
 
-    root, vocab = setup_data
+    root, vocab = msrvtt_vocab
     cfg = json.dumps(dict(vocab_size=len(SYNTHETIC_VOCAB) + 5, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
                           intermediate_size=64, max_position_embeddings=64))
     common = ["--model", "t2vlad", "--data", "msrvtt", "--data.root", str(root), "--data.split", "full",
@@ -112,10 +104,10 @@ def test_mmzoo_fit_then_test_cli(setup_data, tmp_path):
     assert scores == sorted(scores, reverse=True)
 
 
-def test_two_process_ddp_test_equals_single_process(setup_data):
+def test_two_process_ddp_test_equals_single_process(msrvtt_vocab):
     """DDP (2 CPU processes, gloo, fork): embeddings are gathered, the sampler's padding duplicate
     is dropped, each rank ranks a disjoint subset and the synced metrics equal one process's."""
-    root, vocab = setup_data
+    root, vocab = msrvtt_vocab
     torch.manual_seed(0)
     m = _model(vocab)
     dm = MSRVTTDataModule(str(root), split="full", batch_size=8, eval_batch_size=3)

@@ -20,7 +20,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from mmzoo.data.constants import KINETICS_MEAN, KINETICS_STD
-from mmzoo.metrics.classification import EpicActionAccuracy, MultiLabelMeanAP, MultiViewAccuracy
+from mmzoo.errors import NotSupportedError
+from mmzoo.metrics.classification import (
+    EpicActionAccuracy,
+    MultiLabelMeanAP,
+    MultiViewAccuracy,
+)
 from mmzoo.models.base import ZooModule
 from mmzoo.models.recipe import Recipe, global_batch_size, total_training_steps
 from mmzoo.nn.resnet3d import init_resnet_weights
@@ -177,7 +182,7 @@ class SlowFastFamilyModule(ZooModule):
 
     # ------------------------------------------------------------------ inputs
     def _pathways(self, video: Union[torch.Tensor, Sequence[torch.Tensor]]) -> list[torch.Tensor]:
-        raise NotImplementedError(f"{type(self).__name__} takes no video")
+        raise NotSupportedError(f"{type(self).__name__} takes no video input (it is an audio-only model)")
 
     def _prepare_audio(self, audio):
         return audio
