@@ -40,6 +40,51 @@ def _take_option(argv: list[str], name: str) -> tuple[str | None, list[str]]:
     return value, rest
 
 
+class UsageError(Exception):
+    """A command-line mistake, reported as one line (see `_report_error`)."""
+
+
+def _check_flag_typos(argv: list[str], known: Sequence[str] = ("model", "data", "ckpt_path")) -> None:
+    """`--modle x`: an unknown top-level flag that is close to one mmzoo takes -> one line."""
+    import difflib
+
+    for arg in argv:
+        if not arg.startswith("--") or arg == "--":
+            continue
+        name = arg[2:].split("=", 1)[0]
+        if "." in name or name in known:
+            continue
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.75)
+        if close:
+            raise UsageError(f"unknown flag --{name}; did you mean --{close[0]}?")
+
+
+def checkpoint_model_id(path: str | os.PathLike) -> str | None:
+    """The mmzoo model id a Lightning checkpoint records (None when it records none or is unreadable)."""
+    import torch
+
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # noqa: BLE001 - not a (readable) checkpoint: the loader reports it later
+        return None
+    recorded = ckpt.get("mmzoo") if isinstance(ckpt, dict) else None
+    return recorded.get("model_id") if isinstance(recorded, dict) else None
+
+
+def _check_ckpt_model(ckpt_path: str | None, model_id: str) -> None:
+    """`--model avel --ckpt_path <a cmcoatt-avsdn checkpoint>`: an error naming both ids."""
+    if not ckpt_path or not os.path.isfile(ckpt_path):
+        return
+    recorded = checkpoint_model_id(ckpt_path)
+    if recorded is not None and recorded != model_id:
+        raise UsageError(f"{ckpt_path} is a checkpoint of '{recorded}', not of --model '{model_id}'; "
+                         f"pass --model {recorded} (or leave --model out)")
+
+
+def _peek_option(argv: list[str], name: str) -> str | None:
+    return _take_option(argv, name)[0]
+
+
 def print_metrics(metrics: dict[str, float], title: str) -> None:
     """Metrics as a two-column table on stdout."""
     from rich.console import Console
@@ -53,10 +98,9 @@ def print_metrics(metrics: dict[str, float], title: str) -> None:
     Console().print(table)
 
 
-def _last_checkpoint(trainer: Any) -> Optional[str]:
-    """The newest `last*.ckpt` that the trainer's ModelCheckpoint callbacks wrote in any run under
-    the same logger folder. Lightning's own `ckpt_path="last"` looks only in the folder of the run
-    being started (a fresh `version_N`), so after a kill it finds nothing and starts from scratch."""
+def _checkpoint_dirs(trainer: Any) -> set[str]:
+    """The folders the trainer's ModelCheckpoint callbacks write to, in any run under the same
+    logger folder."""
     import glob
     import os
 
@@ -77,8 +121,67 @@ def _last_checkpoint(trainer: Any) -> Optional[str]:
                                                pattern, "checkpoints")))
         else:
             dirs.add(os.path.join(str(trainer.default_root_dir), "checkpoints"))
-    found = [p for d in dirs for p in glob.glob(os.path.join(glob.escape(d), "last*.ckpt"))]
+    return dirs
+
+
+def _last_checkpoint(trainer: Any, model_id: str | None = None) -> str | None:
+    """The newest `last*.ckpt` that the trainer's ModelCheckpoint callbacks wrote in any run under
+    the same logger folder, of `model_id` (the id the checkpoint records) when given. Lightning's
+    own `ckpt_path="last"` looks only in the folder of the run being started (a fresh
+    `version_N`), so after a kill it finds nothing and starts from scratch."""
+    import glob
+
+    found = [p for d in _checkpoint_dirs(trainer) for p in glob.glob(os.path.join(glob.escape(d), "last*.ckpt"))]
+    if model_id is not None:
+        found = [p for p in found if checkpoint_model_id(p) == model_id]
     return max(found, key=os.path.getmtime) if found else None
+
+
+def _output_dirs(trainer: Any) -> tuple[str, str]:
+    """(checkpoint folder, log folder) of a run about to start."""
+    from pytorch_lightning.callbacks import ModelCheckpoint
+
+    log_dir = str(trainer.log_dir or trainer.default_root_dir)
+    ckpt_dir = os.path.join(log_dir if trainer.loggers else str(trainer.default_root_dir), "checkpoints")
+    for cb in trainer.checkpoint_callbacks:
+        if isinstance(cb, ModelCheckpoint) and cb.dirpath is not None:
+            ckpt_dir = str(cb.dirpath)
+    return ckpt_dir, log_dir
+
+
+#: Lightning warnings that say nothing a `mmzoo` user can act on (shown with MMZOO_DEBUG=1).
+_LIGHTNING_NOISE = (
+    r"Starting from v1\.9\.0, `tensorboardX` has been removed",
+    r"No seed found, seed set to",
+    r"The dirpath has changed from",
+    r"`isinstance\(treespec, LeafSpec\)` is deprecated",
+    r"The number of training batches \(\d+\) is smaller than the logging interval",
+)
+
+
+def _quiet_lightning() -> None:
+    """Lightning's info logs (device lines, tips) are for MMZOO_DEBUG=1 only."""
+    import logging
+
+    if not os.environ.get("MMZOO_DEBUG"):
+        for name in ("pytorch_lightning", "lightning.pytorch", "lightning.fabric", "lightning_fabric"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+        for message in _LIGHTNING_NOISE:
+            warnings.filterwarnings("ignore", message=message)
+
+
+def _merge_conflict(cli: Any, err: BaseException) -> UsageError:
+    """Lightning's "Error while merging hparams" as one line naming both values and the flags."""
+    import re
+
+    match = re.search(r"keys (\[[^\]]*\])", str(err))
+    keys = __import__("ast").literal_eval(match.group(1)) if match else []
+    model_hp = dict(getattr(getattr(cli, "model", None), "hparams_initial", {}) or {})
+    data_hp = dict(getattr(getattr(cli, "datamodule", None), "hparams_initial", {}) or {})
+    parts = [f"--model.{k}={model_hp.get(k)!r} but --data.{k}={data_hp.get(k)!r}" for k in keys]
+    flags = " and ".join(f"--model.{k} / --data.{k}" for k in keys)
+    return UsageError(f"the model and the DataModule disagree: {'; '.join(parts) or err}; "
+                      f"pass the same value to {flags or 'both'}")
 
 
 def _datamodule_defaults(datamodule_class: type, spec: Any) -> dict[str, Any]:
@@ -97,8 +200,12 @@ def _lightning_main(subcommand: str, argv: list[str]) -> None:
     from mmzoo.data import get_datamodule
     from mmzoo.registry import get_spec, split_name
 
+    _check_flag_typos(argv)
     model_name, argv = _take_option(argv, "model")
     data_name, argv = _take_option(argv, "data")
+    ckpt_arg = _peek_option(argv, "ckpt_path")
+    if model_name is None and ckpt_arg and os.path.isfile(ckpt_arg):
+        model_name = checkpoint_model_id(ckpt_arg)  # a checkpoint that records its id loads as that id
     if model_name is None or data_name is None:
         raise SystemExit(
             f"usage: mmzoo {subcommand} --model <id> --data <name> [--data.root DIR] [--trainer.* ...]\n"
@@ -107,7 +214,10 @@ def _lightning_main(subcommand: str, argv: list[str]) -> None:
         )
     spec = get_spec(model_name)
     _, tag = split_name(model_name)
+    _check_ckpt_model(ckpt_arg, spec.id)
     datamodule_class = get_datamodule(data_name)
+    _quiet_lightning()
+    holder: dict[str, Any] = {}
 
     class ZooCLI(LightningCLI):
         def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
@@ -127,7 +237,14 @@ def _lightning_main(subcommand: str, argv: list[str]) -> None:
             for name in getattr(datamodule_class, "model_links", ()):
                 parser.link_arguments(f"data.{name}", f"model.{name}", apply_on="instantiate")
 
+        def _prepare_subcommand_parser(self, klass: type, subcommand: str, **kwargs: Any) -> LightningArgumentParser:
+            parser = super()._prepare_subcommand_parser(klass, subcommand, **kwargs)
+            if "verbose" in self._subcommand_method_arguments.get(subcommand, ()):  # ours is the one table
+                parser.set_defaults({"verbose": bool(os.environ.get("MMZOO_DEBUG"))})
+            return parser
+
         def after_instantiate_classes(self) -> None:
+            holder["cli"] = self
             self.model.zoo_id = spec.id
             cfg = self.config[self.subcommand]
             pretrained = cfg.get("pretrained")
@@ -140,13 +257,29 @@ def _lightning_main(subcommand: str, argv: list[str]) -> None:
                 load_state_dict_strict(self.model, state, f"{spec.id}.{tag or spec.default_tag}")
 
         def before_fit(self) -> None:
+            from pytorch_lightning.callbacks import ModelCheckpoint
+
             cfg = self.config_init[self.subcommand]
+            zero = self.trainer.is_global_zero
             if cfg.get("ckpt_path") == "last":
-                found = _last_checkpoint(self.trainer)
-                if found is not None:  # none: Lightning warns and starts from scratch
+                found = _last_checkpoint(self.trainer, spec.id)
+                if found is not None:
                     cfg.ckpt_path = found
-                    if self.trainer.is_global_zero:
+                    if zero:
                         print(f"mmzoo fit: resuming from {found}", flush=True)
+                else:
+                    cfg.ckpt_path = None
+                    if zero:
+                        where = ", ".join(sorted(_checkpoint_dirs(self.trainer))) or str(self.trainer.default_root_dir)
+                        print(f"mmzoo fit: --ckpt_path last: no last.ckpt of {spec.id} under {where}; "
+                              "starting from scratch", file=sys.stderr, flush=True)
+            if self.trainer.fast_dev_run:
+                self.trainer.callbacks = [c for c in self.trainer.callbacks if not isinstance(c, ModelCheckpoint)]
+                if zero:
+                    print("mmzoo fit: --trainer.fast_dev_run: no checkpoints or logs are written", flush=True)
+            elif zero:
+                ckpt_dir, log_dir = _output_dirs(self.trainer)
+                print(f"mmzoo fit: checkpoints -> {ckpt_dir}; logs -> {log_dir}", flush=True)
 
         def _report(self, subcommand: str) -> None:
             metrics = {k: float(v) for k, v in self.trainer.callback_metrics.items() if v.numel() == 1}
@@ -170,13 +303,19 @@ def _lightning_main(subcommand: str, argv: list[str]) -> None:
     # main() passes the argv it was given (less --model/--data) explicitly; LightningCLI would
     # otherwise warn on every console run that sys.argv is non-empty too.
     warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
-    ZooCLI(
-        model_class=spec.cls,
-        datamodule_class=datamodule_class,
-        args=[subcommand, *argv],
-        trainer_defaults={"callbacks": [ModelCheckpoint(save_last=True)]},
-        save_config_kwargs={"overwrite": True},
-    )
+    debug = bool(os.environ.get("MMZOO_DEBUG"))
+    try:
+        ZooCLI(
+            model_class=spec.cls,
+            datamodule_class=datamodule_class,
+            args=[subcommand, *argv],
+            trainer_defaults={"callbacks": [ModelCheckpoint(save_last=True)], "enable_model_summary": debug},
+            save_config_kwargs={"overwrite": True},
+        )
+    except RuntimeError as err:
+        if "Error while merging hparams" not in str(err):
+            raise
+        raise _merge_conflict(holder.get("cli"), err) from err
 
 
 def _cmd_list(args: argparse.Namespace) -> None:
@@ -311,7 +450,8 @@ def _run(argv: list[str]) -> Any:
     if argv[0] == "predict" and any(a == "--input" or a.startswith("--input=") for a in argv):
         from mmzoo.predict import main as predict_main
 
-        return predict_main(argv[1:])
+        predict_main(argv[1:])  # prints what it wrote where; the console exits 0
+        return None
     if argv[0] in LIGHTNING_VERBS:
         return _lightning_main(argv[0], argv[1:])
     args = _zoo_parser().parse_args(argv)
@@ -320,6 +460,11 @@ def _run(argv: list[str]) -> Any:
 
 def main(argv: Sequence[str] | None = None) -> Any:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in ("--version", "-V"):
+        from mmzoo import __version__
+
+        print(f"mmzoo {__version__}")
+        return None
     if not argv or argv[0] in ("-h", "--help"):
         _zoo_parser().print_help()
         print("\nLightning verbs: mmzoo {fit,validate,test,predict} --model <id> --data <name> [--help]")
@@ -329,7 +474,7 @@ def main(argv: Sequence[str] | None = None) -> Any:
 
     try:
         return _run(argv)
-    except (MmzooError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError) as err:
+    except (MmzooError, UsageError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError) as err:
         _report_error(argv[0], err)
 
 

@@ -6,12 +6,18 @@
 3. fit `cmcoatt-avsdn` with a Lightning Trainer, then test it with the AVE per-segment accuracy;
 4. push it to the local hub, reload it with `mmzoo.load`, and predict the segments of one video.
 
+Everything is written under the demo's folder (`root`): the dataset (`ave/`), the feature cache
+(`feature-cache/`), the Trainer's folder (`logs/`) and the local hub (`hub/`, `$MMZOO_HUB` is
+pointed there while the demo runs), so `rm -r mmzoo-demo` removes all of it.
+
 The visual backbone is ResNet-18 with random weights (the thesis uses ImageNet ResNet-152, which is
 the DataModule's default): no weights can be downloaded offline, and ResNet-18 keeps the demo
 within a few minutes on two CPU cores.
 """
 from __future__ import annotations
 
+import contextlib
+import os
 import time
 from collections import Counter
 from pathlib import Path
@@ -26,8 +32,28 @@ def _say(step: str) -> None:
     print(f"\n==> {step}", flush=True)
 
 
+@contextlib.contextmanager
+def _local_hub_in(folder: Path):
+    """Point the local hub (`$MMZOO_HUB`) at `folder` for the duration of the block."""
+    old = os.environ.get("MMZOO_HUB")
+    os.environ["MMZOO_HUB"] = str(folder.resolve())
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("MMZOO_HUB", None)
+        else:
+            os.environ["MMZOO_HUB"] = old
+
+
 def run_demo(root: str | Path = "mmzoo-demo", epochs: int | None = None, seed: int = 0) -> dict:
-    """Run the demo under `root`; returns test accuracy, chance level and the reload check."""
+    """Run the demo under `root` (everything it writes goes there, the local hub `root/hub`
+    included); returns test accuracy, chance level and the reload check."""
+    with _local_hub_in(Path(root) / "hub"):
+        return _run_demo(Path(root), epochs, seed)
+
+
+def _run_demo(root: Path, epochs: int | None, seed: int) -> dict:
     import pytorch_lightning as pl
 
     import mmzoo
@@ -35,7 +61,6 @@ def run_demo(root: str | Path = "mmzoo-demo", epochs: int | None = None, seed: i
     from mmzoo.data.synthetic.ave import write_ave
 
     start = time.time()
-    root = Path(root)
     epochs = epochs or 40
     pl.seed_everything(seed, workers=True)
 
@@ -47,7 +72,7 @@ def run_demo(root: str | Path = "mmzoo-demo", epochs: int | None = None, seed: i
 
     _say("2/5 extracting per-segment features from the videos (ResNet-18 7x7 maps + VGGish, cached)")
     dm = AVEDataModule(root=str(root / "ave"), input_mode="video", visual_backbone="resnet18.tv_in1k",
-                       pretrained_backbone=False, batch_size=4, num_workers=0,
+                       pretrained_backbone=False, batch_size=4,  # num_workers: the machine's default
                        cache_dir=str(root / "feature-cache"))
     dm.prepare_data()
     dm.setup("fit")
@@ -67,7 +92,7 @@ def run_demo(root: str | Path = "mmzoo-demo", epochs: int | None = None, seed: i
     majority = Counter(labels.tolist()).most_common(1)[0][1] / labels.numel()
     print(f"    test per-segment accuracy {accuracy:.1f}%  (majority-class chance {100 * majority:.1f}%)")
 
-    _say(f"4/5 pushing to the local hub as '{DEMO_REPO}' and reloading with mmzoo.load")
+    _say(f"4/5 pushing to the demo's local hub ({root / 'hub'}) as '{DEMO_REPO}' and reloading with mmzoo.load")
     where = mmzoo.push(model, DEMO_REPO, hub="local")
     reloaded = mmzoo.load(DEMO_REPO)
     batch = next(iter(dm.test_dataloader()))

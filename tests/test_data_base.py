@@ -54,3 +54,53 @@ def test_defaults_from_input_per_datamodule():
     assert epic == {"num_frames": 32, "num_clips": 1, "num_crops": 3, "with_audio": True, "audio_n_mels": 64,
                     "audio_num_frames": 128}  # fmt: skip
     assert "with_audio" not in mods["kinetics"].defaults_from_input(InputConfig(shapes={}, audio=AudioInput(kind="vggish")))
+
+
+@pytest.mark.parametrize("cpus,expected", [(1, 1), (2, 1), (3, 2), (4, 3), (16, 4)])
+def test_num_workers_default_fits_the_machine(cpus, expected, monkeypatch):
+    import inspect
+    import os
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cpus)), raising=False)
+    assert _Toy().num_workers == expected
+    assert _Toy(num_workers=0).num_workers == 0  # an explicit value wins
+    for name, cls in all_datamodules().items():  # no DataModule fixes its own count
+        params = {}
+        for klass in cls.__mro__:
+            if "__init__" in vars(klass):
+                params = {**inspect.signature(klass.__init__).parameters, **params}
+        if "num_workers" in params:
+            assert params["num_workers"].default is None, name
+
+
+@pytest.mark.parametrize("cpus", [2, 3])
+def test_a_normal_run_gets_no_worker_warning(cpus, monkeypatch, tmp_path):
+    import os
+    import warnings
+
+    import pytorch_lightning as pl
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cpus)), raising=False)
+
+    class Tiny(pl.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.lin = torch.nn.Linear(1, 1)
+
+        def training_step(self, batch, i):
+            return self.lin(batch["x"]).sum()
+
+        def validation_step(self, batch, i):
+            self.log("v", self.lin(batch["x"]).sum())
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    dm = _Toy(n=4, batch_size=2, pin_memory=False)
+    assert dm.num_workers == min(4, cpus - 1)
+    trainer = pl.Trainer(max_epochs=1, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        trainer.fit(Tiny(), datamodule=dm)
+    assert not [str(w.message) for w in caught if "num_workers" in str(w.message) or "workers" in str(w.message)]

@@ -289,3 +289,20 @@ def test_epic55_many_shot_lists_and_unseen_kitchens(e55):
         dm.setup("test")
         batch = next(iter(dm.test_dataloader()))
         assert batch["unseen"].tolist() == [unseen] * len(batch["meta"])
+
+
+def test_annotations_dir_as_given_then_under_root_and_errors_name_the_flag(e100, tmp_path, monkeypatch):
+    import shutil
+
+    root = Path(e100["root"])
+    work = tmp_path / "work"
+    shutil.copytree(root / "annotations", work / "my-annotations")
+    monkeypatch.chdir(work)
+    dm = _dm(e100, annotations_dir="my-annotations")  # relative to the working directory
+    assert dm.annotations_dir == Path("my-annotations")
+    dm.setup("fit")
+    assert _dm(e100, annotations_dir="annotations").annotations_dir == root / "annotations"  # under the root
+    with pytest.raises(LayoutError, match=r"annotations folder not found: --data\.annotations_dir nowhere \(tried: nowhere, "):
+        _dm(e100, annotations_dir="nowhere").setup("fit")
+    with pytest.raises(LayoutError, match=r"EPIC-Kitchens root not found: .* \(--data\.root\)"):
+        _dm({**e100, "root": str(tmp_path / "none")}).setup("fit")

@@ -174,7 +174,7 @@ def test_bad_annotations_name_file_and_line(tmp_path):
         _dm(tmp_path).setup("fit")
     with pytest.raises(LayoutError, match="Kinetics root not found"):
         _dm(tmp_path / "nope").setup("fit")
-    with pytest.raises(LayoutError, match=r"annotation file not found: .*missing.csv \(val_csv\)"):
+    with pytest.raises(LayoutError, match=r"val annotation file not found: --data.val_csv missing.csv \(tried: missing.csv, "):
         _dm(tmp_path, val_csv="missing.csv").setup("fit")
 
 
@@ -201,7 +201,7 @@ def test_kinetics_sounds_and_custom_subsets(tmp_path, kin):
     dm.setup("fit")
     assert dm.classes == ["abseiling", "tickling"]
     assert [r.targets["label"] for r in dm.datasets["train"].records] == [0, 0, 1, 1]
-    with pytest.raises(ValueError, match="subset='custom' needs subset_classes_file"):
+    with pytest.raises(ValueError, match="subset='custom' needs --data.subset_classes_file"):
         _dm(kin["root"], subset="custom")
 
 
@@ -325,7 +325,7 @@ def test_mini_kinetics_arnet_split(tmp_path, kin):
     assert [r.video for r in dm.datasets["test"].records] == [x["path"] for x in lists["rows"]["val"]]
     with pytest.raises(AnnotationError, match="Mini-Kinetics has 200 classes, the list gives 2"):
         KineticsDataModule(root=kin["root"], subset="mini", mini_kinetics_dir=lists["dir"]).setup("fit")
-    with pytest.raises(ValueError, match="subset='mini' needs mini_kinetics_dir"):
+    with pytest.raises(ValueError, match="subset='mini' needs --data.mini_kinetics_dir"):
         _dm(kin["root"], subset="mini")
 
 
@@ -426,3 +426,46 @@ def test_defaults_from_input_sets_logmel_frames(kin):
     assert dm.hparams["audio_num_frames"] == 256 and dm.hparams["batch_size"] == 2  # save_hyperparameters policy
     dm.setup("test")
     assert next(iter(dm.test_dataloader()))["audio"].shape == (2, 1, 256, 80)
+
+
+# ---------------------------------------------------------------------- Kinetics as downloaded
+def test_deepmind_file_names_are_found_by_themselves(tmp_path):
+    d = write_kinetics(tmp_path / "k400", per_class={"train": 1, "val": 1, "test": 1}, num_frames=8,
+                       deepmind_csvs=True)
+    assert sorted(p.name for p in (tmp_path / "k400").glob("*.csv")) == ["test.csv", "train.csv", "validate.csv"]
+    dm = _dm(d["root"])
+    dm.setup("fit")
+    assert dm.datasets["val"].records[0].meta["csv"].endswith("validate.csv")
+    dm = _dm(d["root"], test_csv="test.csv")
+    dm.setup("test")
+    assert dm.datasets["test"].records[0].meta["csv"] == str(tmp_path / "k400" / "test.csv")
+
+
+def test_flag_paths_are_resolved_as_given_before_the_root(kin, tmp_path, monkeypatch):
+    # a val list of the same name under the root and, different, in the working directory
+    work = tmp_path / "work"
+    (work / "annotations").mkdir(parents=True)
+    lines = Path(kin["csv"]["val"]).read_text().splitlines()
+    (work / "annotations" / "val.csv").write_text("\n".join(lines[:2]) + "\n")  # header + one row
+    monkeypatch.chdir(work)
+    dm = _dm(kin["root"], val_csv="annotations/val.csv")
+    dm.setup("fit")
+    assert len(dm.datasets["val"].records) == 1  # the working directory's file, not the root's
+    assert Path(dm.datasets["val"].records[0].meta["csv"]).resolve() == (work / "annotations" / "val.csv").resolve()
+    # relative to the root when not found as given
+    dm = _dm(kin["root"], val_csv="val.csv")
+    dm.setup("fit")
+    assert len(dm.datasets["val"].records) == len(lines) - 1
+
+
+def test_errors_name_the_cli_flag(kin, tmp_path):
+    with pytest.raises(LayoutError, match=r"train annotation file not found: --data\.train_csv nope\.csv \(tried: nope\.csv, .*nope\.csv"):
+        _dm(kin["root"], train_csv="nope.csv").setup("fit")
+    with pytest.raises(LayoutError, match=r"Kinetics root not found: .* \(--data\.root\)"):
+        _dm(tmp_path / "nowhere").setup("fit")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(LayoutError, match=r"none of .*annotations/train\.csv, .*train\.csv exists \(set --data\.train_csv"):
+        _dm(empty).setup("fit")
+    with pytest.raises(LayoutError, match=r"class list not found: --data\.subset_classes_file my_classes\.txt"):
+        _dm(kin["root"], subset="custom", subset_classes_file="my_classes.txt").setup("fit")

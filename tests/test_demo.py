@@ -14,7 +14,10 @@ from mmzoo.demo import DEMO_CLASSES, DEMO_REPO, run_demo
 
 
 def test_demo_learns_above_chance_and_reloads_identically(tmp_path, capsys):
+    user_hub = Path(os.environ["MMZOO_HUB"])  # the conftest's stand-in for ~/.cache/mmzoo/hub
     result = run_demo(root=tmp_path / "demo", seed=0)
+    assert os.environ["MMZOO_HUB"] == str(user_hub)  # restored
+    assert not user_hub.exists() or not any(user_hub.iterdir()), "the demo wrote outside its folder"
     out = capsys.readouterr().out
     for step in range(1, 6):
         assert f"==> {step}/5" in out  # progress is shown
@@ -24,13 +27,13 @@ def test_demo_learns_above_chance_and_reloads_identically(tmp_path, capsys):
     assert 20.0 < result["chance"] < 80.0
     assert result["accuracy"] > result["chance"] + 20.0, result
 
-    repo = Path(os.environ["MMZOO_HUB"]) / DEMO_REPO
+    repo = (tmp_path / "demo" / "hub" / DEMO_REPO).resolve()
     assert Path(result["repo"]) == repo
     assert (repo / "config.json").is_file() and (repo / "model.safetensors").is_file()
 
     # independently of the demo: the pushed weights reproduce the accuracy the demo reported,
     # on the features it cached (the same DataModule settings, so nothing is re-extracted)
-    model = mmzoo.load(DEMO_REPO)
+    model = mmzoo.load(repo)
     assert model.zoo_id == "cmcoatt-avsdn"
     assert model.class_names[-1] == "background" and set(DEMO_CLASSES) <= set(model.class_names)
     dm = AVEDataModule(root=str(tmp_path / "demo" / "ave"), input_mode="video", visual_backbone="resnet18.tv_in1k",

@@ -345,3 +345,38 @@ def test_real_zoo_model_round_trip_with_its_card():
     flat_a = a if isinstance(a, torch.Tensor) else torch.cat([t.flatten() for t in torch.utils._pytree.tree_leaves(a)])
     flat_b = b if isinstance(b, torch.Tensor) else torch.cat([t.flatten() for t in torch.utils._pytree.tree_leaves(b)])
     assert torch.equal(flat_a, flat_b)
+
+
+def test_local_hub_modes_follow_the_umask(tiny):
+    """The staging folder is a temporary one (0700) and writers may use temporary files (0600):
+    a published repo must still be readable by the group and others as the umask allows."""
+    import os
+    import stat
+    import tempfile
+
+    from mmzoo.hub.sources import install_local
+
+    def write(folder: Path) -> None:
+        (folder / "sub").mkdir()
+        fd, tmp = tempfile.mkstemp(dir=folder)  # 0600, as a temporary-file writer leaves it
+        os.close(fd)
+        os.replace(tmp, folder / "config.json")
+        fd, tmp = tempfile.mkstemp(dir=folder / "sub")
+        os.close(fd)
+        os.replace(tmp, folder / "sub" / "weights.bin")
+
+    old = os.umask(0o022)
+    try:
+        dest = install_local(write, "me/modes")
+        pushed = Path(mmzoo.push(trained_tiny(hidden=5), "me/mlp-modes"))
+    finally:
+        os.umask(old)
+
+    def mode(p: Path) -> int:
+        return stat.S_IMODE(p.stat().st_mode)
+
+    for root in (dest, pushed):
+        assert mode(root) == 0o755, root
+        for p in root.rglob("*"):
+            assert mode(p) == (0o755 if p.is_dir() else 0o644), p
+    assert mode(dest / "sub" / "weights.bin") == 0o644

@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
-from mmzoo.errors import NoPublishedWeightsError
+from mmzoo.errors import ConversionError, MmzooError, NoPublishedWeightsError
 from mmzoo.hub.repo import WEIGHTS_NAME, load_state_dict_strict, save_pretrained, sha256_file, verify_sha256
 from mmzoo.hub.sources import converted_repo, install_local
 from mmzoo.registry import get_spec, split_name
@@ -87,14 +87,27 @@ def convert(
         raise FileNotFoundError(f"No original checkpoint at {original}.")
     if w.original_sha256:
         verify_sha256(original, w.original_sha256, hint=f"expected the original file of {spec.id}.{w.tag}")
+    suffix = Path(w.original_url).suffix if w.original_url else ""
+    if suffix and original.suffix.lower() != suffix.lower():  # before the trust notice: nothing is read
+        raise ConversionError(f"{original} is not the original checkpoint of {spec.id}.{w.tag}: expected a {suffix} "
+                              f"file (as published at {w.original_url}), read by {w.converter}")
     converter = load_converter(w.converter)
-    if "allow_pickle" in inspect.signature(converter).parameters:
-        # Converters that may need full unpickling read safely unless the caller consents.
-        if allow_pickle:
-            print(_trust_notice(original, bool(w.original_sha256)), file=sys.stderr)
-        state_dict = converter(str(original), allow_pickle=allow_pickle)
-    else:
-        state_dict = converter(str(original))
+    try:
+        if "allow_pickle" in inspect.signature(converter).parameters:
+            # Converters that may need full unpickling read safely unless the caller consents.
+            if allow_pickle:
+                print(_trust_notice(original, bool(w.original_sha256)), file=sys.stderr)
+            state_dict = converter(str(original), allow_pickle=allow_pickle)
+        else:
+            state_dict = converter(str(original))
+    except MmzooError:
+        raise
+    except Exception as err:  # a file of another format: say which one was expected
+        expected = f"a {suffix} file" if suffix else "the authors' original file"
+        raise ConversionError(
+            f"{original} is not in the format {spec.id}.{w.tag} converts from (expected {expected} "
+            f"read by {w.converter}): {type(err).__name__}: {err}"
+        ) from err
     model = spec.build(**spec.cls.init_without_download)
     load_state_dict_strict(model, state_dict, f"the output of {w.converter} on {original}")
     model.zoo_tag = w.tag

@@ -135,7 +135,8 @@ class AVEDataModule(ZooDataModule):
             unreadable instead of raising.
         batch_size: training batch size (64 in the authors' code); ``eval_batch_size`` for
             val/test/predict (default: ``batch_size``).
-        num_workers: DataLoader workers (also used to decode videos during extraction).
+        num_workers: DataLoader workers (also used to decode videos during extraction); ``None``:
+            ``min(4, CPUs - 1)``.
         pin_memory: pin host memory (default: when CUDA is available).
         progress: show a progress bar during extraction.
 
@@ -170,7 +171,7 @@ class AVEDataModule(ZooDataModule):
         skip_corrupt: bool = False,
         batch_size: int = 64,
         eval_batch_size: Optional[int] = None,
-        num_workers: int = 2,
+        num_workers: Optional[int] = None,
         pin_memory: Optional[bool] = None,
         progress: bool = True,
     ) -> None:

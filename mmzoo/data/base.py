@@ -32,6 +32,7 @@ from pytorch_lightning import LightningDataModule
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from mmzoo.data.collate import collate_dicts
+from mmzoo.data.paths import default_num_workers
 from mmzoo.registry import InputConfig
 
 __all__ = ["ZooDataModule", "LOADER_STAGES"]
@@ -45,7 +46,10 @@ class ZooDataModule(LightningDataModule, abc.ABC):
 
     Args:
         batch_size: samples per training batch.
-        num_workers: DataLoader worker processes (0: load in the main process).
+        num_workers: DataLoader worker processes (0: load in the main process); ``None`` (the
+            default): what the machine has, ``min(4, CPUs - 1)`` and at least 1
+            (:func:`~mmzoo.data.paths.default_num_workers`), which also keeps Lightning from
+            warning that the loaders have too few workers.
         pin_memory: pin host memory of the batches; ``None``: when CUDA is available.
         eval_batch_size: samples per validation / test / predict batch; ``None``: ``batch_size``.
 
@@ -66,7 +70,7 @@ class ZooDataModule(LightningDataModule, abc.ABC):
     def __init__(
         self,
         batch_size: int = 8,
-        num_workers: int = 4,
+        num_workers: Optional[int] = None,
         pin_memory: Optional[bool] = None,
         eval_batch_size: Optional[int] = None,
     ) -> None:
@@ -76,6 +80,8 @@ class ZooDataModule(LightningDataModule, abc.ABC):
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if eval_batch_size is not None and eval_batch_size < 1:
             raise ValueError(f"eval_batch_size must be >= 1, got {eval_batch_size}")
+        if num_workers is None:
+            num_workers = default_num_workers()
         if num_workers < 0:
             raise ValueError(f"num_workers must be >= 0, got {num_workers}")
         self.batch_size = batch_size

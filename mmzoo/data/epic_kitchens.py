@@ -82,6 +82,7 @@ import torch
 
 from mmzoo.data.registry import register_datamodule
 from mmzoo.data.clips import ClipDataModule
+from mmzoo.data.paths import find_path, flag
 from mmzoo.data.video_dataset import (
     AnnotationError,
     LayoutError,
@@ -161,7 +162,8 @@ class EpicKitchensDataModule(ClipDataModule):
         root: dataset folder (media layouts in the module docstring).
         version: ``"55"`` or ``"100"``.
         source: ``"frames"`` (released JPEG frames) or ``"video"`` (released MP4 videos).
-        annotations_dir: folder with the annotation CSVs (relative to ``root`` or absolute).
+        annotations_dir: folder with the annotation CSVs: as given (absolute, or relative to the
+            working directory), else relative to ``root``; ``None``: ``root/annotations``.
         test_set: split used by ``test`` / ``predict``: ``"val"``, ``"test"`` (EPIC-100), ``"s1"`` /
             ``"s2"`` (EPIC-55).
         val_participants: EPIC-55 participants held out for validation (default P26-P31: NOT
@@ -180,7 +182,7 @@ class EpicKitchensDataModule(ClipDataModule):
         root: str,
         version: Literal["55", "100"] = "100",
         source: Literal["frames", "video"] = "frames",
-        annotations_dir: str = "annotations",
+        annotations_dir: Optional[str] = None,
         test_set: Literal["val", "test", "s1", "s2"] = "val",
         val_participants: Optional[list[str]] = None,
         val_videos: Optional[list[str]] = None,
@@ -200,8 +202,12 @@ class EpicKitchensDataModule(ClipDataModule):
         self.root = Path(root)
         self.version = version
         self.source = source
-        ad = Path(annotations_dir)
-        self.annotations_dir = ad if ad.is_absolute() else self.root / ad
+        self._annotations_dir_arg = annotations_dir
+        if annotations_dir is None:
+            self.annotations_dir = self.root / "annotations"
+        else:
+            ad = Path(annotations_dir).expanduser()
+            self.annotations_dir = ad if ad.is_absolute() or ad.is_dir() else self.root / ad
         self.val_participants = list(val_participants) if val_participants is not None else list(DEFAULT_VAL_PARTICIPANTS_55)
         bad = [p for p in self.val_participants if not _PARTICIPANT.match(str(p))]
         if bad:
@@ -273,9 +279,7 @@ class EpicKitchensDataModule(ClipDataModule):
         """Validation video ids (``None``: split by participant) and participants; explicit ids are
         checked against the training CSV so that a typo cannot silently move a video."""
         if self.val_videos_file:
-            f = Path(self.val_videos_file)
-            if not f.is_file():
-                raise LayoutError(f"val_videos_file not found: {f}")
+            f = find_path("val_videos_file", self.val_videos_file, self.root, what="EPIC-55 validation video list")
             listed = [(i, x.strip()) for i, x in enumerate(f.read_text().splitlines(), start=1) if x.strip()]
             source = str(f)
         elif self.val_videos is not None:
@@ -362,9 +366,10 @@ class EpicKitchensDataModule(ClipDataModule):
 
     def _validate_layout(self) -> None:
         if not self.root.is_dir():
-            raise LayoutError(f"EPIC-Kitchens root not found: {self.root}")
+            raise LayoutError(f"EPIC-Kitchens root not found: {self.root} ({flag('root')})")
         if not self.annotations_dir.is_dir():
-            raise LayoutError(f"EPIC-Kitchens annotations folder not found: {self.annotations_dir}")
+            find_path("annotations_dir", self._annotations_dir_arg, self.root, defaults=("annotations",),
+                      kind="dir", what="EPIC-Kitchens annotations folder")  # raises, naming the flag
         if self._num_verbs is None:
             dv, dn = DEFAULT_CLASS_COUNTS[self.version]
             self._num_verbs = self._class_count("verbs", dv)

@@ -5,6 +5,13 @@ Layout read (``root``)::
     root/annotations/train.csv         label,youtube_id,time_start,time_end,split[,is_cc]
     root/annotations/val.csv           (file names are arguments: train_csv / val_csv / test_csv)
     root/annotations/test.csv          (optional; ``label`` may be absent -> label -1)
+
+Unless ``train_csv`` / ``val_csv`` are given, the lists are found by themselves under the names
+of both releases: ``annotations/{train,val}.csv`` (CVDF mirror) or DeepMind's archive
+(``train.csv``, ``validate.csv``, ``test.csv``), directly in ``root`` or in ``root/annotations``.
+A path given in a flag is used as given (absolute, or relative to the working directory) and
+only then looked up under ``root`` and ``root/annotations``; errors name the flag
+(``--data.val_csv``) and every path tried.
     root/<split>/<label>/<youtube_id>_<time_start:06d>_<time_end:06d>.mp4
 
 ``<split>`` is the CSV's ``split`` value (``train`` / ``val`` / ``test``). The ``<label>`` folder
@@ -81,6 +88,7 @@ from typing import Any, Literal, Optional
 
 from mmzoo.data.registry import register_datamodule
 from mmzoo.data.clips import ClipDataModule
+from mmzoo.data.paths import find_path, flag
 from mmzoo.data.video_dataset import (
     AnnotationError,
     LayoutError,
@@ -112,6 +120,11 @@ KINETICS_SOUNDS_CLASSES: tuple[str, ...] = (
 )  # fmt: skip
 
 REQUIRED_COLUMNS = ["youtube_id", "time_start", "time_end", "split"]
+#: Where ``train_csv`` / ``val_csv`` are looked for when not given (CVDF mirror, then DeepMind's archive).
+DEFAULT_CSVS = {
+    "train": ("annotations/train.csv", "train.csv"),
+    "val": ("annotations/val.csv", "annotations/validate.csv", "val.csv", "validate.csv"),
+}
 
 #: File names of the Mini-Kinetics distributions: split -> (train list, val list, class list or None).
 MINI_KINETICS_FILES: dict[str, tuple[str, str, Optional[str]]] = {
@@ -203,8 +216,12 @@ class KineticsDataModule(ClipDataModule):
         root: dataset folder (layout in the module docstring).
         version: ``"400"`` or ``"600"`` (checked against the number of training classes unless
             ``subset`` is set; ``"any"`` skips the check, e.g. for synthetic data).
-        train_csv / val_csv / test_csv: annotation files, relative to ``root`` or absolute;
-            ``test_csv=None`` tests on ``val_csv`` (Kinetics results are reported on val).
+        train_csv / val_csv / test_csv: annotation files: as given (absolute, or relative to the
+            working directory), else under ``root`` or ``root/annotations``. ``None`` (train / val):
+            found in ``root`` under the release's names (``[annotations/]train.csv``,
+            ``[annotations/]val.csv`` or DeepMind's ``validate.csv``). ``test_csv=None`` tests on
+            the validation list (Kinetics results are reported on val); ``test_csv="test.csv"``
+            finds DeepMind's test list in either folder.
         subset: ``None`` (all classes), ``"kinetics-sounds"``, ``"custom"`` (classes of
             ``subset_classes_file``) or ``"mini"`` (Mini-Kinetics from its official list files).
         subset_classes_file: text file, one class name per line (for ``subset="custom"``).
@@ -229,8 +246,8 @@ class KineticsDataModule(ClipDataModule):
         self,
         root: str,
         version: Literal["400", "600", "any"] = "400",
-        train_csv: str = "annotations/train.csv",
-        val_csv: str = "annotations/val.csv",
+        train_csv: Optional[str] = None,
+        val_csv: Optional[str] = None,
         test_csv: Optional[str] = None,
         subset: Optional[Literal["kinetics-sounds", "custom", "mini"]] = None,
         subset_classes_file: Optional[str] = None,
@@ -247,32 +264,41 @@ class KineticsDataModule(ClipDataModule):
         self.subset = subset
         self.subset_classes_file = subset_classes_file
         if subset == "custom" and not subset_classes_file:
-            raise ValueError("subset='custom' needs subset_classes_file (one class name per line)")
+            raise ValueError(f"subset='custom' needs {flag('subset_classes_file')} (one class name per line)")
         if subset == "mini" and not mini_kinetics_dir:
-            raise ValueError("subset='mini' needs mini_kinetics_dir (the folder of the official list files)")
+            raise ValueError(f"subset='mini' needs {flag('mini_kinetics_dir')} (the folder of the official list files)")
         if mini_kinetics_split not in MINI_KINETICS_FILES:
-            raise ValueError(f"mini_kinetics_split must be one of {sorted(MINI_KINETICS_FILES)}, got {mini_kinetics_split!r}")
+            raise ValueError(f"{flag('mini_kinetics_split')} must be one of {sorted(MINI_KINETICS_FILES)}, got {mini_kinetics_split!r}")
         if mini_kinetics_missing not in ("error", "skip"):
-            raise ValueError(f"mini_kinetics_missing must be 'error' or 'skip', got {mini_kinetics_missing!r}")
-        self.mini_kinetics_dir = Path(mini_kinetics_dir) if mini_kinetics_dir else None
+            raise ValueError(f"{flag('mini_kinetics_missing')} must be 'error' or 'skip', got {mini_kinetics_missing!r}")
+        self._mini_kinetics_dir_arg = mini_kinetics_dir
+        self.mini_kinetics_dir: Path | None = None  # resolved by _validate_layout
         self.mini_kinetics_split = mini_kinetics_split
         self.mini_kinetics_missing_policy = mini_kinetics_missing
         self.mini_kinetics_missing: list[str] = []
         self._test_on_val = test_csv is None
         self._mini: dict[str, list[tuple[str, int, dict]]] = {}
         if missing_videos not in ("error", "skip"):
-            raise ValueError(f"missing_videos must be 'error' or 'skip', got {missing_videos!r}")
+            raise ValueError(f"{flag('missing_videos')} must be 'error' or 'skip', got {missing_videos!r}")
         self.missing_videos_policy = missing_videos
         self.train_split, self.val_split, self.test_split = "train", "val", "test"
         self.classes: list[str] | None = None
         self.missing_videos: list[str] = []
         self._index: dict[str, dict[str, list[Path]]] = {}
         self._rows: dict[str, list[tuple[str, int, dict]]] = {}
+        self._csv_paths: dict[str, Path] = {}
 
     # ------------------------------------------------------------------ layout
     def _csv_path(self, split: str) -> Path:
-        p = Path(self.csvs[split])
-        return p if p.is_absolute() else self.root / p
+        """The annotation file of ``split`` (see ``train_csv``); :class:`LayoutError` naming the flag."""
+        if split == "test" and self._test_on_val:
+            split = "val"
+        if split not in self._csv_paths:
+            self._csv_paths[split] = find_path(
+                f"{split}_csv", self.csvs[split], self.root, defaults=DEFAULT_CSVS.get(split, ()),
+                under=("", "annotations"), what=f"Kinetics {split} annotation file",
+            )
+        return self._csv_paths[split]
 
     def _read_csv(self, split: str) -> list[tuple[str, int, dict]]:
         if split in self._rows:
@@ -314,9 +340,7 @@ class KineticsDataModule(ClipDataModule):
             wanted = list(KINETICS_SOUNDS_CLASSES)
             source = "Kinetics-Sounds (AVSlowFast thesis, ch. 4)"
         else:
-            f = Path(self.subset_classes_file)
-            if not f.is_file():
-                raise LayoutError(f"subset_classes_file not found: {f}")
+            f = find_path("subset_classes_file", self.subset_classes_file, self.root, what="class list")
             wanted = [x.strip() for x in f.read_text(encoding="utf-8").splitlines() if x.strip()]
             source = str(f)
             if len(set(wanted)) != len(wanted):
@@ -466,12 +490,12 @@ class KineticsDataModule(ClipDataModule):
 
     def _validate_layout(self) -> None:
         if not self.root.is_dir():
-            raise LayoutError(f"Kinetics root not found: {self.root}")
+            raise LayoutError(f"Kinetics root not found: {self.root} ({flag('root')})")
         for split in ("train", "val", "test"):
-            if not self._csv_path(split).is_file():
-                raise LayoutError(f"Kinetics annotation file not found: {self._csv_path(split)} ({split}_csv)")
-        if self.subset == "mini" and not self.mini_kinetics_dir.is_dir():
-            raise LayoutError(f"mini_kinetics_dir not found: {self.mini_kinetics_dir}")
+            self._csv_path(split)
+        if self.subset == "mini" and self.mini_kinetics_dir is None:
+            self.mini_kinetics_dir = find_path("mini_kinetics_dir", self._mini_kinetics_dir_arg, self.root,
+                                               kind="dir", what="Mini-Kinetics list folder")
         if self.classes is None:
             self.classes = self._class_list()
 

@@ -451,7 +451,7 @@ class MSRVTTDataModule(ZooDataModule):
         video_dir: folder of the mp4 files, relative to ``root``.
         num_frames / frame_size: frames per video and crop size in video mode.
         batch_size: 64 pairs (T2VLAD); eval_batch_size: videos per evaluation batch.
-        num_workers: DataLoader workers. seed: caption sampling seed.
+        num_workers: DataLoader workers (``None``: ``min(4, CPUs - 1)``). seed: caption sampling seed.
         pin_memory: pin host memory (``None``: when CUDA is available).
     """
 
@@ -477,7 +477,7 @@ class MSRVTTDataModule(ZooDataModule):
         frame_size: int = 224,
         batch_size: int = 64,
         eval_batch_size: int = 64,
-        num_workers: int = 0,
+        num_workers: Optional[int] = None,
         seed: int = 0,
         pin_memory: Optional[bool] = None,
     ):

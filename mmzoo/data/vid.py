@@ -423,7 +423,7 @@ class VIDDataModule(ZooDataModule):
         mean / std: normalisation of [0, 1] RGB (ImageNet, as the R-FCN backbone was trained).
         batch_size: training sequences per batch (authors: 2).
         eval_batch_size: evaluation windows per batch.
-        num_workers: DataLoader workers.
+        num_workers: DataLoader workers (``None``: ``min(4, CPUs - 1)``).
         flip: random left-right flips of whole training sequences.
         samples_per_snippet: training sequences drawn from each snippet per epoch.
         det_list: optional list of ImageNet DET images (relative to ``Data/DET/train``, first
@@ -442,7 +442,7 @@ class VIDDataModule(ZooDataModule):
         self, root: str = "data/ILSVRC2015", num_frames: int = 7, stride: int = 10, eval_window: int = 11,
         short_side: int = 360, max_side: int = 600, mean: tuple[float, float, float] = IMAGENET_MEAN,
         std: tuple[float, float, float] = IMAGENET_STD, batch_size: int = 2, eval_batch_size: int = 1,
-        num_workers: int = 4, flip: bool = True, samples_per_snippet: int = 1, det_list: Optional[str] = None,
+        num_workers: Optional[int] = None, flip: bool = True, samples_per_snippet: int = 1, det_list: Optional[str] = None,
         test_split: str = "val", check_files: str = "snippets", seed: int = 0, pin_memory: Optional[bool] = None,
         eval_stride: int = 10, eval_window_step: int = 1,
     ):

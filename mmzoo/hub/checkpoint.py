@@ -68,7 +68,8 @@ def model_from_checkpoint(path: str | os.PathLike, model_id: str | None = None):
 
     A .ckpt is read with torch's restricted `weights_only` unpickler (tensors and plain
     containers only; no code is executed). The model id comes from `model_id`, from the
-    checkpoint's "mmzoo" entry, or is inferred from the hyper-parameters and tensor shapes.
+    checkpoint's "mmzoo" entry, or is inferred from the hyper-parameters and tensor shapes; a
+    `model_id` other than the one the checkpoint records is an IncompatibleConfigError.
     """
     path = Path(path)
     if path.is_dir():
@@ -79,7 +80,13 @@ def model_from_checkpoint(path: str | os.PathLike, model_id: str | None = None):
     hparams = {k: v for k, v in dict(ckpt.get("hyper_parameters") or {}).items() if not k.startswith("_")}
     state = ckpt["state_dict"]
     recorded = ckpt.get("mmzoo") if isinstance(ckpt.get("mmzoo"), dict) else {}
-    model_id = model_id or recorded.get("model_id") or infer_model_id(hparams, state, path)
+    saved_as = recorded.get("model_id")
+    if model_id and saved_as and get_spec(model_id).id != saved_as:
+        raise IncompatibleConfigError(
+            f"{path} is a checkpoint of '{saved_as}', not of '{model_id}'; pass --model {saved_as} "
+            "(model_id=...) or leave it out: the checkpoint records its model id."
+        )
+    model_id = model_id or saved_as or infer_model_id(hparams, state, path)
     spec = get_spec(model_id)
     model = build_model(spec, hparams, str(path))
     load_state_dict_strict(model, state, str(path))

@@ -126,10 +126,35 @@ def _swap_in(staging: Path, dest: Path) -> None:
     shutil.rmtree(backup, ignore_errors=True)
 
 
+def _current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _apply_umask(folder: Path) -> None:
+    """Give `folder` and everything in it the modes a plain `mkdir` / `open` would have had
+    (0777 / 0666, less the umask; executable files keep x where the umask allows): the staging
+    folder comes from `mkdtemp` (0700) and writers may use temporary files (0600), which would
+    otherwise leave a published repo unreadable by the group and others."""
+    mask = _current_umask()
+    os.chmod(folder, 0o777 & ~mask)
+    for dirpath, dirnames, filenames in os.walk(folder):
+        for d in dirnames:
+            os.chmod(os.path.join(dirpath, d), 0o777 & ~mask)
+        for f in filenames:
+            path = os.path.join(dirpath, f)
+            if os.path.islink(path):
+                continue
+            full = 0o777 if os.stat(path).st_mode & 0o100 else 0o666
+            os.chmod(path, full & ~mask)
+
+
 def install_local(write: Callable[[Path], object], repo_id: str) -> Path:
     """Publish into the local hub atomically: `write(staging_folder)` fills a folder beside the
     destination, which then replaces `<hub>/<repo_id>`. If `write` fails or the process dies,
-    the previous version of the repo stays in place."""
+    the previous version of the repo stays in place. Folders and files get the modes the umask
+    allows (0755 / 0644 with the usual 022), not those of the temporary staging folder."""
     check_repo_id(repo_id)
     dest = local_hub_dir() / repo_id
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -137,6 +162,7 @@ def install_local(write: Callable[[Path], object], repo_id: str) -> Path:
     staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.incoming-", dir=dest.parent))
     try:
         write(staging)
+        _apply_umask(staging)
         _swap_in(staging, dest)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
 from mmzoo.errors import NotSupportedError
@@ -111,4 +112,18 @@ def main(argv: Sequence[str]) -> Any:
         print(f"mmzoo predict: --pretrained false: {args.model} has RANDOM weights", file=sys.stderr)
         model = mmzoo.create(args.model, **overrides)
     model.eval()
-    return predict_input(model, args.input, args.output_dir, query=args.query, top_k=args.top_k)
+    out = Path(args.output_dir)
+    before = {f: f.stat().st_mtime_ns for f in out.rglob("*") if f.is_file()} if out.is_dir() else {}
+    result = predict_input(model, args.input, args.output_dir, query=args.query, top_k=args.top_k)
+    print(_summary(args.model, args.input, out, before, result))
+    return result
+
+
+def _summary(model: str, source: str, out: Path, before: dict[Path, int], result: Any) -> str:
+    """One line: what `mmzoo predict --input` wrote where (never the result itself)."""
+    written = sorted(f for f in out.rglob("*") if f.is_file() and before.get(f) != f.stat().st_mtime_ns) \
+        if out.is_dir() else []
+    count = f"{len(result)} results" if isinstance(result, (list, tuple, dict)) else "done"
+    names = ", ".join(str(f.relative_to(out)) for f in written[:3]) + (f" (+{len(written) - 3} more)" if len(written) > 3 else "")
+    files = f"wrote {len(written)} file(s) to {out}" + (f": {names}" if names else "")
+    return f"mmzoo predict: {model} on {source}: {count}; {files}"

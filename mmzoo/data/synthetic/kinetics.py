@@ -67,6 +67,7 @@ def write_kinetics(
     corrupt: Sequence[tuple[str, int]] = (),
     flat: bool = False,
     seed: int = 0,
+    deepmind_csvs: bool = False,
 ) -> dict[str, Any]:
     """Write the dataset; returns a description for tests.
 
@@ -80,6 +81,8 @@ def write_kinetics(
         no_audio / corrupt: ``(split, row_number)`` pairs (row number within the split's CSV,
             0-based) written without audio / as a corrupt file.
         flat: CVDF layout without label folders.
+        deepmind_csvs: name and place the lists as DeepMind's archive does (``root/train.csv``,
+            ``root/validate.csv``, ``root/test.csv``) instead of ``root/annotations/<split>.csv``.
 
     Returns:
         ``{"root", "classes" (sorted), "csv": {split: path}, "rows": {split: [dict(label,
@@ -92,7 +95,8 @@ def write_kinetics(
     sorted_classes = sorted(classes)
     out: dict[str, Any] = {"root": str(root), "classes": sorted_classes, "csv": {}, "rows": {},
                            "num_frames": num_frames, "fps": fps, "size": tuple(size)}  # fmt: skip
-    (root / "annotations").mkdir(parents=True, exist_ok=True)
+    csv_dir = root if deepmind_csvs else root / "annotations"
+    csv_dir.mkdir(parents=True, exist_ok=True)
     seconds = num_frames / fps
     no_audio, corrupt = set(map(tuple, no_audio)), set(map(tuple, corrupt))
     for split, n in per_class.items():
@@ -102,7 +106,7 @@ def write_kinetics(
                 yid = "".join(rng.choice(_ID_CHARS) for _ in range(11))
                 start = rng.randrange(0, 290)
                 rows.append({"label": label, "youtube_id": yid, "time_start": start, "time_end": start + 10})
-        csv_path = root / "annotations" / f"{split}.csv"
+        csv_path = csv_dir / ("validate.csv" if deepmind_csvs and split == "val" else f"{split}.csv")
         with open(csv_path, "w", newline="") as f:
             w = csv.writer(f)
             w.writerow(["label", "youtube_id", "time_start", "time_end", "split"])
