@@ -1,6 +1,8 @@
 # Entry points, each bootstrapping .venv from nothing with the locked environment.
 # requirements.lock pins every package of the environment (runtime + test extras) with hashes;
 # `make lock` regenerates it with uv (README, "Development").
+SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -12,7 +14,8 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml $(LOCK) | sha1sum | cut -
 
 $(STAMP): pyproject.toml $(LOCK)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --require-hashes -r $(LOCK)
+	@echo "mmzoo: installing the locked environment ($(LOCK)) into $(VENV); the first run downloads torch (a few minutes)"
+	$(PY) -m pip install --require-hashes -r $(LOCK) | { grep --line-buffered -E "^(Collecting|Installing|Successfully)" || true; }
 	$(PY) -m pip install -q --no-deps -e .
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)

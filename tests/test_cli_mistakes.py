@@ -198,3 +198,19 @@ def test_console_test_run_is_quiet_unless_debug(ave_root, tmp_path):
     debug = subprocess.run(argv, env=dict(env, MMZOO_DEBUG="1"), capture_output=True, text=True, timeout=240)
     assert debug.returncode == 0 and "GPU available" in debug.stdout + debug.stderr
     assert "Test metric" in debug.stdout
+
+
+def test_epic_without_the_verb_noun_head_is_one_line_before_training(tmp_path, capsys):
+    from mmzoo.data.synthetic import write_epic
+
+    info = write_epic(tmp_path / "epic", version="100", num_frames=90, size=(40, 48), seed=2)
+    argv = ["fit", "--model", "slowfast-r50-4x16", "--data", "epic-kitchens", "--data.root", str(info["root"]),
+            "--data.version", "100", "--data.source", "frames", "--data.num_workers", "0", "--model.depth", "14",
+            "--model.width", "8", "--trainer.accelerator", "cpu", "--trainer.max_epochs", "1",
+            "--trainer.default_root_dir", str(tmp_path / "run"), "--trainer.enable_progress_bar", "false"]
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--model.head verb_noun" in err[0] and "Traceback" not in err[0]
+    assert not list((tmp_path / "run").rglob("*.ckpt"))  # refused before any training step

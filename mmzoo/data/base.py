@@ -58,12 +58,14 @@ class ZooDataModule(LightningDataModule, abc.ABC):
     links to the model's arguments of the same name), ``persistent_workers`` (keep the workers
     alive between epochs when ``num_workers > 0``; ``False`` when the dataset must see state
     changed in the main process, e.g. an epoch counter), ``drop_last_train`` (drop the last
-    incomplete training batch).
+    incomplete training batch), ``targets`` (the label fields its batches carry, so a model can
+    refuse a DataModule whose labels it cannot train on before the first step).
     """
 
     datamodule_name: ClassVar[str] = "data"
     collate_fn: ClassVar[Callable[[list], dict]] = staticmethod(collate_dicts)
     model_links: ClassVar[tuple[str, ...]] = ()
+    targets: ClassVar[tuple[str, ...]] = ("label",)
     persistent_workers: ClassVar[bool] = True
     drop_last_train: ClassVar[bool] = False
 

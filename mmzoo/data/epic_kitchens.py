@@ -220,6 +220,7 @@ class EpicKitchensDataModule(ClipDataModule):
         self._rows: dict[str, list[tuple[str, int, dict]]] = {}
 
     collate_fn = staticmethod(collate_epic)
+    targets = ("verb", "noun", "action")
 
     # ------------------------------------------------------------------ annotations
     def _file(self, key: str) -> Path:

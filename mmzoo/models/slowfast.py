@@ -163,7 +163,17 @@ class SlowFastFamilyModule(ZooModule):
         batches' `unseen` field."""
         super().setup(stage)
         trainer = getattr(self, "_trainer", None)
-        subsets = getattr(getattr(trainer, "datamodule", None), "metric_subsets", None)
+        dm = getattr(trainer, "datamodule", None)
+        targets = getattr(dm, "targets", None)
+        if stage != "predict" and targets is not None:
+            needed = ("verb", "noun") if self.hparams.head == "verb_noun" else ("label",)
+            if not set(needed) <= set(targets):
+                hint = ("--model.head verb_noun --model.num_verbs V --model.num_nouns N" if "verb" in targets
+                        else "--model.head single (or multilabel)")
+                raise NotSupportedError(
+                    f"the {self.hparams.head!r} head trains on batch field(s) {list(needed)}, but "
+                    f"{getattr(dm, 'datamodule_name', type(dm).__name__)!r} batches carry {list(targets)}: pass {hint}")
+        subsets = getattr(dm, "metric_subsets", None)
         if self.hparams.head != "verb_noun" or not callable(subsets):
             return
         kwargs = subsets()
