@@ -59,20 +59,10 @@ def _check_flag_typos(argv: list[str], known: Sequence[str] = ("model", "data", 
             raise UsageError(f"unknown flag --{name}; did you mean --{close[0]}?")
 
 
-def checkpoint_model_id(path: str | os.PathLike) -> str | None:
-    """The mmzoo model id a Lightning checkpoint records (None when it records none or is unreadable)."""
-    import torch
-
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception:  # noqa: BLE001 - not a (readable) checkpoint: the loader reports it later
-        return None
-    recorded = ckpt.get("mmzoo") if isinstance(ckpt, dict) else None
-    return recorded.get("model_id") if isinstance(recorded, dict) else None
-
-
 def _check_ckpt_model(ckpt_path: str | None, model_id: str) -> None:
     """`--model avel --ckpt_path <a cmcoatt-avsdn checkpoint>`: an error naming both ids."""
+    from mmzoo.hub.checkpoint import checkpoint_model_id
+
     if not ckpt_path or not os.path.isfile(ckpt_path):
         return
     recorded = checkpoint_model_id(ckpt_path)
@@ -130,6 +120,8 @@ def _last_checkpoint(trainer: Any, model_id: str | None = None) -> str | None:
     own `ckpt_path="last"` looks only in the folder of the run being started (a fresh
     `version_N`), so after a kill it finds nothing and starts from scratch."""
     import glob
+
+    from mmzoo.hub.checkpoint import checkpoint_model_id
 
     found = [p for d in _checkpoint_dirs(trainer) for p in glob.glob(os.path.join(glob.escape(d), "last*.ckpt"))]
     if model_id is not None:
@@ -198,6 +190,7 @@ def _lightning_main(subcommand: str, argv: list[str]) -> None:
     from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 
     from mmzoo.data import get_datamodule
+    from mmzoo.hub.checkpoint import checkpoint_model_id
     from mmzoo.registry import get_spec, split_name
 
     _check_flag_typos(argv)

@@ -48,6 +48,22 @@ def infer_model_id(hparams: Mapping[str, Any], state: Mapping[str, torch.Tensor]
     )
 
 
+def recorded_model_id(ckpt: Any) -> str | None:
+    """The model id a loaded checkpoint records in its "mmzoo" entry (`ZooModule.on_save_checkpoint`)."""
+    recorded = ckpt.get("mmzoo") if isinstance(ckpt, dict) else None
+    return recorded.get("model_id") if isinstance(recorded, dict) else None
+
+
+def checkpoint_model_id(path: str | os.PathLike) -> str | None:
+    """The model id the Lightning checkpoint at `path` records (None when it records none or is
+    unreadable); memory-maps the file instead of reading its tensors."""
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # noqa: BLE001 - not a (readable) checkpoint: the loader reports it later
+        return None
+    return recorded_model_id(ckpt)
+
+
 def _read_checkpoint(path: Path) -> dict:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
@@ -79,8 +95,7 @@ def model_from_checkpoint(path: str | os.PathLike, model_id: str | None = None):
     ckpt = _read_checkpoint(path)
     hparams = {k: v for k, v in dict(ckpt.get("hyper_parameters") or {}).items() if not k.startswith("_")}
     state = ckpt["state_dict"]
-    recorded = ckpt.get("mmzoo") if isinstance(ckpt.get("mmzoo"), dict) else {}
-    saved_as = recorded.get("model_id")
+    saved_as = recorded_model_id(ckpt)
     if model_id and saved_as and get_spec(model_id).id != saved_as:
         raise IncompatibleConfigError(
             f"{path} is a checkpoint of '{saved_as}', not of '{model_id}'; pass --model {saved_as} "
