@@ -312,30 +312,33 @@ def _lightning_main(subcommand: str, argv: list[str]) -> None:
 
 
 def _cmd_list(args: argparse.Namespace) -> None:
-    from mmzoo.registry import all_specs, list_models
+    from mmzoo.catalog import NOT_PUBLISHED, PUBLISHED, list_ids, load_index, weights_status
 
-    names = list_models(args.pattern, pretrained=args.pretrained)
+    names = list_ids(args.pattern, pretrained=args.pretrained)
     if args.json:
         print(json.dumps(names))
         return
-    specs = all_specs()
+    index = load_index()
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title="mmzoo models" + (" (pretrained tags)" if args.pretrained else ""))
-    for col in ("id", "task", "tags (published)"):
+    table = Table(title="mmzoo models" + (" (pretrained tags)" if args.pretrained else ""),
+                  caption=f"weights: {PUBLISHED} = mmzoo's on the Hub; converts on first use = the authors' "
+                          f"file, downloaded and converted once; {NOT_PUBLISHED} = train with `mmzoo fit`")
+    for col in ("id", "task", "tags (weights)"):
         table.add_column(col)
     for name in names:
-        spec = specs[name.split(".")[0]]
-        tags = ", ".join(f"{t}{'' if w.available else ' (not published)'}" for t, w in zip(spec.tags, spec.weights))
-        table.add_row(name, spec.task, tags or "-")
+        record = index[name.split(".")[0]]
+        tags = ", ".join(f"{t} ({weights_status(w)})" for t, w in record["tags"].items())
+        table.add_row(name, record["task"], tags or "-")
     Console().print(table)
 
 
 def _cmd_info(args: argparse.Namespace) -> None:
-    from mmzoo.info import model_info
+    from mmzoo.catalog import info as catalog_info
+    from mmzoo.catalog import weights_status
 
-    info = model_info(args.id)
+    info = catalog_info(args.id)
     if args.json:
         print(json.dumps(info, indent=2, default=str))
         return
@@ -350,8 +353,7 @@ def _cmd_info(args: argparse.Namespace) -> None:
         print(f"    {key}: {json.dumps(value)}")
     print("  tags:")
     for tag, t in info["tags"].items():
-        status = "published" if t["published"] else "not published"
-        print(f"    .{tag}: {status}; {t['dataset']}; {json.dumps(t['metrics'])}")
+        print(f"    .{tag}: {weights_status(t)}; {t['dataset']}; {json.dumps(t['metrics'])}")
     if info["reported"]:
         print("  reported in the paper:")
         for key, value in info["reported"].items():

@@ -26,7 +26,9 @@ def measure(name: str, **overrides: Any) -> dict[str, Any]:
     return {"params": params, "gflops": gflops}
 
 
-def model_info(name: str) -> dict[str, Any]:
+def model_info(name: str, measured: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What `mmzoo info` prints: the registry record of an id plus its measured size (`measured`
+    reuses a {"params", "gflops"} already computed by `measure`)."""
     spec = get_spec(name)
     info: dict[str, Any] = {
         "id": spec.id,
@@ -42,6 +44,7 @@ def model_info(name: str) -> dict[str, Any]:
                 "hub_repo": w.hub_repo,
                 "dataset": w.dataset,
                 "original_url": w.original_url,
+                "converter": w.converter,
                 "metrics": dict(w.metrics),
                 "notes": w.notes,
             }
@@ -50,5 +53,5 @@ def model_info(name: str) -> dict[str, Any]:
         "default_tag": spec.default_tag,
         "reported": dict(spec.reported),
     }
-    info.update(measure(name))
+    info.update(measured if measured is not None else measure(name))
     return info

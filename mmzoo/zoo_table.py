@@ -1,6 +1,8 @@
-"""The README's zoo table, generated from the registry (`python -m mmzoo.zoo_table --write`).
+"""The README's zoo table and `mmzoo/zoo_index.json` (what `mmzoo list` / `info` read), both
+generated from the registry by `python -m mmzoo.zoo_table --write`.
 
-A test regenerates it and compares with README.md, so the table cannot drift from the code.
+`tests/test_models_every_id.py` compares both with the live registry, so neither can drift from
+the code.
 """
 from __future__ import annotations
 
@@ -9,8 +11,7 @@ import functools
 import re
 from pathlib import Path
 
-from mmzoo.info import measure
-from mmzoo.registry import all_specs
+from mmzoo.catalog import NOT_PUBLISHED, PUBLISHED, build_index, weights_status, write_index
 
 START = "<!-- zoo-table:start -->"
 END = "<!-- zoo-table:end -->"
@@ -31,22 +32,26 @@ def _fmt_reported(reported: dict) -> str:
 
 
 @functools.lru_cache(maxsize=1)
-def render() -> str:
+def index() -> dict:
+    """The catalogue of the live registry (measures every id once per process)."""
+    return build_index()
+
+
+def render(idx: dict | None = None) -> str:
     """Markdown table: id, task, params, GFLOPs, the paper's headline numbers, weight tags."""
     rows = [
         "| id | task | params (M) | GFLOPs | paper reports | tags (weights) |",
         "|---|---|---:|---:|---|---|",
     ]
-    for model_id, spec in all_specs().items():
-        size = measure(model_id)
-        gflops = "n/a" if size["gflops"] is None else f"{size['gflops']:.1f}"
+    short = {PUBLISHED: "published", NOT_PUBLISHED: "none yet"}
+    for model_id, record in (idx or index()).items():
+        gflops = "n/a" if record["gflops"] is None else f"{record['gflops']:.1f}"
         tags = ", ".join(
-            f"`.{w.tag}` ({'published' if w.hub_repo else 'convert from original' if w.available else 'none yet'})"
-            for w in spec.weights
+            f"`.{tag}` ({short.get(weights_status(w), 'convert from original')})" for tag, w in record["tags"].items()
         ) or "-"
         rows.append(
-            f"| `{model_id}` | {spec.task} | {size['params'] / 1e6:.2f} | {gflops} "
-            f"| {_fmt_reported(dict(spec.reported))} | {tags} |"
+            f"| `{model_id}` | {record['task']} | {record['params'] / 1e6:.2f} | {gflops} "
+            f"| {_fmt_reported(record['reported'])} | {tags} |"
         )
     return "\n".join(rows)
 
@@ -60,13 +65,14 @@ def replace_in(text: str, table: str) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--write", action="store_true", help="rewrite the table in README.md")
+    parser.add_argument("--write", action="store_true", help="rewrite the table in README.md and mmzoo/zoo_index.json")
     parser.add_argument("--readme", default=str(Path(__file__).resolve().parents[1] / "README.md"))
     args = parser.parse_args()
     table = render()
     if args.write:
         path = Path(args.readme)
         path.write_text(replace_in(path.read_text(), table))
+        write_index(index())
     else:
         print(table)
 

@@ -124,6 +124,19 @@ def test_list_table_json_pattern_and_pretrained(capsys, monkeypatch):
         assert tag in table
 
 
+def test_list_and_info_answer_without_importing_the_model_stack():
+    """`mmzoo list` / `info` read the catalogue (mmzoo/zoo_index.json): no torch, no model module."""
+    code = ("import sys; from mmzoo.cli import main; main(['list', '--pretrained']); main(['info', 'slowfast-r50-8x8']); "
+            "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'lightning', 'pytorch_lightning', "
+            "'transformers', 'timm') or m.startswith('mmzoo.models')); print('HEAVY', heavy)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, COLUMNS="250"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "HEAVY []" in proc.stdout, proc.stdout[-500:]
+    assert "slowfast-r50-8x8.k400 (converts on first use)" not in proc.stdout  # a row per tag, its status beside it
+    assert "k400 (converts on first use)" in proc.stdout and ".k400: converts on first use" in proc.stdout
+
+
 def test_info_json_params_and_gflops(capsys):
     main(["info", "cmcoatt-avsdn", "--json"])
     info = json.loads(capsys.readouterr().out)

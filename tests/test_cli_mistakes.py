@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -80,6 +81,10 @@ MISTAKES = {
     "predict with another model's ckpt": (
         lambda a: ["predict", "--model", "t2vlad", "--input", str(a["tmp"]), "--ckpt_path", str(a["ckpt"])],
         ("'cmcoatt-avsdn'",)),
+    "push a folder under another model": (lambda a: ["push", str(a["folder"]), "me/x", "--model", "avel"],
+                                          ("'avel'", "'cmcoatt-avsdn'", "--model cmcoatt-avsdn")),
+    "push a folder whose config.json model_id was edited": (
+        lambda a: ["push", str(a["edited"]), "me/x"], ("'cmcoatt-avel'", "'cmcoatt-avsdn'", "config.json")),
     "model/data hparams conflict": (
         lambda a: ["fit", *_common(a["root"], a["tmp"]), "--data", a["logged"], "--trainer.max_epochs", "1",
                    "--trainer.limit_train_batches", "1", "--trainer.limit_val_batches", "0"],
@@ -87,12 +92,28 @@ MISTAKES = {
 }
 
 
+@pytest.fixture(scope="module")
+def folders(ckpt, tmp_path_factory) -> dict[str, Path]:
+    """The checkpoint exported as a repo folder, and a copy whose config.json names another id."""
+    from mmzoo.hub import model_from_checkpoint, save_pretrained
+
+    root = tmp_path_factory.mktemp("folders")
+    folder = save_pretrained(model_from_checkpoint(ckpt), root / "exported")
+    edited = root / "edited"
+    shutil.copytree(folder, edited)
+    config = json.loads((edited / "config.json").read_text())
+    config["model_id"] = "cmcoatt-avel"
+    (edited / "config.json").write_text(json.dumps(config))
+    return {"folder": folder, "edited": edited}
+
+
 @pytest.mark.parametrize("name", sorted(MISTAKES))
-def test_mistake_is_one_line(name, ave_root, ckpt, tmp_path, logged_ave, capsys):
+def test_mistake_is_one_line(name, ave_root, ckpt, folders, tmp_path, logged_ave, capsys, monkeypatch):
+    monkeypatch.setenv("MMZOO_HUB", str(tmp_path / "hub"))
     txt = tmp_path / "notes.txt"
     txt.write_text("not a checkpoint\n")
     build, needles = MISTAKES[name]
-    argv = build({"root": ave_root, "tmp": tmp_path, "ckpt": ckpt, "txt": txt, "logged": logged_ave})
+    argv = build({"root": ave_root, "tmp": tmp_path, "ckpt": ckpt, "txt": txt, "logged": logged_ave, **folders})
     if name == "model/data hparams conflict":  # _common's --data ave, overridden by the later --data
         i = argv.index("ave")
         del argv[i - 1:i + 1]

@@ -16,7 +16,8 @@ import pytest
 import torch
 
 import mmzoo
-from mmzoo.info import measure
+from mmzoo.catalog import load_index
+from mmzoo.info import measure, model_info
 from mmzoo.registry import InputConfig, all_specs
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -69,7 +70,7 @@ def _tensors(out):
 
 
 @pytest.mark.parametrize("model_id", IDS)
-def test_full_size_on_meta_matches_the_readme_table(model_id):
+def test_full_size_on_meta_matches_the_readme_table_and_the_catalogue(model_id):
     rows = _readme_rows()
     assert model_id in rows, f"{model_id} is missing from the README zoo table"
     params_m, gflops = rows[model_id]
@@ -77,6 +78,9 @@ def test_full_size_on_meta_matches_the_readme_table(model_id):
     assert round(size["params"] / 1e6, 2) == params_m
     assert gflops != "n/a" and size["gflops"] is not None, f"{model_id}: GFLOPs must be countable on the meta device"
     assert round(size["gflops"], 1) == float(gflops)
+    # what `mmzoo list` / `info` print without importing the model equals the live registry
+    live = json.loads(json.dumps(model_info(model_id, measured=size), default=str))
+    assert load_index().get(model_id) == live, "mmzoo/zoo_index.json is stale: run `python -m mmzoo.zoo_table --write`"
 
 
 @pytest.mark.parametrize("model_id", IDS)

@@ -89,7 +89,7 @@ def model_from_checkpoint(path: str | os.PathLike, model_id: str | None = None):
     """
     path = Path(path)
     if path.is_dir():
-        return load_folder(path)
+        return load_folder(path, expected_model_id=get_spec(model_id).id if model_id else None)
     if not path.is_file():
         raise FileNotFoundError(f"No checkpoint or folder at {path}.")
     ckpt = _read_checkpoint(path)

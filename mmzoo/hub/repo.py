@@ -52,6 +52,7 @@ CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 CARD_NAME = "README.md"
 ALIASES_KEY = "mmzoo.aliases"
+MODEL_ID_KEY = "mmzoo.model_id"
 
 
 def mmzoo_version() -> str:
@@ -129,10 +130,12 @@ def _config_for(model) -> dict[str, Any]:
     return config
 
 
-def _write_weights(model, path: Path) -> None:
+def _write_weights(model, path: Path, model_id: str) -> None:
     """model.safetensors. Names sharing one tensor (tied weights) are stored once and recorded in
     the file's metadata (`mmzoo.aliases`: name -> stored name); non-contiguous tensors and
-    tensors overlapping another one's memory are written as contiguous copies."""
+    tensors overlapping another one's memory are written as contiguous copies. The metadata also
+    records the model id (`mmzoo.model_id`), so a config.json whose `model_id` was edited, or
+    weights copied beside another model's config, are refused on load."""
     import safetensors.torch
 
     state = model.state_dict()
@@ -157,7 +160,7 @@ def _write_weights(model, path: Path) -> None:
         shared = t.numel() > 0 and storages[(t.device, t.untyped_storage().data_ptr())] > 1
         whole = t.is_contiguous() and t.storage_offset() == 0 and t.untyped_storage().nbytes() == t.numel() * t.element_size()
         tensors[name] = t.clone(memory_format=torch.contiguous_format) if (shared or not whole) else t
-    metadata = {"format": "pt"}
+    metadata = {"format": "pt", MODEL_ID_KEY: model_id}
     if aliases:
         metadata[ALIASES_KEY] = json.dumps(aliases, sort_keys=True)
     safetensors.torch.save_file(tensors, str(path), metadata=metadata)
@@ -174,7 +177,7 @@ def save_pretrained(model, folder: str | os.PathLike, card: str | None = None) -
     folder = Path(folder)
     config = _config_for(model)
     folder.mkdir(parents=True, exist_ok=True)
-    _write_weights(model, folder / WEIGHTS_NAME)
+    _write_weights(model, folder / WEIGHTS_NAME, config["model_id"])
     if card is None:
         card = card_for(config["model_id"], tag=config.get("tag"), kwargs=config["kwargs"])
     (folder / CARD_NAME).write_text(card, encoding="utf-8")
@@ -262,6 +265,20 @@ def read_weights(path: Path) -> dict[str, torch.Tensor]:
         ) from err
 
 
+def weights_model_id(path: Path) -> str | None:
+    """The model id a model.safetensors records in its metadata; None for files written before
+    mmzoo recorded it, or when the file is missing (the loader reports that)."""
+    import safetensors
+
+    if not path.is_file():
+        return None
+    try:
+        with safetensors.safe_open(str(path), "pt") as f:
+            return (f.metadata() or {}).get(MODEL_ID_KEY)
+    except Exception:  # noqa: BLE001 - unreadable: read_weights raises the CorruptWeightsError
+        return None
+
+
 def read_verified_weights(folder: Path, expected_sha256: str | None) -> dict[str, torch.Tensor]:
     """model.safetensors of a repo folder, its sha256 checked first when one is expected."""
     weights_path = folder / WEIGHTS_NAME
@@ -336,8 +353,15 @@ def load_folder(
     model_id = str(config["model_id"])
     if expected_model_id and model_id != expected_model_id:
         raise IncompatibleConfigError(
-            f"{folder / CONFIG_NAME} holds a '{model_id}' model, but '{expected_model_id}' was "
-            "requested: the repo does not belong to this registry entry."
+            f"{folder / CONFIG_NAME} holds a '{model_id}' model, not '{expected_model_id}'; pass "
+            f"--model {model_id} (model_id=...) or leave it out: the folder records its model id."
+        )
+    weights_id = weights_model_id(folder / WEIGHTS_NAME)
+    if weights_id is not None and weights_id != model_id:
+        raise IncompatibleConfigError(
+            f"{folder / CONFIG_NAME} says model_id '{model_id}', but {folder / WEIGHTS_NAME} was written "
+            f"for '{weights_id}': config.json was edited or the files come from two models. Restore "
+            f"\"model_id\": \"{weights_id}\" (or push the folder again from its checkpoint)."
         )
     spec = get_spec(model_id)
     no_download = spec.cls.init_without_download if pretrained else {}
