@@ -62,7 +62,7 @@ def build_index(measured: dict[str, dict[str, Any]] | None = None) -> dict[str, 
 
 
 def write_index(index: dict[str, dict[str, Any]]) -> None:
-    INDEX.write_text(json.dumps(index, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    INDEX.write_text(json.dumps(index, indent=1) + "\n", encoding="utf-8")
 
 
 def list_ids(pattern: str | None = None, pretrained: bool = False) -> list[str]:

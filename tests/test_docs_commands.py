@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from mmzoo.cli import main
+from mmzoo.registry import get_spec
 
 REPO = Path(__file__).resolve().parents[1]
 DOC_FILES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md")), *sorted((REPO / "model_cards").glob("*.md"))]
@@ -65,28 +66,39 @@ def _argv(cmd: str) -> list[str]:
     return argv[1:]
 
 
-_SYNTHETIC = {}
+_SYNTHETIC: dict[tuple, Path] = {}
+#: Files a documented flag names, relative to --data.root, and the synthetic dataset's equivalent.
+_SYNTHETIC_FILES = {"--data.det_list": "ImageSets/DET/train_vid30.txt"}
 
 
-def _dataset(family: str, tmp_root: Path) -> Path:
-    if family in _SYNTHETIC:
-        return _SYNTHETIC[family]
+def _dataset_key(argv: list[str]) -> tuple:
+    """What the synthetic dataset of a command must provide: family, EPIC version, audio."""
+    family = _flag_value(argv, "--data")
+    version = _flag_value(argv, "--data.version") if family == "epic-kitchens" else None
+    audio = _flag_value(argv, "--data.with_audio") == "true"
+    return family, version or "100", audio
+
+
+def _dataset(key: tuple, tmp_root: Path) -> Path:
+    if key in _SYNTHETIC:
+        return _SYNTHETIC[key]
     from mmzoo.data import synthetic
 
-    root = tmp_root / family
+    family, version, audio = key
+    root = tmp_root / "-".join(map(str, key))
     if family == "ave":
         synthetic.write_ave(root, with_videos=False)
     elif family == "kinetics":
-        synthetic.write_kinetics(root, num_frames=8)
+        synthetic.write_kinetics(root, num_frames=40 if audio else 8)
     elif family == "epic-kitchens":
-        synthetic.write_epic(root, write_videos=False, segments_per_video=1, num_frames=40)
+        synthetic.write_epic(root, version=version, write_videos=audio, segments_per_video=1, num_frames=40)
     elif family == "vid":
-        synthetic.write_vid(root, num_train=1, num_val=1, num_frames=4)
+        synthetic.write_vid(root, num_train=1, num_val=1, num_frames=4, det_images=1)
     elif family == "msrvtt":
         synthetic.write_msrvtt(root, num_videos=8, captions_per_video=2, num_mp4=0)
     else:
         raise AssertionError(f"no synthetic dataset for data {family!r}")
-    _SYNTHETIC[family] = root
+    _SYNTHETIC[key] = root
     return root
 
 
@@ -97,14 +109,16 @@ def data_dir(tmp_path_factory):
 
 def _prepare(cmd: str, tmp_root: Path) -> list[str]:
     argv = _argv(cmd)
-    family = argv[argv.index("--data") + 1]
-    root = str(_dataset(family, tmp_root))
+    root = str(_dataset(_dataset_key(argv), tmp_root))
     ckpt = tmp_root / "some.ckpt"
     ckpt.write_bytes(b"")
     out = []
     it = iter(argv)
     for arg in it:
-        if arg in ("--data.root", "--ckpt_path"):
+        if arg in _SYNTHETIC_FILES:
+            next(it)
+            out += [arg, _SYNTHETIC_FILES[arg]]
+        elif arg in ("--data.root", "--ckpt_path"):
             value = next(it)
             if arg == "--ckpt_path" and value == "last":
                 out += [arg, value]
@@ -171,8 +185,9 @@ RUN_DATA: dict[str, list[str]] = {
     "vid": ["--data.short_side", "64", "--data.max_side", "96", "--data.num_frames", "2", "--data.eval_window", "2"],
     "msrvtt": [],
 }
-#: Flags of a documented command that describe a machine this test does not have.
-_MACHINE = {"--trainer.devices": "1", "--trainer.strategy": "auto", "--data.num_workers": "0", "--trainer.num_nodes": "1"}
+#: Flags of a documented command replaced here: a machine this test does not have, a run's length.
+_MACHINE = {"--trainer.devices": "1", "--trainer.strategy": "auto", "--data.num_workers": "0", "--trainer.num_nodes": "1",
+            "--trainer.max_steps": "1", "--trainer.max_epochs": "1"}
 _ONE_STEP = ["--trainer.accelerator", "cpu", "--trainer.max_steps", "1", "--trainer.limit_train_batches", "1",
              "--trainer.limit_val_batches", "1", "--trainer.limit_test_batches", "1", "--trainer.num_sanity_val_steps",
              "0", "--trainer.enable_progress_bar", "false", "--trainer.logger", "false", "--data.batch_size", "2",
@@ -192,9 +207,16 @@ def parse_only_reason(cmd: str) -> str | None:
 
 
 def _model_class(argv: list[str]) -> str:
-    from mmzoo.registry import get_spec
-
     return get_spec(_flag_value(argv, "--model")).cls.__name__
+
+
+def _matched_frames(argv: list[str], cls: str) -> list[str]:
+    """SlowFast: clip length and Slow frames that agree with the documented (or the id's) alpha."""
+    if cls not in ("SlowFast", "AVSlowFast"):
+        return []
+    alpha = int(_flag_value(argv, "--data.alpha") or get_spec(_flag_value(argv, "--model")).defaults.get("alpha", 8))
+    frames = int(_flag_value(argv, "--data.num_frames") or 2 * alpha)
+    return ["--data.num_frames", str(frames), "--model.slow_frames", str(frames // alpha)]
 
 
 def _runnable(argv: list[str], tmp_root: Path, run_dir: Path) -> list[str]:
@@ -209,10 +231,15 @@ def _runnable(argv: list[str], tmp_root: Path, run_dir: Path) -> list[str]:
     assert cls in RUN_MODEL, f"add tiny flags for model class {cls} to RUN_MODEL"
     assert family in RUN_DATA, f"add tiny flags for data {family!r} to RUN_DATA"
     documented = {a for a in rest if a.startswith("--")}
-    extra = [*_ONE_STEP, *RUN_MODEL[cls], *RUN_DATA[family]]
+    extra = [*_ONE_STEP, *_matched_frames(rest, cls), *RUN_MODEL[cls], *RUN_DATA[family]]
+    if cls == "AVSlowFast":
+        extra += ["--data.audio_num_frames", "32", "--data.audio_n_mels", "16"]
+    if cls == "STMN" and get_spec(_flag_value(rest, "--model")).defaults.get("detector") == "fastrcnn":
+        i = extra.index("--model.backbone")  # the Fast R-CNN detectors are defined on VGG16 only
+        del extra[i:i + 2]
     kept: list[str] = []
-    for i in range(0, len(extra), 2):
-        if extra[i] not in documented:
+    for i in range(0, len(extra), 2):  # the first of a repeated flag wins
+        if extra[i] not in documented and extra[i] not in kept[::2]:
             kept += extra[i:i + 2]
     head = ["--model", _flag_value(rest, "--model"), "--data", family]
     for flag in ("--model", "--data"):
