@@ -21,6 +21,7 @@ __all__ = [
     "validate_card",
     "render_card",
     "card_for",
+    "transfer_section",
 ]
 
 
@@ -186,6 +187,29 @@ def render_card(model_id: str, tag: str | None = None, kwargs: Mapping[str, Any]
     return f"---\n{front}---\n\n" + "\n".join(body) + "\n"
 
 
+#: Constructor arguments of a `transfer` model (mmzoo.models.transfer) that state its protocol.
+_TRANSFER_KEYS = ("source", "source_kwargs", "source_weights", "protocol", "num_classes", "dropout", "head_bn",
+                  "bn_mode", "precise_bn_batches", "freeze_bn", "layer_decay", "base_lr", "base_batch_size",
+                  "weight_decay", "lr_schedule")
+
+
+def transfer_section(kwargs: Mapping[str, Any]) -> str:
+    """The "Transfer protocol" section of the card of a model trained with `--model transfer`:
+    the source network and its weights, the new head and what was trained, one table row each."""
+    rows = [f"| `{k}` | `{kwargs[k]!r}` |" for k in _TRANSFER_KEYS if k in kwargs]
+    return "\n".join([
+        "## Transfer protocol", "",
+        (f"A new linear classifier ({kwargs.get('num_classes')} classes) on the pooled features of "
+         f"`{kwargs.get('source')}` (weights: `{kwargs.get('source_weights')}`), trained with the "
+         f"`{kwargs.get('protocol')}` protocol (mmzoo.models.transfer)."), "",
+        "| argument | value |", "|---|---|", *rows, "",
+    ])
+
+
 def card_for(model_id: str, tag: str | None = None, kwargs: Mapping[str, Any] | None = None) -> str:
-    """The hand-written card of `model_id` if the repository has one, else a generated one."""
-    return read_card(model_id) or render_card(model_id, tag=tag, kwargs=kwargs)
+    """The hand-written card of `model_id` if the repository has one, else a generated one; a
+    `transfer` model's card ends with its protocol (`transfer_section`)."""
+    card = read_card(model_id) or render_card(model_id, tag=tag, kwargs=kwargs)
+    if kwargs and "protocol" in kwargs and "source" in kwargs:
+        card = card.rstrip("\n") + "\n\n" + transfer_section(kwargs)
+    return card

@@ -228,7 +228,9 @@ def _lightning_main(subcommand: str, argv: list[str]) -> None:
             parser.add_argument("--results_json", type=Optional[str], default=None,
                                 help="Where validate/test write their metrics as JSON.")
             for name in getattr(datamodule_class, "model_links", ()):
-                parser.link_arguments(f"data.{name}", f"model.{name}", apply_on="instantiate")
+                # a model without the argument ignores the link (TimeCycle trains on Kinetics videos, not labels)
+                if f"--model.{name}" in parser._option_string_actions:
+                    parser.link_arguments(f"data.{name}", f"model.{name}", apply_on="instantiate")
 
         def _prepare_subcommand_parser(self, klass: type, subcommand: str, **kwargs: Any) -> LightningArgumentParser:
             parser = super()._prepare_subcommand_parser(klass, subcommand, **kwargs)
@@ -248,6 +250,10 @@ def _lightning_main(subcommand: str, argv: list[str]) -> None:
 
                 state = load_pretrained_state(spec.id, tag)
                 load_state_dict_strict(self.model, state, f"{spec.id}.{tag or spec.default_tag}")
+            elif self.subcommand == "fit" and hasattr(self.model, "source_weights_loaded"):
+                from mmzoo.transfer import load_source_weights  # --model transfer: the source's weights
+
+                load_source_weights(self.model)
 
         def before_fit(self) -> None:
             from pytorch_lightning.callbacks import ModelCheckpoint

@@ -306,3 +306,117 @@ def test_annotations_dir_as_given_then_under_root_and_errors_name_the_flag(e100,
         _dm(e100, annotations_dir="nowhere").setup("fit")
     with pytest.raises(LayoutError, match=r"EPIC-Kitchens root not found: .* \(--data\.root\)"):
         _dm({**e100, "root": str(tmp_path / "none")}).setup("fit")
+
+
+# ---------------------------------------------------------------------- optical flow
+from mmzoo.data.flow_clips import rgb_to_flow_index
+from mmzoo.data.synthetic.epic_kitchens import flow_value
+
+FLOW_SMALL = {**SMALL, "source": "frames"}
+
+
+@pytest.fixture(scope="module")
+def f100(tmp_path_factory):
+    return write_epic(tmp_path_factory.mktemp("flow100"), version="100", write_videos=False, write_flow=True)
+
+
+@pytest.fixture(scope="module")
+def f55(tmp_path_factory):
+    return write_epic(tmp_path_factory.mktemp("flow55"), version="55", write_videos=False, write_flow=True)
+
+
+def _flow_level(x: torch.Tensor) -> torch.Tensor:
+    """Grey level (0..255) back from a normalised flow channel (mean 0.5, std 0.5)."""
+    return (x * 0.5 + 0.5) * 255
+
+
+def test_rgb_to_flow_index_is_the_release_mapping():
+    # 2018 videos: flow at stride 2 -> RGB 1, 2 -> flow 1; 3, 4 -> 2; ...
+    assert rgb_to_flow_index([1, 2, 3, 4, 89, 90], 2).tolist() == [1, 1, 2, 2, 45, 45]
+    # 2020 videos: one flow frame per RGB frame, except the last one (clamped)
+    assert rgb_to_flow_index([1, 2, 89, 90], 1, last_flow_frame=89).tolist() == [1, 2, 89, 89]
+
+
+@pytest.mark.parametrize("test_set, video, stride", [("val", "P01_11", 2), ("test", "P03_101", 1)])
+def test_epic100_flow_reads_the_mapped_u_and_v_frames(f100, test_set, video, stride):
+    dm = _dm(f100, modality="flow", test_set=test_set, **FLOW_SMALL)
+    dm.setup("test")
+    ds = dm.datasets["test"]
+    sample = ds[0]
+    meta = sample["meta"]
+    assert meta["video_id"] == video and sample["video"].shape == (2, 8, 48, 48)
+    rgb = torch.tensor(meta["frame_indices"])
+    flow = torch.tensor(meta["flow_frame_indices"])
+    assert flow.tolist() == ((rgb - 1) // stride + 1).tolist()
+    for t, j in enumerate(flow.tolist()):
+        assert _flow_level(sample["video"][0, t]).mean().item() == pytest.approx(flow_value(j, "u"), abs=1.5)
+        assert _flow_level(sample["video"][1, t]).mean().item() == pytest.approx(flow_value(j, "v"), abs=1.5)
+    if test_set == "test":  # the test split has no labels
+        assert (sample["verb"], sample["noun"], sample["action"]) == (-1, -1, -1)
+
+
+def test_flow_flip_negates_the_horizontal_component(f100):
+    dm = _dm(f100, modality="flow", **FLOW_SMALL)
+    dm.setup("fit")
+    ds = dm.datasets["train"]
+    seen = set()
+    for seed in range(40):
+        torch.manual_seed(seed)
+        s = ds[0]
+        flow = torch.tensor(s["meta"]["flow_frame_indices"])
+        u = torch.tensor([float(flow_value(j, "u")) for j in flow.tolist()])
+        v = torch.tensor([float(flow_value(j, "v")) for j in flow.tolist()])
+        got_u = _flow_level(s["video"][0]).mean(dim=(1, 2))
+        got_v = _flow_level(s["video"][1]).mean(dim=(1, 2))
+        want_u = 255 - u if s["meta"]["flipped"] else u
+        torch.testing.assert_close(got_u, want_u, atol=1.5, rtol=0)
+        torch.testing.assert_close(got_v, v, atol=1.5, rtol=0)
+        seen.add(s["meta"]["flipped"])
+        if seen == {True, False}:
+            break
+    assert seen == {True, False}
+
+
+def test_epic55_flow_layout_and_missing_folder(f55, tmp_path):
+    dm = _dm(f55, modality="flow", test_set="s2", **FLOW_SMALL)
+    dm.setup("test")
+    s = dm.datasets["test"][0]
+    assert "frames_rgb_flow/flow/test/P32/P32_01" in s["meta"]["source"]
+    assert s["meta"]["flow_frame_indices"] == [(n - 1) // 2 + 1 for n in s["meta"]["frame_indices"]]
+    # a flow folder that is missing is named, with the tar hint
+    root = tmp_path / "broken"
+    shutil.copytree(f55["root"], root)
+    target = root / "frames_rgb_flow" / "flow" / "test" / "P32" / "P32_01"
+    shutil.rmtree(target)
+    target.with_suffix(".tar").write_bytes(b"")
+    with pytest.raises(LayoutError, match=r"flow folder of P32_01 not found.*P32_01\.tar exists: extract it"):
+        _dm({**f55, "root": str(root)}, modality="flow", test_set="s2", **FLOW_SMALL).setup("test")
+
+
+def test_rgb_and_flow_together_share_frames_and_crop(f100):
+    dm = _dm(f100, modality="rgb+flow", **FLOW_SMALL)
+    dm.setup("fit")
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["video"].shape[1] == 3 and batch["flow"].shape[1] == 2
+    assert batch["video"].shape[2:] == batch["flow"].shape[2:]
+    dm = _dm(f100, modality="rgb+flow", num_clips=1, num_crops=3, **FLOW_SMALL)
+    dm.setup("test")
+    s = dm.datasets["test"][0]  # evaluation, first of 3 crops: the left 48x48 square, no flip
+    assert s["meta"]["crop_index"] == 0
+    numbers = s["meta"]["frame_indices"]
+    # the RGB frame's top-left 8x8 block has grey level 4 t (t = frame number - 1), Kinetics-normalised
+    rgb_level = (s["video"][:, :, 1:6, 1:6] * 0.225 + 0.45).mean(dim=(0, 2, 3)) * 255
+    torch.testing.assert_close(rgb_level, torch.tensor([4.0 * (n - 1) for n in numbers]), atol=3.0, rtol=0)
+    flow_level = _flow_level(s["flow"][0]).mean(dim=(1, 2))
+    want = torch.tensor([float(flow_value((n - 1) // 2 + 1, "u")) for n in numbers])
+    torch.testing.assert_close(flow_level, want, atol=1.5, rtol=0)
+
+
+def test_flow_modality_comes_from_the_model_input():
+    import mmzoo
+
+    flow = EpicKitchensDataModule.defaults_from_input(mmzoo.registry.get_spec("ipl-i3d-flow").input)
+    assert flow["modality"] == "flow" and flow["flow_mean"] == (0.5, 0.5) and "mean" not in flow
+    both = EpicKitchensDataModule.defaults_from_input(mmzoo.registry.get_spec("ipl-i3d-2stream").input)
+    assert both["modality"] == "rgb+flow"
+    assert "modality" not in EpicKitchensDataModule.defaults_from_input(mmzoo.registry.get_spec("ipl-i3d-rgb").input)

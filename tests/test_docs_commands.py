@@ -91,11 +91,30 @@ def _dataset(key: tuple, tmp_root: Path) -> Path:
     elif family == "kinetics":
         synthetic.write_kinetics(root, num_frames=40 if audio else 8)
     elif family == "epic-kitchens":
-        synthetic.write_epic(root, version=version, write_videos=audio, segments_per_video=1, num_frames=40)
+        synthetic.write_epic(root, version=version, write_videos=audio, segments_per_video=1, num_frames=40,
+                             write_flow=True)
     elif family == "vid":
         synthetic.write_vid(root, num_train=1, num_val=1, num_frames=4, det_images=1)
     elif family == "msrvtt":
         synthetic.write_msrvtt(root, num_videos=8, captions_per_video=2, num_mp4=0)
+    elif family == "charades":
+        synthetic.write_charades(root, num_videos={"train": 2, "test": 1}, num_frames=24, size=(32, 40))
+    elif family == "coco":
+        synthetic.write_coco(root)
+    elif family in ("davis2017", "jhmdb", "vip"):
+        getattr(synthetic, {"davis2017": "write_davis"}.get(family, f"write_{family}"))(root)
+    elif family == "video-folder":
+        synthetic.write_video_folder(root, num_videos=1, size=256, frame_folders=False)
+    elif family == "egtea":
+        synthetic.write_egtea(root, clips_per_action=1, num_frames=16)
+    elif family == "activitynet":
+        synthetic.write_activitynet(root, per_class={"training": 1, "validation": 1}, num_seconds=4)
+    elif family == "fcvid":
+        synthetic.write_fcvid(root, per_class={"train": 1, "test": 1}, num_seconds=4)
+    elif family in ("ucf101", "hmdb51"):
+        getattr(synthetic, f"write_{family}")(root, num_frames=8)
+    elif family == "arrow-of-time":
+        synthetic.write_aot_folder(root, train=2, test=2, num_frames=6)
     else:
         raise AssertionError(f"no synthetic dataset for data {family!r}")
     _SYNTHETIC[key] = root
@@ -157,6 +176,8 @@ def test_documented_command_parses(where, cmd, data_dir, capsys):
 
 
 # --------------------------------------------------------------------------- execution
+_IPL_TINY = {"width_multiplier": 0.125, "frames": 8, "crop_size": 32, "top_k": 2}
+_IPL_FLAGS = [x for k, v in _IPL_TINY.items() for x in (f"--model.{k}", str(v))]
 #: Tiny model flags per model class: the same code paths as the documented full-size models.
 RUN_MODEL: dict[str, list[str]] = {
     "AVEventLocalizer": ["--model.region_dim", "16", "--model.inter_hidden", "16", "--model.hidden_dim", "8"],
@@ -173,7 +194,32 @@ RUN_MODEL: dict[str, list[str]] = {
                                                                 max_position_embeddings=64)),
                "--model.text_encoder_init", "random", "--model.embed_dim", "16", "--model.transformer_ffn_dim", "16",
                "--model.num_clusters", "3", "--model.text_max_tokens", "8"],
+    "NonLocalNet": ["--model.depth", "14", "--model.width", "8", "--model.frames", "8", "--model.crop_size", "32"],
+    "MaskRCNN": ["--model.depth", "18", "--model.fpn_channels", "16", "--model.representation_size", "32",
+                 "--model.mask_head_channels", "16", "--model.min_size", "64", "--model.max_size", "96"],
+    "TimeCycle": ["--model.depth", "10", "--model.width", "8", "--model.feature_dim", "16", "--model.crop_size", "72",
+                  "--model.patch_size", "24", "--model.localizer_channels", "[8, 8]", "--model.localizer_kernel", "2"],
+    "FeaturePropagation": ["--model.depth", "10", "--model.width", "8", "--model.pretrained_backbone", "false",
+                           "--model.frame_size", "32"],
+    "IPL": _IPL_FLAGS,
+    "Ensemble": ["--model.member_kwargs", json.dumps([_IPL_TINY, _IPL_TINY])],
+    "TSNRecognizer": ["--model.backbone_layers", "[1, 1, 1, 1]", "--model.backbone_channels", "[8, 8, 8, 8]",
+                      "--model.stem_width", "8", "--model.crop_size", "32", "--model.pretrained_backbone", "false"],
+    "PSN": ["--model.num_segments", "8", "--model.num_selected", "3", "--model.recognizer_layers", "[1, 1, 1, 1]",
+            "--model.recognizer_channels", "[8, 8, 8, 8]", "--model.recognizer_stem_width", "8",
+            "--model.crop_size", "32", "--model.sampler_pretrained", "false", "--model.sampler_repeats", "[1, 1, 1]",
+            "--model.sampler_channels", "[8, 16, 16, 16, 32]", "--model.crm_filters", "[8, 8, 8]",
+            "--model.crm_out_dim", "8"],
+    "TransferModule": ["--model.source_kwargs", json.dumps({"depth": 14, "width": 8, "slow_frames": 2, "alpha": 4,
+                                                            "crop_size": 32, "audio_frames": 32, "mel_bins": 16,
+                                                            "mode": "ssl"})],
+    "TCAM": ["--model.flow_frames", "2", "--model.widths", "[4, 8, 8, 16, 16]", "--model.crop_size", "32"],
 }
+_UNTRIMMED = ["--data.num_frames", "4", "--data.crop_size", "32", "--data.train_scale", "[32, 40]", "--data.test_scale",
+              "32", "--data.test_crop_size", "32"]
+_UCF_HMDB = ["--data.num_frames", "8", "--data.alpha", "4", "--data.crop_size", "32", "--data.train_scale", "[32, 40]",
+             "--data.test_scale", "32", "--data.test_crop_size", "32", "--data.num_clips", "1", "--data.num_crops", "1",
+             "--data.audio_num_frames", "32", "--data.audio_n_mels", "16"]
 #: Tiny data flags per DataModule (small crops and clips; one worker-free batch of two).
 RUN_DATA: dict[str, list[str]] = {
     "ave": [],
@@ -184,7 +230,22 @@ RUN_DATA: dict[str, list[str]] = {
                       "--data.num_crops", "1"],
     "vid": ["--data.short_side", "64", "--data.max_side", "96", "--data.num_frames", "2", "--data.eval_window", "2"],
     "msrvtt": [],
+    "charades": ["--data.num_frames", "8", "--data.crop_size", "32", "--data.train_resize", "32",
+                 "--data.train_scale", "[32, 40]", "--data.test_scale", "32", "--data.test_crop_size", "32",
+                 "--data.num_clips", "1", "--data.num_crops", "1"],
+    "coco": [],
+    "davis2017": ["--data.frame_size", "32"],
+    "jhmdb": ["--data.frame_size", "32"],
+    "vip": ["--data.frame_size", "32"],
+    "video-folder": ["--data.short_side", "80", "--data.crop_size", "72"],
+    "activitynet": _UNTRIMMED,
+    "fcvid": _UNTRIMMED,
+    "ucf101": _UCF_HMDB,
+    "hmdb51": _UCF_HMDB,
+    "arrow-of-time": ["--data.flow_frames", "2", "--data.short_side", "32", "--data.crop_size", "32",
+                      "--data.flow_method", "farneback"],
 }
+RUN_DATA["egtea"] = RUN_DATA["epic-kitchens"]
 #: Flags of a documented command replaced here: a machine this test does not have, a run's length.
 _MACHINE = {"--trainer.devices": "1", "--trainer.strategy": "auto", "--data.num_workers": "0", "--trainer.num_nodes": "1",
             "--trainer.max_steps": "1", "--trainer.max_epochs": "1"}
@@ -234,6 +295,8 @@ def _runnable(argv: list[str], tmp_root: Path, run_dir: Path) -> list[str]:
     extra = [*_ONE_STEP, *_matched_frames(rest, cls), *RUN_MODEL[cls], *RUN_DATA[family]]
     if cls == "AVSlowFast":
         extra += ["--data.audio_num_frames", "32", "--data.audio_n_mels", "16"]
+    if get_spec(_flag_value(rest, "--model")).defaults.get("nonlocal_res4"):
+        extra += ["--model.nonlocal_res4", "[0]"]  # the tiny res4 has one block
     if cls == "STMN" and get_spec(_flag_value(rest, "--model")).defaults.get("detector") == "fastrcnn":
         i = extra.index("--model.backbone")  # the Fast R-CNN detectors are defined on VGG16 only
         del extra[i:i + 2]

@@ -26,6 +26,8 @@ IDS = sorted(all_specs())
 _BERT_TINY = dict(vocab_size=64, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
                   max_position_embeddings=64)
 
+_IPL_TINY = dict(width_multiplier=0.125, frames=8, crop_size=32, num_verbs=5, num_nouns=6, top_k=2)
+
 #: Constructor overrides giving a small model of each class: same code paths, tiny widths/inputs.
 TINY: dict[str, dict] = {
     "SlowFast": dict(depth=14, width=8, slow_frames=2, alpha=4, crop_size=32, num_classes=5),
@@ -35,6 +37,24 @@ TINY: dict[str, dict] = {
     "STMN": dict(backbone="resnet18", pretrained_backbone=False, head_channels=16, test_window=2),
     "T2VLAD": dict(text_encoder_config=_BERT_TINY, text_encoder_init="random", embed_dim=16, transformer_ffn_dim=16,
                    num_clusters=3, text_max_tokens=8),
+    "NonLocalNet": dict(depth=14, width=8, frames=8, crop_size=32, num_classes=5, nonlocal_placement="custom",
+                        nonlocal_positions=[[], [0], [0], []]),
+    "MaskRCNN": dict(depth=18, fpn_channels=16, representation_size=32, mask_head_channels=16, min_size=64, max_size=96,
+                     num_classes=3),
+    "TimeCycle": dict(depth=10, width=8, feature_dim=16, crop_size=72, patch_size=24, localizer_channels=[8, 8],
+                      localizer_kernel=2),
+    "FeaturePropagation": dict(depth=10, width=8, pretrained_backbone=False, frame_size=32),
+    "IPL": _IPL_TINY,
+    "Ensemble": dict(member_kwargs=[_IPL_TINY, _IPL_TINY]),
+    "TSNRecognizer": dict(num_classes=5, backbone_layers=[1, 1, 1, 1], backbone_channels=[8, 8, 8, 8], stem_width=8,
+                          crop_size=32, num_frames=4, pretrained_backbone=False),
+    "PSN": dict(num_classes=5, num_segments=8, num_selected=3, recognizer_layers=[1, 1, 1, 1],
+                recognizer_channels=[8, 8, 8, 8], recognizer_stem_width=8, crop_size=32, sampler_pretrained=False,
+                sampler_repeats=[1, 1, 1], sampler_channels=[8, 16, 16, 16, 32], crm_filters=[8, 8, 8], crm_out_dim=8),
+    "TransferModule": dict(source="avslowfast-r50-4x16", source_kwargs=dict(depth=14, width=8, slow_frames=2, alpha=4,
+                                                                           crop_size=32, audio_frames=32, mel_bins=16,
+                                                                           mode="ssl"), num_classes=5),
+    "TCAM": dict(flow_frames=2, widths=[4, 8, 8, 16, 16], crop_size=32),
 }
 
 
@@ -54,6 +74,8 @@ def _tiny(model_id: str):
     kwargs = dict(TINY[name])
     if spec.defaults.get("detector") == "fastrcnn":  # the Fast R-CNN head is defined on VGG-16 only
         kwargs.pop("backbone")
+    if spec.defaults.get("nonlocal_res4"):  # the tiny res4 has one block
+        kwargs["nonlocal_res4"] = [0]
     torch.manual_seed(0)
     return mmzoo.create(model_id, **kwargs).eval()
 

@@ -16,6 +16,12 @@ Three source formats, one target (`mmzoo.models.slowfast.SlowFast`):
   `pred_w`); Caffe2 solver blobs (`*_momentum`, `lr`, `model_iter`) are ignored.
 
 Each converter returns the state dict of the full Lightning module (`backbone.*`, `head.*`).
+
+Single-pathway ResNets (`mmzoo.models.nonlocal_net.NonLocalNet`): PyTorchVideo's `c2d_r50` /
+`i3d_r50` model-zoo files (`kinetics/C2D_8x8_R50.pyth`, `kinetics/I3D_8x8_R50.pyth`), made by
+`pytorchvideo.models.resnet.create_resnet`: `blocks.0` the stem (`conv`, `norm`), the stages
+`blocks.k.res_blocks.i.{branch1_conv, branch1_norm, branch2.conv_a, branch2.norm_a, ...}` (the
+parameter-free stage-1 pool takes one `blocks` index), `blocks.<last>.proj` the classifier.
 Reading these files unpickles them: convert only files from a source you trust.
 """
 from __future__ import annotations
@@ -39,6 +45,8 @@ __all__ = [
     "pytorchvideo_to_mmzoo",
     "pyslowfast_to_mmzoo",
     "caffe2_to_pyslowfast_name",
+    "convert_pytorchvideo_resnet",
+    "pytorchvideo_resnet_to_mmzoo",
 ]
 
 _PATHWAYS = {"0": "slow", "1": "fast"}
@@ -210,3 +218,40 @@ def convert_pyslowfast_caffe2(path: Union[str, Path]) -> "OrderedDict[str, torch
         if k.endswith(".running_mean"):
             out[k[: -len("running_mean")] + "num_batches_tracked"] = torch.tensor(0, dtype=torch.long)
     return out
+
+
+# --------------------------------------------------------------------------- PyTorchVideo ResNet
+_PTV_RESNET_BLOCK = re.compile(
+    r"blocks\.(?P<k>\d+)\.res_blocks\.(?P<blk>\d+)\.(?:branch1_(?P<sc>conv|norm)|branch2\.(?P<kind>conv|norm)_(?P<x>[abc]))"
+    r"\.(?P<p>\w+)"
+)
+
+
+def pytorchvideo_resnet_to_mmzoo(state: Mapping[str, torch.Tensor]) -> "OrderedDict[str, torch.Tensor]":
+    """Rename a `create_resnet` (c2d_r50 / i3d_r50) state dict to `NonLocalNet`'s names; the
+    stages are the `blocks` entries holding `res_blocks`, in order (tensors unchanged)."""
+    stage_blocks = sorted({int(m.group("k")) for k in state if (m := _PTV_RESNET_BLOCK.fullmatch(k))})
+    if len(stage_blocks) != 4:
+        raise ConversionError(f"expected the 4 residual stages of a PyTorchVideo ResNet, found blocks {stage_blocks}")
+    stage_of = {k: i for i, k in enumerate(stage_blocks)}
+    out: "OrderedDict[str, torch.Tensor]" = OrderedDict()
+    for key, v in state.items():
+        if (m := re.fullmatch(r"blocks\.0\.(?P<kind>conv|norm)\.(?P<p>\w+)", key)):
+            name = f"backbone.stem.{_LAYER[m.group('kind')]}.{m.group('p')}"
+        elif (m := _PTV_RESNET_BLOCK.fullmatch(key)):
+            prefix = f"backbone.stages.{stage_of[int(m.group('k'))]}.blocks.{m.group('blk')}"
+            if m.group("sc"):
+                name = f"{prefix}.shortcut.{_LAYER[m.group('sc')]}.{m.group('p')}"
+            else:
+                name = f"{prefix}.{_LAYER[m.group('kind')]}_{m.group('x')}.{m.group('p')}"
+        elif (m := re.fullmatch(r"blocks\.\d+\.proj\.(?P<p>weight|bias)", key)):
+            name = f"head.fc.{m.group('p')}"
+        else:
+            raise ConversionError(f"no mmzoo parameter for PyTorchVideo ResNet key '{key}'")
+        out[name] = v.clone()
+    return out
+
+
+def convert_pytorchvideo_resnet(path: Union[str, Path], allow_pickle: bool = False) -> "OrderedDict[str, torch.Tensor]":
+    """PyTorchVideo model-zoo `.pyth` of `c2d_r50` / `i3d_r50` -> mmzoo `NonLocalNet` state dict."""
+    return pytorchvideo_resnet_to_mmzoo(_load_torch_state(path, allow_pickle))

@@ -30,6 +30,12 @@ Media layouts (``root``), each looked up per video in this order:
 ``source="frames"`` reads JPEG frames (audio, with ``with_audio``, from the video of the same id);
 ``source="video"`` decodes the segment ``[start_timestamp, stop_timestamp)`` from the video.
 
+Optical flow (``modality="flow"`` / ``"rgb+flow"``): the released TV-L1 flow frames, EPIC-55
+``frames_rgb_flow/flow/{train,test}/P01/P01_01/{u,v}/`` (or ``flow/...`` under ``root``), EPIC-100
+``P01/flow_frames/P01_01/{u,v}/`` (or flat ``flow_frames/P01/P01_01/``), sampled in RGB frame numbers
+and mapped to the release's flow frame rate; layouts, index mapping and flip rule in
+:mod:`mmzoo.data.flow_clips`. ``rgb+flow`` adds ``flow`` beside the RGB ``video`` (two-stream fusion).
+
 Splits. EPIC-100: train / validation / test as released. EPIC-55: the theses train and validate on
 the division of the released training set made by Baradel et al., "Object Level Visual Reasoning
 in Videos" (ECCV 2018), and do not list it (the PSN thesis is [SILENT] on it; the AVSlowFast thesis, ch. 4, only cites
@@ -80,19 +86,21 @@ from typing import Any, Literal, Optional
 
 import torch
 
-from mmzoo.data.registry import register_datamodule
 from mmzoo.data.clips import ClipDataModule
+from mmzoo.data.flow_clips import (FlowRecord, Modality, add_flow_datasets, epic_flow_dirs, epic_flow_stride,
+                                   find_flow_dir)
 from mmzoo.data.paths import find_path, flag
+from mmzoo.data.registry import register_datamodule
 from mmzoo.data.video_dataset import (
     AnnotationError,
     LayoutError,
     VideoRecord,
-    parse_number,
     collate_clips,
+    parse_number,
     read_csv_rows,
 )
 
-__all__ = ["EpicKitchensDataModule", "parse_timestamp", "EPIC_FILES", "DEFAULT_VAL_PARTICIPANTS_55"]
+__all__ = ["DEFAULT_VAL_PARTICIPANTS_55", "EPIC_FILES", "EpicKitchensDataModule", "parse_timestamp"]
 
 log = logging.getLogger(__name__)
 
@@ -172,6 +180,10 @@ class EpicKitchensDataModule(ClipDataModule):
             one ``Pxx_yy`` id per line). An id that is malformed, repeated or absent from the
             training CSV raises, naming it (and the file line).
         num_clips / num_crops: test views (AVSlowFast on EPIC: 1 clip, one centre crop).
+        modality: ``"rgb"``, ``"flow"`` (2-channel optical flow as ``video``) or ``"rgb+flow"``
+            (``video`` and ``flow``); flow is read from the released flow frames (module docstring).
+        flow_mean / flow_std: normalisation of the flow x / y channels scaled to [0, 1] (0.5 / 0.5:
+            [-1, 1] as I3D's flow stream).
         **kwargs: the clip settings of :class:`~mmzoo.data.clips.ClipDataModule` (as for
             Kinetics; ``temporal="tsn"`` samples ``num_frames`` segments; audio comes from the
             video file) and the loader settings of :class:`~mmzoo.data.base.ZooDataModule`.
@@ -189,9 +201,18 @@ class EpicKitchensDataModule(ClipDataModule):
         val_videos_file: Optional[str] = None,
         num_clips: int = 1,
         num_crops: int = 1,
+        modality: Modality = "rgb",
+        flow_mean: tuple[float, float] = (0.5, 0.5),
+        flow_std: tuple[float, float] = (0.5, 0.5),
         **kwargs: Any,
     ):
         super().__init__(num_clips=num_clips, num_crops=num_crops, **kwargs)
+        if modality not in ("rgb", "flow", "rgb+flow"):
+            raise ValueError(f"modality must be 'rgb', 'flow' or 'rgb+flow', got {modality!r}")
+        if modality == "rgb+flow" and source != "frames":
+            raise ValueError("modality='rgb+flow' reads RGB and flow frames: use source='frames'")
+        self.modality = modality
+        self.flow_mean, self.flow_std = tuple(flow_mean), tuple(flow_std)
         if version not in ("55", "100"):
             raise ValueError(f"version must be '55' or '100', got {version!r}")
         if source not in ("frames", "video"):
@@ -221,6 +242,26 @@ class EpicKitchensDataModule(ClipDataModule):
 
     collate_fn = staticmethod(collate_epic)
     targets = ("verb", "noun", "action")
+
+    @classmethod
+    def defaults_from_input(cls, cfg) -> dict[str, Any]:
+        """The clip arguments of :class:`~mmzoo.data.clips.ClipDataModule`, plus the modality: a
+        model whose input normalisation has 2 channels reads flow (``flow_mean`` / ``flow_std``
+        from it), one with a ``flow`` input reads RGB and flow."""
+        out = super().defaults_from_input(cfg)
+        if cfg.mean is not None and len(cfg.mean) == 2:
+            out["modality"] = "flow"
+            out["flow_mean"], out["flow_std"] = out.pop("mean"), out.pop("std")
+        elif "flow" in cfg.shapes:
+            out["modality"] = "rgb+flow"
+        return out
+
+    def setup(self, stage: Optional[str] = None) -> None:
+        """As :meth:`ClipDataModule.setup`, with flow datasets for the flow modalities."""
+        if self.modality != "rgb":
+            self._validate_layout()
+            add_flow_datasets(self, stage)
+        super().setup(stage)
 
     # ------------------------------------------------------------------ annotations
     def _file(self, key: str) -> Path:
@@ -345,10 +386,14 @@ class EpicKitchensDataModule(ClipDataModule):
                 return p
         return None
 
+    def _flow_media(self, participant: str, video_id: str, where: str) -> tuple[Path, int]:
+        """The flow folder of a video (holding u / v) and its last flow frame number."""
+        return find_flow_dir(epic_flow_dirs(self.root, self.version, participant, video_id), video_id, where)
+
     def _media(self, participant: str, video_id: str, where: str) -> tuple[Path | None, Path | None]:
         frames = video = None
-        need_video = self.source == "video" or self.train_cfg.with_audio
-        if self.source == "frames":
+        need_video = (self.source == "video" and self.modality == "rgb") or self.train_cfg.with_audio
+        if self.source == "frames" and self.modality != "flow":
             cands = self._frame_dirs(participant, video_id)
             frames = self._first(cands, is_dir=True)
             if frames is None:
@@ -496,6 +541,7 @@ class EpicKitchensDataModule(ClipDataModule):
 
     def _records(self, split: str) -> list[VideoRecord]:
         media: dict[str, tuple[Path | None, Path | None]] = {}
+        flows: dict[str, tuple[Path, int]] = {}
         records = []
         unseen, tail_v, tail_n = self._subset_flags(split)
         for path, line, row in self._split_rows(split):
@@ -528,7 +574,15 @@ class EpicKitchensDataModule(ClipDataModule):
                 meta["tail_verb"] = str(targets["verb"]) in tail_v
             if tail_n is not None and targets["noun"] >= 0:
                 meta["tail_noun"] = str(targets["noun"]) in tail_n
-            if self.source == "frames":
+            if self.modality != "rgb":
+                if vid not in flows:
+                    flows[vid] = self._flow_media(row["participant_id"], vid, f"{path}:{line}")
+                rec = FlowRecord(
+                    targets=targets, meta=meta, frames_dir=str(frames) if frames is not None else None,
+                    frame_pattern="frame_%010d.jpg", first_frame=row["start_frame"], last_frame=row["stop_frame"],
+                    flow_dir=str(flows[vid][0]), flow_stride=epic_flow_stride(vid), flow_last=flows[vid][1],
+                )  # fmt: skip
+            elif self.source == "frames":
                 rec = VideoRecord(
                     targets=targets, meta=meta, frames_dir=str(frames), frame_pattern="frame_%010d.jpg",
                     first_frame=row["start_frame"], last_frame=row["stop_frame"], frames_fps=None,

@@ -25,7 +25,7 @@ Block types:
 """
 from __future__ import annotations
 
-from typing import Literal, Optional, Sequence, Union
+from typing import Any, Literal, Mapping, Optional, Sequence, Union
 
 import torch
 from torch import nn
@@ -41,6 +41,7 @@ __all__ = [
     "ResStage3d",
     "ResNetPathway3d",
     "STAGE_DEPTHS",
+    "inflate_resnet2d_state_dict",
 ]
 
 Triple = tuple[int, int, int]
@@ -89,7 +90,10 @@ class ConvBNReLU(nn.Module):
 
 
 class VisualStem(ConvBNReLU):
-    """conv1 (k_t x 7 x 7, stride 1,2,2) + BN + ReLU, then an optional max pool (pool1)."""
+    """conv1 (k_t x 7 x 7, stride 1,2,2) + BN + ReLU, then an optional max pool (pool1).
+
+    `pool_padding` None pads pool1 by half its kernel ("same", PySlowFast / PyTorchVideo); the
+    original Non-local network pools 2x3x3 with no padding (`(0, 0, 0)`)."""
 
     def __init__(
         self,
@@ -101,13 +105,15 @@ class VisualStem(ConvBNReLU):
         pool_stride: Sequence[int] = (1, 2, 2),
         bn_eps: float = 1e-5,
         bn_momentum: float = 0.1,
+        pool_padding: Optional[Sequence[int]] = None,
     ) -> None:
         super().__init__(dim_in, dim_out, kernel, stride, relu=True, bn_eps=bn_eps, bn_momentum=bn_momentum)
         if pool_kernel is None:
             self.pool: nn.Module = nn.Identity()
         else:
             pk = _triple(pool_kernel)
-            self.pool = nn.MaxPool3d(pk, _triple(pool_stride), _same_padding(pk))
+            pad = _same_padding(pk) if pool_padding is None else _triple(pool_padding)
+            self.pool = nn.MaxPool3d(pk, _triple(pool_stride), pad)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.pool(super().forward(x))
@@ -243,8 +249,11 @@ class ResStage3d(nn.Module):
     """`depth` residual blocks; the first one carries the stride and the width change.
 
     `temporal_kernels` gives the temporal kernel of conv_a for each block (I3D inflation
-    patterns, SlowFast's "R101_50_50" variants); `nonlocal_after` lists block indices after which
-    a non-local block is inserted (stored in `nonlocal_blocks` under the block index).
+    patterns, SlowFast's "R101_50_50" variants); `temporal_kernels_b`, when given, the temporal
+    size of each block's centre conv (I3D_3x3x3 inflation; `kernel_b`'s otherwise);
+    `nonlocal_after` lists block indices after which a non-local block is inserted (stored in
+    `nonlocal_blocks` under the block index), built with `nonlocal_kwargs` (more `NonLocal3d`
+    arguments: scale, extent, temporal groups).
     """
 
     def __init__(
@@ -261,20 +270,28 @@ class ResStage3d(nn.Module):
         dilation: int = 1,
         nonlocal_after: Sequence[int] = (),
         nonlocal_pool: Sequence[int] = (1, 2, 2),
-        nonlocal_mode: Literal["softmax", "dot_product"] = "softmax",
+        nonlocal_mode: str = "softmax",
         bn_eps: float = 1e-5,
         bn_momentum: float = 0.1,
+        temporal_kernels_b: Optional[Sequence[int]] = None,
+        nonlocal_kwargs: Optional[Mapping[str, Any]] = None,
     ) -> None:
         super().__init__()
         if len(temporal_kernels) != depth:
             raise ValueError(f"temporal_kernels has {len(temporal_kernels)} entries for {depth} blocks")
+        if temporal_kernels_b is not None and len(temporal_kernels_b) != depth:
+            raise ValueError(f"temporal_kernels_b has {len(temporal_kernels_b)} entries for {depth} blocks")
+        bad = [i for i in nonlocal_after if not 0 <= int(i) < depth]
+        if bad:
+            raise ValueError(f"non-local positions {bad} outside the stage's {depth} blocks")
         blocks = []
         for i in range(depth):
             d_in = dim_in if i == 0 else dim_out
             s = stride if i == 0 else (1, 1, 1)
             if block == "bottleneck":
+                kb = kernel_b if temporal_kernels_b is None else (temporal_kernels_b[i], *tuple(kernel_b)[1:])
                 blocks.append(
-                    Bottleneck3d(d_in, dim_out, dim_inner, temporal_kernels[i], s, kernel_b, groups, dilation, bn_eps, bn_momentum)
+                    Bottleneck3d(d_in, dim_out, dim_inner, temporal_kernels[i], s, kb, groups, dilation, bn_eps, bn_momentum)
                 )
             elif block in ("timefreq", "timefreq_reduce_sum"):
                 variant = "concat" if block == "timefreq" else "reduce_sum"
@@ -283,7 +300,11 @@ class ResStage3d(nn.Module):
                 raise ValueError(f"unknown block type {block!r}")
         self.blocks = nn.ModuleList(blocks)
         self.nonlocal_blocks = nn.ModuleDict(
-            {str(i): NonLocal3d(dim_out, dim_out // 2, nonlocal_pool, nonlocal_mode, bn_eps, bn_momentum) for i in nonlocal_after}
+            {
+                str(i): NonLocal3d(dim_out, dim_out // 2, nonlocal_pool, nonlocal_mode, bn_eps, bn_momentum,  # type: ignore[arg-type]
+                                   **dict(nonlocal_kwargs or {}))
+                for i in nonlocal_after
+            }
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -320,6 +341,13 @@ class ResNetPathway3d(nn.Module):
             (Fast->Slow lateral connections).
         pool2: optional temporal max-pool after res2 (C2D / I3D, kernel and stride (2,1,1)).
         nonlocal_after: per stage, block indices followed by a non-local block.
+        stem_pool_padding: pool1 padding (None: half the kernel; the original Non-local
+            network: (0, 0, 0) with its 2x3x3 pool1).
+        stage_temporal_kernels_b: per stage, the temporal kernel of the centre conv (I3D_3x3x3
+            inflation; an int for every block or one entry per block); None: `kernel_b`'s.
+        nonlocal_kwargs: more `NonLocal3d` arguments for every non-local block (scale, extent).
+        nonlocal_stage_kwargs: per stage, `NonLocal3d` arguments overriding `nonlocal_kwargs`
+            (the authors' temporal groups in res3 of their 128-frame models).
     """
 
     def __init__(
@@ -341,10 +369,14 @@ class ResNetPathway3d(nn.Module):
         pool2: bool = False,
         nonlocal_after: Sequence[Sequence[int]] = ((), (), (), ()),
         nonlocal_pool: Sequence[int] = (1, 2, 2),
-        nonlocal_mode: Literal["softmax", "dot_product"] = "softmax",
+        nonlocal_mode: str = "softmax",
         groups: int = 1,
         bn_eps: float = 1e-5,
         bn_momentum: float = 0.1,
+        stem_pool_padding: Optional[Sequence[int]] = None,
+        stage_temporal_kernels_b: Optional[Sequence[IntOrList]] = None,
+        nonlocal_kwargs: Optional[Mapping[str, Any]] = None,
+        nonlocal_stage_kwargs: Optional[Sequence[Mapping[str, Any]]] = None,
     ) -> None:
         super().__init__()
         depths = STAGE_DEPTHS[depth] if isinstance(depth, int) else tuple(depth)
@@ -358,6 +390,7 @@ class ResNetPathway3d(nn.Module):
                 stem_pool_stride,
                 bn_eps,
                 bn_momentum,
+                stem_pool_padding,
             )
         elif stem == "timefreq":
             self.stem = TimeFreqStem(dim_in, width, 9, bn_eps, bn_momentum)
@@ -370,6 +403,9 @@ class ResNetPathway3d(nn.Module):
             d_out = width * 4 * 2**i
             tk = stage_temporal_kernels[i]
             tks = [tk] * depths[i] if isinstance(tk, int) else list(tk)
+            tkb = None if stage_temporal_kernels_b is None else stage_temporal_kernels_b[i]
+            tkbs = None if tkb is None else ([tkb] * depths[i] if isinstance(tkb, int) else list(tkb))
+            nl_kwargs = {**dict(nonlocal_kwargs or {}), **dict((nonlocal_stage_kwargs or [{}] * 4)[i] or {})}
             stages.append(
                 ResStage3d(
                     d_in + lateral_channels[i],
@@ -387,6 +423,8 @@ class ResNetPathway3d(nn.Module):
                     nonlocal_mode,
                     bn_eps,
                     bn_momentum,
+                    tkbs,
+                    nl_kwargs,
                 )
             )
             self.out_channels.append(d_out)
@@ -421,3 +459,66 @@ def init_resnet_weights(module: nn.Module, fc_std: float = 0.01, zero_init_final
             nn.init.normal_(m.weight, std=fc_std)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
+
+
+_TV_BLOCK = {"conv1": "conv_a", "bn1": "bn_a", "conv2": "conv_b", "bn2": "bn_b", "conv3": "conv_c", "bn3": "bn_c",
+             "downsample.0": "shortcut.conv", "downsample.1": "shortcut.bn"}  # fmt: skip
+
+
+def _pathway_name_of_2d(key: str) -> Optional[str]:
+    """`ResNetPathway3d` name of a torchvision / timm 2D ResNet key (None for the classifier)."""
+    if key.startswith("fc."):
+        return None
+    if key.startswith("conv1."):
+        return "stem.conv." + key[len("conv1."):]
+    if key.startswith("bn1."):
+        return "stem.bn." + key[len("bn1."):]
+    parts = key.split(".")
+    if parts[0].startswith("layer") and len(parts) >= 4:
+        stage = int(parts[0][len("layer"):]) - 1
+        layer = ".".join(parts[2:-1])
+        if layer in _TV_BLOCK:
+            return f"stages.{stage}.blocks.{parts[1]}.{_TV_BLOCK[layer]}.{parts[-1]}"
+    raise ValueError(f"no 3D ResNet parameter for 2D ResNet key '{key}'")
+
+
+def inflate_resnet2d_state_dict(
+    state2d: Mapping[str, torch.Tensor],
+    target: Mapping[str, torch.Tensor],
+    prefix: str = "",
+    mode: Literal["average", "center"] = "average",
+) -> dict[str, torch.Tensor]:
+    """Inflate an ImageNet 2D ResNet (torchvision / timm names: `conv1`, `bn1`, `layerL.i.convK`,
+    `downsample.0/1`) into the entries of a `ResNetPathway3d` state dict `target` under `prefix`.
+
+    A k x k kernel becomes t x k x k: "average" copies it into each of the t planes and divides by
+    t (thesis ch. 5 section 5.4.1 and the authors' loader, so a static clip gives the 2D
+    responses), "center" puts it in the middle plane only. The classifier (`fc`) is not
+    inflated. Shapes other than the temporal size must agree; a 2D key without a 3D counterpart
+    is an error. Returns the new `target` entries (pass them to `load_state_dict(strict=False)`).
+    """
+    if mode not in ("average", "center"):
+        raise ValueError(f"inflation mode must be 'average' or 'center', got {mode!r}")
+    out: dict[str, torch.Tensor] = {}
+    for key, w in state2d.items():
+        name = _pathway_name_of_2d(key)
+        if name is None:
+            continue
+        name = prefix + name
+        if name not in target:
+            raise ValueError(f"2D key '{key}' maps to '{name}', which the 3D model does not have")
+        ref = target[name]
+        if w.dim() == 4 and ref.dim() == 5:
+            if tuple(ref.shape[:2]) != tuple(w.shape[:2]) or tuple(ref.shape[3:]) != tuple(w.shape[2:]):
+                raise ValueError(f"'{key}' {tuple(w.shape)} cannot be inflated to '{name}' {tuple(ref.shape)}")
+            t = ref.shape[2]
+            if mode == "average":
+                w = w.unsqueeze(2).repeat(1, 1, t, 1, 1) / t
+            else:
+                z = torch.zeros(ref.shape, dtype=w.dtype)
+                z[:, :, t // 2] = w
+                w = z
+        elif tuple(w.shape) != tuple(ref.shape):
+            raise ValueError(f"'{key}' {tuple(w.shape)} does not fit '{name}' {tuple(ref.shape)}")
+        out[name] = w.to(ref.dtype).clone()
+    return out

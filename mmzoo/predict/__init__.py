@@ -22,6 +22,7 @@ __all__ = ["PREDICTORS", "register_predictor", "get_predictor", "predict_input",
 #: model family (the `family` of its registry records, the module name under mmzoo.models) ->
 #: "module:function" of its predictor, imported on first use.
 PREDICTORS: dict[str, str] = {
+    "aot": "mmzoo.predict.aot:predict_input",
     "stmn": "mmzoo.predict.stmn:predict_input",
     "t2vlad": "mmzoo.predict.t2vlad:predict_input",
 }

@@ -17,6 +17,15 @@ and for ``version="55"``::
     root/frames_rgb_flow/rgb/{train,test}/P01/P01_01/frame_0000000001.jpg ...
     root/videos/{train,test}/P01/P01_01.MP4
 
+With ``write_flow``, the released optical flow too (greyscale JPEGs, one folder per component)::
+
+    root/P01/flow_frames/P01_01/{u,v}/frame_0000000001.jpg ...                  (EPIC-100)
+    root/frames_rgb_flow/flow/{train,test}/P01/P01_01/{u,v}/frame_0000000001.jpg ...  (EPIC-55)
+
+at the release's flow frame rate: ``num_frames // 2`` flow frames for the 2018 videos (``PXX_YY``,
+flow at stride 2), ``num_frames - 1`` for the 2020 ones (``PXX_1YY``). Flow frame ``j`` (1-based) is
+uniformly ``flow_value(j, "u")`` / ``flow_value(j, "v")`` so tests can tell which one was read.
+
 Content: video frame ``t`` (0-based; file ``frame_{t+1:010d}.jpg``) is grey outside action
 segments and has the colour of the segment's verb class inside; its top-left 8x8 block has grey
 level ``(4 t) % 256``. The audio is a tone of ``300 + 100 * noun`` Hz during segments, silence
@@ -27,14 +36,15 @@ from __future__ import annotations
 import colorsys
 import csv
 import random
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 from mmzoo.data.media import write_jpeg_frames, write_mp4
 
-__all__ = ["write_epic", "format_timestamp"]
+__all__ = ["flow_value", "format_timestamp", "write_epic"]
 
 VERBS = ("take", "put", "open", "close", "wash")
 NOUNS = ("plate", "cup", "door", "tap", "knife", "pan")
@@ -42,6 +52,23 @@ DEFAULT_VIDEOS = {
     "100": {"train": ["P01_01", "P02_101"], "val": ["P01_11"], "test": ["P03_101"]},
     "55": {"train": ["P01_01", "P26_01"], "s1": ["P01_05"], "s2": ["P32_01"]},
 }
+
+
+def flow_value(j: int, axis: str) -> int:
+    """Grey level of synthetic flow frame ``j`` (1-based): u = 10 j mod 250, v = 250 - u."""
+    u = (10 * j) % 250
+    return u if axis == "u" else 250 - u
+
+
+def _write_flow(folder: Path, count: int, size: tuple[int, int]) -> None:
+    from PIL import Image
+
+    for axis in ("u", "v"):
+        d = folder / axis
+        d.mkdir(parents=True, exist_ok=True)
+        for j in range(1, count + 1):
+            Image.fromarray(np.full(size, flow_value(j, axis), dtype=np.uint8), mode="L").save(
+                d / f"frame_{j:010d}.jpg", format="JPEG", quality=95)
 
 
 def format_timestamp(seconds: float) -> str:
@@ -70,6 +97,7 @@ def write_epic(
     write_frames: bool = True,
     write_videos: bool = True,
     no_audio_videos: Sequence[str] = (),
+    write_flow: bool = False,
     seed: int = 0,
 ) -> dict[str, Any]:
     """Write the dataset; returns ``{"root", "version", "num_verbs", "num_nouns", "fps",
@@ -119,7 +147,7 @@ def write_epic(
     )  # fmt: skip
     out: dict[str, Any] = {"root": str(root), "version": version, "num_verbs": len(VERBS), "num_nouns": len(NOUNS),
                            "fps": fps, "num_frames": num_frames, "csv": {}, "rows": {}, "frames_dirs": {},
-                           "videos": {}}  # fmt: skip
+                           "videos": {}, "flow_dirs": {}, "flow_counts": {}}  # fmt: skip
     uid = 0
     # EPIC-55: the labelled rows of all non-test splits share EPIC_train_action_labels.csv
     file_rows: dict[str, list[dict]] = {}
@@ -159,6 +187,12 @@ def write_epic(
             else:
                 fdir = root / "frames_rgb_flow" / "rgb" / media_split / participant / vid
                 vpath = root / "videos" / media_split / participant / f"{vid}.MP4"
+            if write_flow:
+                fl = (root / participant / "flow_frames" / vid if version == "100"
+                      else root / "frames_rgb_flow" / "flow" / media_split / participant / vid)
+                count = num_frames // 2 if len(vid.split("_")[1]) == 2 else num_frames - 1
+                _write_flow(fl, count, size)
+                out["flow_dirs"][vid], out["flow_counts"][vid] = str(fl), count
             if write_frames:
                 write_jpeg_frames(fdir, frames, pattern="frame_{:010d}.jpg", start=1)
                 out["frames_dirs"][vid] = str(fdir)

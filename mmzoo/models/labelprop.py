@@ -1,0 +1,288 @@
+"""Label propagation: mmzoo's correspondence benchmark for any dense feature extractor (thesis
+ch. 2, Sec. 2.4 and Tables 2.1-2.3).
+
+`LabelPropagationModule` is the evaluation half shared by every model that exposes dense
+features (`dense_features(frames) -> (N, c, h, w)`): `mmzoo test --model <id> --data davis2017`
+propagates the first frame's instance masks through the sequence
+(:func:`mmzoo.nn.label_propagation.propagate_labels`: top-5 neighbours, the first frame + 7
+previous frames, the authors' temperature and per-channel min-max normalisation), upsamples the
+soft labels to the annotation size and takes the argmax per pixel, then scores DAVIS J / F
+(:class:`mmzoo.metrics.davis.DavisJF`). With JHMDB batches (``keypoints``) it propagates one
+map per joint, takes the maximum-score pixel per joint and scores PCK
+(:class:`mmzoo.metrics.pck.PCK`). With VIP batches (``parts``) it propagates part ids and scores
+the part mIoU (:class:`mmzoo.metrics.vip.PartMeanIoU`).
+
+`FeaturePropagation` registers the thesis's baseline rows:
+
+- ``labelprop-identity``: raw pixels, each 8 x 8 block of the normalised frame as one feature
+  vector (the "Identity" row; stride 8 like the learned encoders);
+- ``labelprop-imagenet-r50``: ImageNet ResNet-50 up to res4 with res4's stride removed (the
+  same trunk as TimeCycle's encoder; weights from timm ``resnet50.tv_in1k``, the torchvision
+  weights of the thesis era, Hub repo ``timm/resnet50.tv_in1k``), the "ImageNet R50" row;
+- ``labelprop-random-r50``: the same trunk with a seeded random initialisation ("Random").
+"""
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+import torch
+import torch.nn.functional as F
+
+from mmzoo.data.constants import IMAGENET_MEAN, IMAGENET_STD
+from mmzoo.errors import NotSupportedError
+from mmzoo.metrics.davis import DavisJF
+from mmzoo.metrics.pck import PCK
+from mmzoo.metrics.vip import PartMeanIoU
+from mmzoo.models.base import ZooModule
+from mmzoo.nn.label_propagation import (
+    keypoint_maps,
+    keypoints_from_maps,
+    labels_to_onehot,
+    propagate_labels,
+    upsample_labels,
+)
+from mmzoo.nn.timecycle import Res4Encoder
+from mmzoo.nn.timm_backbone import create_timm_model
+from mmzoo.registry import InputConfig, register_model
+
+__all__ = ["FeaturePropagation", "LabelPropagationModule", "propagation_input"]
+
+#: Frames of `example_input` (a TimeCycle training clip: k = 4 past frames + the target).
+EXAMPLE_FRAMES = 5
+
+PAPER = "Wang, Jabri & Efros, Learning Correspondence from the Cycle-consistency of Time (CVPR 2019; thesis 003 ch. 2)"
+
+
+class LabelPropagationModule(ZooModule):
+    """Evaluation by label propagation, for subclasses that define `dense_features`.
+
+    Args:
+        topk: neighbours per target position (5, thesis Sec. 2.4).
+        context: previous frames propagated from besides the first one (K = 7 for DAVIS, JHMDB).
+        prop_temperature: affinity softmax temperature at test time (the authors' 512^-0.5).
+        normalize_labels: per-channel min-max normalisation of propagated labels (authors' code).
+        frame_size: inference frame size of `example_input` (the authors' 320 for DAVIS; their
+            README also reports 400); the DataModule resizes frames to it.
+        keypoint_sigma: std (in feature cells) of the Gaussian put on each joint of the first
+            frame for pose propagation (0 = a one-hot cell); not stated in the thesis.
+        feature_chunk: frames encoded at once during evaluation (memory only).
+    """
+
+    def __init__(
+        self,
+        topk: int = 5,
+        context: int = 7,
+        prop_temperature: float = 512 ** -0.5,
+        normalize_labels: bool = True,
+        frame_size: int = 320,
+        keypoint_sigma: float = 0.5,
+        feature_chunk: int = 8,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.test_seg, self.test_pck, self.test_parts = DavisJF(), PCK(), PartMeanIoU()
+        self.val_seg, self.val_pck, self.val_parts = DavisJF(), PCK(), PartMeanIoU()
+
+    # ------------------------------------------------------------------ features
+    def dense_features(self, frames: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        """``(N, 3, H, W)`` normalised frames -> ``(N, c, h, w)`` features."""
+        raise NotImplementedError
+
+    def forward(self, video: torch.Tensor) -> torch.Tensor:
+        """l2-normalised dense features ``(B, c, T, h, w)`` of a clip ``(B, 3, T, H, W)``."""
+        b, _, t, h, w = video.shape
+        feats = self.dense_features(video.transpose(1, 2).reshape(b * t, 3, h, w))
+        feats = F.normalize(feats, dim=1)
+        return feats.reshape(b, t, *feats.shape[1:]).transpose(1, 2)
+
+    @torch.no_grad()
+    def sequence_features(self, video: torch.Tensor) -> torch.Tensor:
+        """``(T, c, h, w)`` normalised features of one sequence ``(3, T, H, W)``, in chunks."""
+        frames = video.transpose(0, 1)
+        chunk = max(1, int(self.hparams.feature_chunk))
+        out = [F.normalize(self.dense_features(frames[i : i + chunk]), dim=1) for i in range(0, frames.shape[0], chunk)]
+        return torch.cat(out)
+
+    def example_input(self, batch_size: int = 1) -> dict[str, Any]:
+        """A 5-frame clip at ``frame_size`` (FLOPs are per 5 frames: 5 x the per-frame cost)."""
+        s = self.hparams.frame_size
+        return {"video": torch.randn(batch_size, 3, EXAMPLE_FRAMES, s, s)}
+
+    # ------------------------------------------------------------------ propagation
+    def _propagate(self, feats: torch.Tensor, first: torch.Tensor) -> torch.Tensor:
+        hp = self.hparams
+        return propagate_labels(feats, first, topk=hp.topk, context=hp.context, temperature=hp.prop_temperature,
+                                normalize_labels=hp.normalize_labels, normalized=True)
+
+    @torch.no_grad()
+    def segment(self, video: torch.Tensor, first_mask: torch.Tensor, out_size: tuple[int, int] | None = None
+                ) -> torch.Tensor:
+        """Instance ids ``(T, H, W)`` for a sequence ``(3, T, H', W')`` given the first frame's
+        ids ``(H, W)`` (0 background, 1..n objects; void 255 counts as background)."""
+        first_mask = torch.where(first_mask == 255, torch.zeros_like(first_mask), first_mask).long()
+        out_size = out_size or tuple(first_mask.shape[-2:])
+        feats = self.sequence_features(video)
+        n = int(first_mask.max()) + 1
+        soft = self._propagate(feats, labels_to_onehot(first_mask, n, tuple(feats.shape[-2:])))
+        ids = upsample_labels(soft, out_size).argmax(1)
+        ids[0] = first_mask if tuple(first_mask.shape) == tuple(out_size) else ids[0]
+        return ids
+
+    @torch.no_grad()
+    def track_keypoints(self, video: torch.Tensor, first_kp: torch.Tensor, image_size: tuple[int, int]) -> torch.Tensor:
+        """Joint positions ``(T, K, 2)`` (x, y pixels of the frames as annotated, ``image_size``
+        = (H, W)) from the first frame's ``(K, 2)``; each joint is the maximum of its map."""
+        feats = self.sequence_features(video)
+        h, w = feats.shape[-2:]
+        first = keypoint_maps(first_kp, image_size, (h, w), self.hparams.keypoint_sigma).to(feats)
+        soft = self._propagate(feats, first)
+        kp = keypoints_from_maps(upsample_labels(soft, image_size))
+        kp[0] = first_kp.to(kp)
+        return kp
+
+    def unlabelled_eval_step(self, batch: dict, prefix: str) -> None:
+        """Evaluation on batches without labels (a video folder): nothing to propagate."""
+        raise NotSupportedError(
+            f"{type(self).__name__} evaluates by label propagation, which needs first-frame labels: the {prefix} "
+            "batches carry no per-pixel 'label' maps (davis2017), 'keypoints' (jhmdb) or 'parts' (vip)")
+
+    def _eval_step(self, batch: dict, seg: DavisJF, pck: PCK, parts: PartMeanIoU, prefix: str) -> None:
+        masks = "label" in batch and batch["label"].dim() == 4  # (B, T, H, W) id maps, not class labels
+        if not masks and "keypoints" not in batch and "parts" not in batch:
+            self.unlabelled_eval_step(batch, prefix)
+            return
+        video = batch["video"]
+        for b in range(video.shape[0]):
+            name = (batch.get("video_id") or [None] * video.shape[0])[b]
+            if "parts" in batch:
+                gt = batch["parts"][b]
+                pred = self.segment(video[b], gt[0], tuple(gt.shape[-2:]))
+                parts.update(pred[1:], gt[1:])  # the first frame is given
+            elif "keypoints" in batch:
+                kp = batch["keypoints"][b]
+                size = tuple(int(s) for s in batch["image_size"][b])
+                pred = self.track_keypoints(video[b], kp[0], size)
+                pck.update(pred[1:], kp[1:], batch["keypoint_scale"][b][1:], batch.get("keypoint_visible")[b][1:])
+            else:
+                gt = batch["label"][b]
+                seg.update(self.segment(video[b], gt[0], tuple(gt.shape[-2:])), gt, name)
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        self._eval_step(batch, self.val_seg, self.val_pck, self.val_parts, "val")
+
+    def test_step(self, batch: dict, batch_idx: int) -> None:
+        self._eval_step(batch, self.test_seg, self.test_pck, self.test_parts, "test")
+
+    def _log_metrics(self, prefix: str, *metrics) -> None:
+        for metric in metrics:
+            if metric.update_called:
+                self.log_dict({f"{prefix}/{k}": v for k, v in metric.compute().items()})
+                metric.reset()
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_metrics("val", self.val_seg, self.val_pck, self.val_parts)
+
+    def on_test_epoch_end(self) -> None:
+        self._log_metrics("test", self.test_seg, self.test_pck, self.test_parts)
+
+    def predict_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0):
+        return self(batch["video"])
+
+
+class PixelFeatures(torch.nn.Module):
+    """The "Identity" features: every ``stride x stride`` block of the frame as one vector."""
+
+    def __init__(self, stride: int = 8) -> None:
+        super().__init__()
+        self.stride = stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _n, _c, h, w = x.shape
+        s = self.stride
+        x = x[..., : h // s * s, : w // s * s]
+        return F.pixel_unshuffle(x, s)
+
+
+class FeaturePropagation(LabelPropagationModule):
+    """Label propagation with a fixed feature extractor (the thesis's baseline rows).
+
+    Args (the propagation arguments are `LabelPropagationModule`'s):
+        features: "pixels" (Identity) or "resnet" (ResNet up to res4, feature stride 8).
+        depth: ResNet depth (50; 10 / 18 for tiny tests).
+        width: ResNet conv1 width (64).
+        pretrained_backbone: load the ImageNet weights of `timm_name` (offline: from the local
+            caches only; a loud random init when they cannot be had).
+        timm_name: timm model whose weights are loaded ("resnet50.tv_in1k": the torchvision
+            ImageNet weights).
+        seed: seed of the random initialisation (the "Random" row is reproducible).
+        pixel_stride: block size of the "pixels" features (8, the encoders' stride).
+    """
+
+    def __init__(
+        self,
+        features: Literal["pixels", "resnet"] = "resnet",
+        depth: int = 50,
+        width: int = 64,
+        pretrained_backbone: bool = True,
+        timm_name: str = "resnet50.tv_in1k",
+        seed: int | None = 0,
+        pixel_stride: int = 8,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if features == "pixels":
+            self.encoder = PixelFeatures(pixel_stride)
+            return
+        if seed is not None:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                self.encoder = Res4Encoder(depth, width, out_dim=0)
+        else:
+            self.encoder = Res4Encoder(depth, width, out_dim=0)
+        if pretrained_backbone:
+            model, loaded = create_timm_model(timm_name, pretrained=True, fallback_hint="(pass --model.pretrained_backbone false "
+                                              "to silence this; the 'Random' row is labelprop-random-r50)")
+            if loaded:
+                mine = self.encoder.state_dict()
+                state = {k: v for k, v in model.state_dict().items() if k in mine}
+                missing = sorted(set(mine) - set(state))
+                if missing:
+                    raise ValueError(f"timm '{timm_name}' lacks {len(missing)} res2-res4 tensors, e.g. {missing[:3]}")
+                self.encoder.load_state_dict(state)
+
+    init_without_download: ClassVar[dict[str, Any]] = {"pretrained_backbone": False}
+
+    def dense_features(self, frames: torch.Tensor) -> torch.Tensor:
+        return self.encoder(frames)
+
+
+def propagation_input(frame_size: int = 320, datamodules: tuple[str, ...] = ("davis2017", "jhmdb", "vip")) -> InputConfig:
+    """Evaluation input of a label-propagation model: whole sequences resized to
+    ``frame_size`` squared (the authors' DAVIS loader), ImageNet normalisation."""
+    return InputConfig(
+        shapes={"video": f"B,3,T,{frame_size},{frame_size} (a whole sequence at test; FLOPs for T = 5)"},
+        frames=EXAMPLE_FRAMES, mean=IMAGENET_MEAN, std=IMAGENET_STD, datamodules=datamodules,
+        notes="evaluation by label propagation (top-5, first frame + 7 previous frames)",
+    )
+
+
+_IDS: dict[str, dict] = {
+    "labelprop-identity": {
+        "defaults": {"features": "pixels", "pretrained_backbone": False},
+        "reported": {"davis_J": 22.1, "davis_F": 23.6, "jhmdb_pck@0.1": 43.1, "jhmdb_pck@0.2": 64.5,
+                  "vip_miou": 13.6, "vip_ap_vol": 4.0},
+    },
+    "labelprop-imagenet-r50": {
+        "defaults": {"features": "resnet", "pretrained_backbone": True},
+        "reported": {"davis_J": 50.3, "davis_F": 49.0, "jhmdb_pck@0.1": 58.4, "jhmdb_pck@0.2": 78.4,
+                  "vip_miou": 34.7, "vip_ap_vol": 16.1},
+    },
+    "labelprop-random-r50": {
+        "defaults": {"features": "resnet", "pretrained_backbone": False, "seed": 0},
+        "reported": {"davis_J": 12.4, "davis_F": 12.5},
+    },
+}
+
+for _id, _cfg in _IDS.items():
+    register_model(_id, task="label propagation (correspondence)", paper=PAPER, input=propagation_input(),
+                   **_cfg)(FeaturePropagation)
