@@ -27,19 +27,16 @@ reported with ``skip_corrupt=True`` (:class:`~mmzoo.data.clips.ClipDataModule`).
 from __future__ import annotations
 
 import json
-import logging
-import warnings
 from pathlib import Path
 from typing import Any, Literal, Optional
 
-from mmzoo.data.paths import find_path, flag
+from mmzoo.data.paths import find_path, flag, report_missing
 from mmzoo.data.registry import register_datamodule
 from mmzoo.data.untrimmed import UntrimmedDataModule
 from mmzoo.data.video_dataset import AnnotationError, LayoutError, VideoRecord
 
 __all__ = ["ANET_SUBSETS", "VIDEO_EXTENSIONS", "ActivityNetDataModule", "read_activitynet_json", "taxonomy_leaves"]
 
-log = logging.getLogger(__name__)
 
 ANET_SUBSETS = ("training", "validation", "testing")
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm")
@@ -182,15 +179,7 @@ class ActivityNetDataModule(UntrimmedDataModule):
             meta = {"video_id": vid, "classes": classes, "subset": split, "annotation_file": str(self._json_path),
                     "duration": entry.get("duration")}
             records.append(VideoRecord(targets={"label": classes[0] if classes else -1}, meta=meta, video=str(path)))
-        if missing:
-            if self.missing_videos_policy == "error":
-                raise LayoutError(
-                    f"{len(missing)} video(s) of the {split} subset of {self._json_path} are missing, e.g.: "
-                    + "; ".join(missing[:5]) + f" ({flag('missing_videos')} skip drops them with a warning)")
-            msg = f"[activitynet] {split}: {len(missing)} annotated video(s) missing and skipped, e.g. {missing[0]}"
-            log.warning(msg)
-            warnings.warn(msg, stacklevel=2)
-            self.missing_videos.extend(missing)
+        report_missing(self, missing, f"the {split} subset of {self._json_path}", split)
         if not records:
             raise LayoutError(f"no video of the {split!r} subset found in {self._video_dir} ({self._json_path})")
         return records

@@ -52,11 +52,9 @@ in ``self.missing_videos``, warned).
 """
 from __future__ import annotations
 
-import logging
 import math
 import os
 import re
-import warnings
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -66,7 +64,7 @@ import torch.nn.functional as F
 from mmzoo.data import samplers as S
 from mmzoo.data.clips import ClipDataModule
 from mmzoo.data.decode import VideoReader
-from mmzoo.data.paths import find_path, flag
+from mmzoo.data.paths import find_path, flag, report_missing
 from mmzoo.data.registry import register_datamodule
 from mmzoo.data.video_dataset import (
     AnnotationError,
@@ -80,7 +78,6 @@ from mmzoo.registry import InputConfig
 
 __all__ = ["CHARADES_FPS", "CharadesClipDataset", "CharadesDataModule", "parse_actions", "read_charades_classes"]
 
-log = logging.getLogger(__name__)
 
 #: Frame rate of the released ``Charades_v1_rgb`` frames.
 CHARADES_FPS = 24.0
@@ -387,14 +384,7 @@ class CharadesDataModule(ClipDataModule):
                 last_frame=n, frames_fps=self.frames_fps, frame_number_offset=1,
                 audio_video=str(mp4) if mp4.is_file() else None,
             ))  # fmt: skip
-        if missing:
-            if self.missing_videos_policy == "error":
-                raise LayoutError(f"{len(missing)} video(s) of the {split} split are missing, e.g.: "
-                                  + "; ".join(missing[:5]) + f" ({flag('missing_videos')} skip drops them with a warning)")
-            msg = f"[charades] {split}: {len(missing)} annotated video(s) missing and skipped, e.g. {missing[0]}"
-            log.warning(msg)
-            warnings.warn(msg, stacklevel=2)
-            self.missing_videos.extend(missing)
+        report_missing(self, missing, f"the {split} split", split)
         if not records:
             raise LayoutError(f"no video found for the {split} split ({self._csv_path(split)})")
         return records

@@ -24,19 +24,16 @@ Missing videos raise unless ``missing_videos="skip"`` (dropped, counted in
 """
 from __future__ import annotations
 
-import logging
-import warnings
 from pathlib import Path
 from typing import Any, Literal, Optional
 
-from mmzoo.data.paths import find_path, flag
+from mmzoo.data.paths import find_path, flag, report_missing
 from mmzoo.data.registry import register_datamodule
 from mmzoo.data.untrimmed import UntrimmedDataModule
 from mmzoo.data.video_dataset import AnnotationError, LayoutError, VideoRecord
 
 __all__ = ["LABEL_FILE", "SPLIT_FILE", "FCVIDDataModule", "read_fcvid_labels", "read_fcvid_split"]
 
-log = logging.getLogger(__name__)
 
 SPLIT_FILE = "materials/FCVID_VideoName_TrainTestSplit.txt"
 LABEL_FILE = "materials/FCVID_Label.txt"
@@ -168,14 +165,7 @@ class FCVIDDataModule(UntrimmedDataModule):
                 continue
             meta = {"video_id": rel.rsplit(".", 1)[0], "classes": classes, "list": str(self._split_path), "line": line}
             records.append(VideoRecord(targets={"label": classes[0] if classes else -1}, meta=meta, video=str(path)))
-        if missing:
-            if self.missing_videos_policy == "error":
-                raise LayoutError(f"{len(missing)} video(s) of the FCVID {split} split are missing, e.g.: "
-                                  + "; ".join(missing[:5]) + f" ({flag('missing_videos')} skip drops them with a warning)")
-            msg = f"[fcvid] {split}: {len(missing)} listed video(s) missing and skipped, e.g. {missing[0]}"
-            log.warning(msg)
-            warnings.warn(msg, stacklevel=2)
-            self.missing_videos.extend(missing)
+        report_missing(self, missing, f"the FCVID {split} split", split, "listed")
         if not records:
             raise LayoutError(f"no video of the FCVID {split} split found under {self._video_dir}")
         return records

@@ -28,12 +28,11 @@ Missing videos raise with the count and the first paths unless ``missing_videos=
 from __future__ import annotations
 
 import re
-import warnings
 from pathlib import Path
 from typing import Any, Literal
 
 from mmzoo.data.clips import ClipDataModule
-from mmzoo.data.paths import find_path, flag
+from mmzoo.data.paths import find_path, flag, report_missing
 from mmzoo.data.registry import register_datamodule
 from mmzoo.data.video_dataset import AnnotationError, LayoutError, VideoRecord
 
@@ -190,13 +189,7 @@ class HMDB51DataModule(ClipDataModule):
                 continue
             meta = {"list": path, "line": line, "video_id": rel}
             records.append(VideoRecord(targets={"label": label}, meta=meta, video=str(video)))
-        if missing:
-            if self.missing_videos_policy == "error":
-                raise LayoutError(f"{len(missing)} video(s) of HMDB51 split {self.split} ({split}) are missing, e.g.: "
-                                  + "; ".join(missing[:5]) + f" ({flag('missing_videos')} skip drops them with a warning)")
-            warnings.warn(f"[hmdb51] {split}: {len(missing)} listed video(s) missing and skipped, e.g. {missing[0]}",
-                          stacklevel=2)
-            self.missing_videos.extend(missing)
+        report_missing(self, missing, f"HMDB51 split {self.split} ({split})", split, "listed")
         if not records:
             raise LayoutError(f"no {split} video of HMDB51 split {self.split} found under {self.video_dir}")
         return records

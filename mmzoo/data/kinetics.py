@@ -86,9 +86,9 @@ import warnings
 from pathlib import Path
 from typing import Any, Literal, Optional
 
-from mmzoo.data.registry import register_datamodule
 from mmzoo.data.clips import ClipDataModule
-from mmzoo.data.paths import find_path, flag
+from mmzoo.data.paths import find_path, flag, report_missing
+from mmzoo.data.registry import register_datamodule
 from mmzoo.data.video_dataset import (
     AnnotationError,
     LayoutError,
@@ -539,16 +539,7 @@ class KineticsDataModule(ClipDataModule):
                     )
                 meta.update(list=row["mini_list"], list_line=row["mini_line"])
             records.append(VideoRecord(targets={"label": target}, meta=meta, video=str(video)))
-        if missing:
-            if self.missing_videos_policy == "error":
-                raise LayoutError(
-                    f"{len(missing)} video(s) of the {split} split are missing, e.g.: " + "; ".join(missing[:5])
-                    + " (missing_videos='skip' drops them with a warning)"
-                )
-            msg = f"[kinetics] {split}: {len(missing)} annotated video(s) missing and skipped, e.g. {missing[0]}"
-            log.warning(msg)
-            warnings.warn(msg, stacklevel=2)
-            self.missing_videos.extend(missing)
+        report_missing(self, missing, f"the {split} split", split)
         if not records:
             raise LayoutError(f"no video found for the {split} split ({self._csv_path(split)})")
         return records

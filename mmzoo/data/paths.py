@@ -9,14 +9,16 @@ the CVDF mirror and ``validate.csv`` of DeepMind's archive). Errors name the arg
 """
 from __future__ import annotations
 
+import logging
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
 from mmzoo.data.video_dataset import LayoutError
 
-__all__ = ["default_num_workers", "find_path", "flag"]
+__all__ = ["default_num_workers", "find_path", "flag", "report_missing"]
 
 
 def flag(name: str) -> str:
@@ -72,3 +74,20 @@ def default_num_workers() -> int:
     except (AttributeError, OSError):
         cpus = os.cpu_count() or 1
     return max(1, min(4, cpus - 1))
+
+
+def report_missing(dm, missing: list[str], what: str, split: str, source: str = "annotated") -> None:
+    """Apply a DataModule's ``missing_videos`` policy to the listed videos not found on disk
+    (``"list:line: path"`` entries): ``"error"`` raises one :class:`LayoutError` naming the first
+    five and the flag that skips them; ``"skip"`` warns and keeps them in ``dm.missing_videos``.
+    ``what`` names the list they come from ("the val split", "UCF101 trainlist01"); ``source``
+    says how the warning calls them ("annotated" in a CSV / JSON, "listed" in a split list)."""
+    if not missing:
+        return
+    if dm.missing_videos_policy == "error":
+        raise LayoutError(f"{len(missing)} video(s) of {what} are missing, e.g.: " + "; ".join(missing[:5])
+                          + f" ({flag('missing_videos')} skip drops them with a warning)")
+    msg = f"[{dm.datamodule_name}] {split}: {len(missing)} {source} video(s) missing and skipped, e.g. {missing[0]}"
+    logging.getLogger(type(dm).__module__).warning(msg)
+    warnings.warn(msg, stacklevel=3)
+    dm.missing_videos.extend(missing)

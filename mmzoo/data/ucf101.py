@@ -34,12 +34,11 @@ counted in ``self.missing_videos``, warned).
 from __future__ import annotations
 
 import re
-import warnings
 from pathlib import Path
 from typing import Any, Literal
 
 from mmzoo.data.clips import ClipDataModule
-from mmzoo.data.paths import find_path, flag
+from mmzoo.data.paths import find_path, flag, report_missing
 from mmzoo.data.registry import register_datamodule
 from mmzoo.data.video_dataset import AnnotationError, LayoutError, VideoRecord
 
@@ -207,13 +206,7 @@ class UCF101DataModule(ClipDataModule):
             meta = {"list": str(path), "line": line, "video_id": rel, "group": int(m.group("group")),
                     "clip": int(m.group("clip"))}
             records.append(VideoRecord(targets={"label": label}, meta=meta, video=str(video)))
-        if missing:
-            if self.missing_videos_policy == "error":
-                raise LayoutError(f"{len(missing)} video(s) of UCF101 {split}list0{self.split} are missing, e.g.: "
-                                  + "; ".join(missing[:5]) + f" ({flag('missing_videos')} skip drops them with a warning)")
-            warnings.warn(f"[ucf101] {split}: {len(missing)} listed video(s) missing and skipped, e.g. {missing[0]}",
-                          stacklevel=2)
-            self.missing_videos.extend(missing)
+        report_missing(self, missing, f"UCF101 {split}list0{self.split}", split, "listed")
         if not records:
             raise LayoutError(f"no video of {path} found under {self.video_dir}")
         return records
