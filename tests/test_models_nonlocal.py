@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+import known_gaps
 from mmzoo.info import measure
 from mmzoo.models.nonlocal_net import NonLocalNet, placement_positions
 from mmzoo.nn.nonlocal_block import NonLocal3d
@@ -23,20 +24,6 @@ TABLE_5_2E = {  # overrides of c2d-r101 -> (params ratio, FLOPs ratio)
     "nl_c2d_5": ({"nonlocal_placement": "5"}, 1.2, 1.2),
 }
 TOL = 0.02
-# The one table of known gaps to the thesis: quantity -> (measured, thesis, explanation).
-KNOWN_GAPS = {
-    "c2d-r101 GFLOPs": (35.08, 34.2, "conv1 (1.89 GFLOPs at 16 x 112 x 112) and the rest count as Table 5.1 draws them; "
-                        "the thesis does not say how it counted (the gap is half of conv1) -- model_cards/c2d-r101.md"),
-}
-
-
-def _gaps_table() -> str:
-    rows = ["known gaps to the thesis (Table 5.2e):", f"{'quantity':<18} {'measured':>9} {'thesis':>7} {'gap':>7}  why"]
-    for q, (m, t, why) in KNOWN_GAPS.items():
-        rows.append(f"{q:<18} {m:>9.2f} {t:>7.1f} {100 * (m - t) / t:>+6.1f}%  {why}")
-    return "\n".join(rows)
-
-
 #: Table 5.2e counts at the training crop (32 x 224 x 224); the ids' example input is a 256 test view.
 AT_224 = {"crop_size": 224}
 
@@ -47,13 +34,13 @@ def c2d_r101():
 
 
 def test_c2d_r101_params_and_flops_match_table_5_2e(c2d_r101):
-    print(_gaps_table())
+    print(known_gaps.table())
     params_m, gflops = c2d_r101["params"] / 1e6, c2d_r101["gflops"]
     assert abs(params_m - C2D_R101[0]) / C2D_R101[0] < TOL, params_m
-    measured, thesis, _ = KNOWN_GAPS["c2d-r101 GFLOPs"]
+    measured, thesis, _ = known_gaps.KNOWN_GAPS["c2d-r101 GFLOPs"]
     assert thesis == C2D_R101[1]
-    assert abs(gflops - measured) < 0.01, f"measured {gflops:.2f}: update KNOWN_GAPS and the card"
-    assert abs(gflops - thesis) / thesis > TOL, "c2d-r101 now matches 34.2 GFLOPs: drop it from KNOWN_GAPS"
+    assert abs(gflops - measured) < 0.01, f"measured {gflops:.2f}: update tests/known_gaps.py and the card"
+    assert abs(gflops - thesis) / thesis > TOL, "c2d-r101 now matches 34.2 GFLOPs: drop it from tests/known_gaps.py"
 
 
 @pytest.mark.parametrize("row", sorted(TABLE_5_2E))

@@ -5,13 +5,14 @@ from __future__ import annotations
 import pytest
 import torch
 
+import known_gaps
 import mmzoo
 from mmzoo.info import measure
 from mmzoo.registry import get_spec
 
 # id -> (measured params, measured GFLOPs (multiply-adds, one view at the thesis' input), thesis
 #        GFLOPs or None). Rows within MATCH_TOL of the thesis must stay there; the others are
-# listed in KNOWN_GAPS.
+# listed in tests/known_gaps.py.
 FULL_SIZE = {
     "slowfast-r50-4x16": (34_480_216, 36.10, 36.1),
     "slowfast-r50-8x8": (34_566_488, 65.71, None),
@@ -29,31 +30,15 @@ MATCH_TOL = 0.02
 # The one table of known, documented gaps to the thesis' GFLOPs: id -> (measured, thesis, where it
 # is explained). A listed row that comes within MATCH_TOL of the thesis, or moves from its
 # recorded measured value, fails the test (update the table and the card together).
-KNOWN_GAPS = {
-    "avslowfast-r50-8x8": (68.27, 63.4, "model_cards/avslowfast-r50-8x8.md (Table 4.9 vs Table 4.6)"),
-    "avslowfast-r50-16x4": (125.62, 117.9, "model_cards/avslowfast-r50-16x4.md (Table 4.9 vs Table 4.6)"),
-    "avslowfast-r101-8x8": (112.52, 129.0, "model_cards/avslowfast-r101-8x8.md (R101 audio pathway)"),
-    "avslowfast-r101nl-16x8": (245.97, 278.0, "model_cards/avslowfast-r101nl-16x8.md (R101 audio pathway)"),
-    "audionet-r50": (16.08, 14.2, "model_cards/audionet-r50.md, mmzoo/models/audionet.py"),
-}
-
-
-def _known_gaps_table() -> str:
-    rows = ["known GFLOPs gaps to the thesis (F. Xiao, PhD thesis UC Davis 2020, ch. 4):",
-            f"{'id':<24} {'measured':>9} {'thesis':>7} {'gap':>7}  explained in"]
-    for mid, (measured, thesis, where) in sorted(KNOWN_GAPS.items()):
-        rows.append(f"{mid:<24} {measured:>9.2f} {thesis:>7.1f} {100 * (measured - thesis) / thesis:>+6.1f}%  {where}")
-    return "\n".join(rows)
-
-
 def test_known_gaps_table_is_printed(capsys):
-    table = _known_gaps_table()
+    table = known_gaps.table()
     with capsys.disabled():
         print("\n" + table)
     # the table is exactly the recorded rows outside MATCH_TOL, with the same numbers
     outside = {mid for mid, (_, g, t) in FULL_SIZE.items() if t is not None and abs(g - t) / t > MATCH_TOL}
-    assert outside == set(KNOWN_GAPS)
-    assert all(KNOWN_GAPS[mid][:2] == FULL_SIZE[mid][1:] for mid in outside)
+    mine = {mid: row for mid, row in known_gaps.gaps().items() if mid in FULL_SIZE}
+    assert outside == set(mine)
+    assert all(mine[mid][:2] == FULL_SIZE[mid][1:] for mid in outside)
 
 
 @pytest.mark.parametrize("model_id", sorted(FULL_SIZE))
@@ -65,10 +50,10 @@ def test_full_size_params_and_flops(model_id):
     if thesis is None:
         return
     gap = abs(m["gflops"] - thesis) / thesis
-    if model_id in KNOWN_GAPS:
-        recorded, recorded_thesis, _ = KNOWN_GAPS[model_id]
+    if model_id in known_gaps.gaps():
+        recorded, recorded_thesis, _ = known_gaps.gaps()[model_id]
         assert recorded_thesis == thesis
-        assert gap > MATCH_TOL, f"{model_id} now matches the thesis ({m['gflops']:.2f} vs {thesis}): drop it from KNOWN_GAPS"
+        assert gap > MATCH_TOL, f"{model_id} now matches the thesis ({m['gflops']:.2f} vs {thesis}): drop it from tests/known_gaps.py"
         assert m["gflops"] == pytest.approx(recorded, abs=0.01), f"{model_id} drifted from its recorded {recorded} G"
     else:
         assert gap <= MATCH_TOL, f"{model_id}: {m['gflops']:.2f} G vs thesis {thesis} G"
