@@ -23,6 +23,7 @@ the part mIoU (:class:`mmzoo.metrics.vip.PartMeanIoU`).
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar, Literal
 
 import torch
@@ -32,6 +33,7 @@ from mmzoo.data.constants import IMAGENET_MEAN, IMAGENET_STD
 from mmzoo.errors import NotSupportedError
 from mmzoo.metrics.davis import DavisJF
 from mmzoo.metrics.pck import PCK
+from mmzoo.metrics.reconstruction import FrameReconstructionL1
 from mmzoo.metrics.vip import PartMeanIoU
 from mmzoo.models.base import ZooModule
 from mmzoo.nn.label_propagation import (
@@ -41,11 +43,12 @@ from mmzoo.nn.label_propagation import (
     propagate_labels,
     upsample_labels,
 )
+from mmzoo.nn.reconstruction import denormalize_frames, frame_pairs, reconstruct_frame
 from mmzoo.nn.timecycle import Res4Encoder
 from mmzoo.nn.timm_backbone import create_timm_model
 from mmzoo.registry import InputConfig, register_model
 
-__all__ = ["FeaturePropagation", "LabelPropagationModule", "propagation_input"]
+__all__ = ["FeaturePropagation", "LabelPropagationModule", "propagation_input", "reconstruction_error"]
 
 #: Frames of `example_input` (a TimeCycle training clip: k = 4 past frames + the target).
 EXAMPLE_FRAMES = 5
@@ -139,6 +142,13 @@ class LabelPropagationModule(ZooModule):
         kp = keypoints_from_maps(upsample_labels(soft, image_size))
         kp[0] = first_kp.to(kp)
         return kp
+
+    def reconstruction_error(self, video: torch.Tensor, gaps: tuple[int, ...] = (5, 10), **kwargs: Any
+                             ) -> dict[str, float]:
+        """Frame reconstruction L1 errors ``{"l1@5", "l1@10"}`` of a sequence ``(3, T, H, W)``
+        (thesis Sec. 2.3.6, Table 2.5 of the seed): :func:`reconstruction_error`
+        with this model's features, ``topk`` and ``prop_temperature``."""
+        return reconstruction_error(self, video, gaps, **kwargs)
 
     def unlabelled_eval_step(self, batch: dict, prefix: str) -> None:
         """Evaluation on batches without labels (a video folder): nothing to propagate."""
@@ -286,3 +296,61 @@ _IDS: dict[str, dict] = {
 for _id, _cfg in _IDS.items():
     register_model(_id, task="label propagation (correspondence)", paper=PAPER, input=propagation_input(),
                    **_cfg)(FeaturePropagation)
+
+
+@torch.no_grad()
+def reconstruction_error(model: Any, video: torch.Tensor, gaps: Sequence[int] = (5, 10),
+                         rgb: torch.Tensor | None = None, topk: int | None = None,
+                         temperature: float | None = None, metric: FrameReconstructionL1 | None = None,
+                         mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD,
+                         channel_reduction: str = "mean") -> dict[str, float]:
+    """Frame reconstruction L1 errors ``{"l1@5": .., "l1@10": ..}`` (0-255 scale, mean over the
+    reconstructed frames) of one sequence, or of a batch of sequences.
+
+    Args:
+        model: a module with ``sequence_features(video) -> (T, c, h, w)`` l2-normalised features
+            (every `LabelPropagationModule`: TimeCycle, the ``labelprop-*`` ids), or None for
+            the Identity row (I'_t = I_s).
+        video: ``(3, T, H, W)`` model input (normalised frames), or ``(B, 3, T, H, W)``.
+        gaps: frame gaps (5 and 10, thesis).
+        rgb: the same frames as RGB in [0, 255], ``(3, T, H', W')`` (``B`` first for a batch), at
+            any size; default ``video`` de-normalised with ``mean`` / ``std``.
+        topk, temperature: default the model's label-propagation ``topk`` / ``prop_temperature``
+            (5 and 512^-0.5).
+        metric: a `FrameReconstructionL1` (with these gaps) also updated, to accumulate a dataset.
+        channel_reduction: "mean" or "sum" over the RGB channels (see the metric).
+    """
+    local = FrameReconstructionL1(gaps, channel_reduction=channel_reduction).to(video.device)
+    hp = getattr(model, "hparams", {}) if model is not None else {}
+    topk = int(topk if topk is not None else hp.get("topk", 5))
+    temperature = float(temperature if temperature is not None else hp.get("prop_temperature", 512 ** -0.5))
+    if video.dim() == 4:
+        video, rgb = video[None], None if rgb is None else rgb[None]
+    if video.dim() != 5 or video.shape[1] != 3:
+        raise ValueError(f"reconstruction_error: video must be (3, T, H, W) or (B, 3, T, H, W), got "
+                         f"{tuple(video.shape)}")
+    for b in range(video.shape[0]):
+        _update_sequence(model, video[b], None if rgb is None else rgb[b], local.gaps, topk, temperature,
+                         [local] + ([metric] if metric is not None else []), mean, std)
+    return {k: float(v) for k, v in local.compute().items()}
+
+
+def _update_sequence(model, video, rgb, gaps, topk, temperature, metrics, mean, std) -> None:
+    num_frames = video.shape[1]
+    too_long = [g for g in gaps if g >= num_frames]
+    if too_long:
+        raise ValueError(f"reconstruction_error: a {num_frames}-frame sequence has no pair at gap(s) {too_long}")
+    rgb = denormalize_frames(video, mean, std) if rgb is None else rgb.float()
+    if rgb.shape[:2] != video.shape[:2]:
+        raise ValueError(f"rgb {tuple(rgb.shape)} must have the frames of video {tuple(video.shape)}")
+    feats = model.sequence_features(video) if model is not None else None
+    for gap in gaps:
+        pairs = frame_pairs(num_frames, gap)
+        preds = torch.stack([
+            rgb[:, s] if feats is None else
+            reconstruct_frame(rgb[:, s], feats[s], feats[t], topk, temperature, normalized=True)
+            for s, t in pairs
+        ])
+        targets = torch.stack([rgb[:, t] for _s, t in pairs])
+        for m in metrics:
+            m.update(preds, targets, gap)

@@ -24,5 +24,13 @@ module                      blocks
 ``ranking_loss``            bidirectional max-margin ranking losses for retrieval
 ``lookahead``               the Lookahead optimizer wrapper of the T2VLAD recipe (Zhang et al. 2019)
 ``timm_backbone``           timm 2D backbones with ImageNet weights, or a loud random init
+``i3d_inception``           I3D Inception-v1 (Carreira & Zisserman 2017)
+``r2plus1d``                R(2+1)D-34 with VMZ's intermediate widths (Tran et al. 2018)
+``resnet3d_hara``           ResNet-50-3D of Hara et al. (3D-ResNets-PyTorch)
+``ipl``                     Interactive Prototype Learning head (Wang 2021, ch. 4, Eqs. 4.2-4.5)
+``crm``                     PSN's context reasoning module: ED-TCN, TCN, non-local (Wang 2021, ch. 5)
+``timecycle``               TimeCycle encoder, affinity, localizer, patch sampler, losses (ch. 2)
+``label_propagation``       top-k label propagation for DAVIS / JHMDB / VIP (TimeCycle Sec. 2.4)
+``reconstruction``          long-range flow from feature affinities and frame warping (Sec. 2.3.6)
 ==========================  ==================================================================
 """
