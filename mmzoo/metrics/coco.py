@@ -7,10 +7,11 @@ split's ``instances_*.json`` as distributed. The glue it adds, and what it follo
 
 * labels ``1..K`` (contiguous, 0 = background) map back to COCO category ids through
   ``category_ids`` (``category_ids[label - 1]``, the DataModule's sorted ids);
-* boxes ``x1, y1, x2, y2`` become ``[x, y, w, h]`` (``w = x2 - x1``: Detectron's and torchvision's
-  ``xyxy_to_xywh`` for results in the original image's pixels);
+* boxes ``x1, y1, x2, y2`` become ``[x, y, w, h]`` (``w = x2 - x1``, torchvision's and Detectron2's
+  conversion for results in the original image's pixels; Detectron v1 added 1);
 * masks (probabilities ``N,1,H,W`` or ``N,H,W`` at the image size, as torchvision's Mask R-CNN
-  pastes them) are binarised at ``mask_threshold`` (0.5, Detectron) and RLE-encoded with
+  pastes them) are binarised as ``mask > mask_threshold`` (0.5, as Detectron and torchvision's
+  COCO evaluation do) and RLE-encoded with
   ``pycocotools.mask.encode`` (column-major, the ``counts`` string is stored as ASCII);
 * detections keep the model's order within an image (``COCOeval`` sorts them by score itself,
   with a stable sort, and keeps ``maxDets`` = 100 per image); images with no detection still
@@ -120,7 +121,7 @@ class CocoEvaluation(Metric):
             if "segm" in self.iou_types:
                 masks = p["masks"].detach()
                 masks = masks[:, 0] if masks.dim() == 4 else masks
-                codes = [encode_mask((m >= self.mask_threshold).cpu().numpy())["counts"].encode("ascii") for m in masks]
+                codes = [encode_mask((m > self.mask_threshold).cpu().numpy())["counts"].encode("ascii") for m in masks]
                 self.rle_len.append(torch.tensor([len(c) for c in codes], dtype=torch.long, device=self.device).view(-1))
                 self.rle_bytes.append(torch.frombuffer(bytearray(b"".join(codes)) or bytearray(1), dtype=torch.uint8)
                                       [: sum(len(c) for c in codes)].to(self.device))  # fmt: skip
