@@ -119,3 +119,71 @@ def test_imagenet_r50_row_without_cached_weights_warns_and_random_row_is_seeded(
         a = mmzoo.create("labelprop-random-r50", depth=18)
         b = mmzoo.create("labelprop-random-r50", depth=18)
     assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+
+
+# ---------------------------------------------------------------- VIP AP^r_vol (instance parts)
+@pytest.fixture(scope="module")
+def vip_two_people(tmp_path_factory):
+    from mmzoo.data.synthetic.vip import write_vip
+
+    root = tmp_path_factory.mktemp("vip2")
+    write_vip(root, num_frames=5, people=2)
+    return root
+
+
+def _vip_apr_vol(model, sample, video):
+    from mmzoo.metrics.vip import InstancePartAP
+
+    metric = InstancePartAP()
+    model._update_instance_ap(metric, video, sample["instances"], sample["instance_table"], sample["video_id"],
+                              model.sequence_features(video))
+    return metric.compute()["APr_vol"].item()
+
+
+def test_vip_test_logs_instance_part_ap_and_identity_beats_shuffled_frames(vip_two_people):
+    dm = get_datamodule("vip")(root=str(vip_two_people), frame_size=None, num_workers=0)
+    model = mmzoo.create("labelprop-identity", context=dm.context).eval()
+    trainer = pl.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False)
+    res = trainer.test(model, datamodule=dm, verbose=False)[0]
+    assert {"test/mIoU", "test/pixel_acc", "test/APr_vol", "test/APr@0.5", "test/APr@0.1", "test/APr@0.9"} <= set(res)
+    # 3 of the 19 part classes occur: a perfect prediction scores 3/19 = 15.8 at every threshold
+    assert res["test/APr@0.5"] == pytest.approx(100 * 3 / 19, abs=1e-3), res
+    assert 12.0 < res["test/APr_vol"] <= 100 * 3 / 19 + 1e-3, res
+    dm.setup("test")
+    sample = dm.dataset("test")[0]
+    in_order = _vip_apr_vol(model, sample, sample["video"])
+    assert in_order == pytest.approx(res["test/APr_vol"], abs=1e-4)
+    shuffled = _vip_apr_vol(model, sample, sample["video"][:, [0, 3, 1, 4, 2]])  # frames against their maps
+    assert shuffled < in_order - 6.0, (in_order, shuffled)
+    # --data.instances false: part mIoU only, as before
+    parts_only = get_datamodule("vip")(root=str(vip_two_people), frame_size=None, instances=False, num_workers=0)
+    res = trainer.test(model, datamodule=parts_only, verbose=False)[0]
+    assert "test/mIoU" in res and not any(k.startswith("test/APr") for k in res)
+
+
+def test_vip_instances_keep_their_first_frame_part_and_score_the_mean_propagated_label(monkeypatch):
+    model = mmzoo.create("labelprop-identity", context=1).eval()
+    first = torch.tensor([[0, 7, 7, 9], [200, 0, 9, 9]])  # id 200 is not in the table: background
+    table = torch.tensor([[7, 5], [9, 13], [-1, -1]])
+    feats = torch.zeros(3, 1, 2, 4)
+    bg = torch.tensor([[0.9, 0.1, 0.1, 0.0], [0.9, 0.9, 0.2, 0.9]])
+    i7 = torch.tensor([[0.0, 0.8, 0.6, 0.0], [0.0, 0.0, 0.1, 0.0]])
+    i9 = torch.tensor([[0.1, 0.1, 0.3, 0.5], [0.1, 0.1, 0.7, 0.1]])
+    seen = {}
+
+    def fake_propagate(f, labels):
+        seen["feats"], seen["labels"] = f, labels
+        return torch.stack([labels, torch.stack([bg, i7, i9]), torch.stack([bg, i7 * 0, i9])])
+
+    monkeypatch.setattr(model, "_propagate", fake_propagate)
+    out = model.segment_instances(None, first, table, (2, 4), feats=feats)
+    assert seen["feats"] is feats  # the part labels' propagation path, on the same features
+    assert torch.equal(seen["labels"].argmax(0), torch.tensor([[0, 1, 1, 2], [0, 0, 2, 2]]))  # bg, id 7, id 9
+    assert len(out) == 2  # frames 1..T-1, as the part mIoU
+    pred, classes, scores = out[0]
+    assert torch.equal(pred, torch.tensor([[0, 1, 1, 2], [0, 0, 2, 0]]))
+    assert classes.tolist() == [5, 13]  # each keeps its first-frame part class
+    assert torch.allclose(scores, torch.tensor([0.7, 0.6], dtype=torch.float64))  # mean over its predicted pixels
+    pred, classes, scores = out[1]  # id 7 lost everywhere: not listed, id 9 renumbered 1
+    assert pred.max() == 1 and classes.tolist() == [13]
+    assert torch.allclose(scores, torch.tensor([(0.3 + 0.5 + 0.7) / 3], dtype=torch.float64))

@@ -22,7 +22,7 @@ rows ``(instance id, part id)`` of each frame's ``.txt``, padded with ``-1`` row
 longest table. Evaluation propagates the first frame's parts with two reference frames, the
 first and the previous one (thesis Sec. 2.4): this DataModule links ``context = 1`` to the
 model. Metrics: :class:`mmzoo.metrics.vip.PartMeanIoU` and, for instance-part predictions,
-:class:`mmzoo.metrics.vip.InstancePartAP` (AP^r_vol; not wired into the propagation models).
+:class:`mmzoo.metrics.vip.InstancePartAP` (AP^r_vol, logged by `mmzoo test` of the label-propagation models).
 """
 from __future__ import annotations
 
