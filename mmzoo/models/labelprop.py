@@ -230,7 +230,7 @@ class LabelPropagationModule(ZooModule):
                 kp = batch["keypoints"][b]
                 size = tuple(int(s) for s in batch["image_size"][b])
                 pred = self.track_keypoints(video[b], kp[0], size)
-                pck.update(pred[1:], kp[1:], batch["keypoint_scale"][b][1:], batch.get("keypoint_visible")[b][1:])
+                pck.update(pred[1:], kp[1:], batch["keypoint_scale"][b][1:], batch["keypoint_visible"][b][1:])
             else:
                 gt = batch["label"][b]
                 seg.update(self.segment(video[b], gt[0], tuple(gt.shape[-2:])), gt, name)
