@@ -43,7 +43,6 @@ import torch
 from torch import nn
 
 from mmzoo.errors import CorruptWeightsError, MissingKeysError, NotSupportedError
-from mmzoo.models.recipe import Recipe, global_batch_size, total_training_steps
 from mmzoo.models.tsn import (
     PAPER,
     FrameClassifier,
@@ -382,17 +381,9 @@ class PSN(VideoRecognizerBase):
         return out
 
     # ------------------------------------------------------------------ recipe
-    @property
-    def recipe(self) -> Recipe:
-        hp = self.hparams
-        return Recipe(base_lr=hp.base_lr, base_batch_size=hp.base_batch_size, optimizer="sgd", momentum=hp.momentum,
-                      weight_decay=hp.weight_decay, norm_weight_decay=hp.weight_decay, schedule="steps",
-                      lr_steps=tuple(hp.lr_steps), epochs=hp.recipe_epochs)  # fmt: skip
-
-    def configure_optimizers(self):
-        trainer = getattr(self, "_trainer", None)
-        return self.recipe.configure(self.sampler, global_batch_size(self), total_training_steps(self),
-                                     trainer.max_epochs if trainer is not None else None)
+    def _optimized(self) -> nn.Module:
+        """Stage 2 trains the sampler; the recogniser of stage 1 stays frozen."""
+        return self.sampler
 
     def example_input(self, batch_size: int = 1) -> dict[str, Any]:
         s = self.hparams.crop_size

@@ -191,6 +191,25 @@ class VideoRecognizerBase(ZooModule):
         return loss
 
 
+    def _optimized(self) -> nn.Module:
+        """The module the optimizer trains: the whole model (PSN: only its sampler)."""
+        return self
+
+    @property
+    def recipe(self) -> Recipe:
+        """SGD with momentum, step decay at ``lr_steps`` of ``recipe_epochs`` (the constructor's
+        ``base_lr`` at ``base_batch_size``, scaled linearly with the global batch)."""
+        hp = self.hparams
+        return Recipe(base_lr=hp.base_lr, base_batch_size=hp.base_batch_size, optimizer="sgd", momentum=hp.momentum,
+                      weight_decay=hp.weight_decay, norm_weight_decay=hp.weight_decay, schedule="steps",
+                      lr_steps=tuple(hp.lr_steps), epochs=hp.recipe_epochs)  # fmt: skip
+
+    def configure_optimizers(self):
+        trainer = getattr(self, "_trainer", None)
+        return self.recipe.configure(self._optimized(), global_batch_size(self), total_training_steps(self),
+                                     trainer.max_epochs if trainer is not None else None)
+
+
 class TSNRecognizer(VideoRecognizerBase):
     """A ResNet frame recogniser trained with the TSN strategy or frame by frame (module docstring).
 
@@ -271,17 +290,6 @@ class TSNRecognizer(VideoRecognizerBase):
         n = self.hparams.num_frames
         return {"recognizer_per_frame": per, "recognizer_frames": n, "total": per * n}
 
-    @property
-    def recipe(self) -> Recipe:
-        hp = self.hparams
-        return Recipe(base_lr=hp.base_lr, base_batch_size=hp.base_batch_size, optimizer="sgd", momentum=hp.momentum,
-                      weight_decay=hp.weight_decay, norm_weight_decay=hp.weight_decay, schedule="steps",
-                      lr_steps=tuple(hp.lr_steps), epochs=hp.recipe_epochs)  # fmt: skip
-
-    def configure_optimizers(self):
-        trainer = getattr(self, "_trainer", None)
-        return self.recipe.configure(self, global_batch_size(self), total_training_steps(self),
-                                     trainer.max_epochs if trainer is not None else None)
 
     def example_input(self, batch_size: int = 1) -> dict[str, Any]:
         s = self.hparams.crop_size
