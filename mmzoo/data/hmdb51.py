@@ -31,9 +31,9 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from mmzoo.data.clips import ClipDataModule
 from mmzoo.data.paths import find_path, flag, report_missing
 from mmzoo.data.registry import register_datamodule
+from mmzoo.data.split_lists import SplitListDataModule
 from mmzoo.data.video_dataset import AnnotationError, LayoutError, VideoRecord
 
 __all__ = ["HMDB51DataModule", "hmdb_split_files", "read_hmdb_split"]
@@ -82,7 +82,7 @@ def read_hmdb_split(path: str | Path) -> list[tuple[int, str, str]]:
 
 
 @register_datamodule("hmdb51")
-class HMDB51DataModule(ClipDataModule):
+class HMDB51DataModule(SplitListDataModule):
     """HMDB51 split 1, 2 or 3 (module docstring for the layout and batch fields).
 
     ``mmzoo fit`` links ``num_classes`` (51) to the model's ``num_classes``.
@@ -99,8 +99,6 @@ class HMDB51DataModule(ClipDataModule):
             settings of :class:`~mmzoo.data.base.ZooDataModule`.
     """
 
-    model_links = ("num_classes",)
-
     def __init__(
         self,
         root: str,
@@ -111,21 +109,8 @@ class HMDB51DataModule(ClipDataModule):
         missing_videos: Literal["error", "skip"] = "error",
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
-        if split not in (1, 2, 3):
-            raise ValueError(f"{flag('split')} must be 1, 2 or 3, got {split!r}")
-        if missing_videos not in ("error", "skip"):
-            raise ValueError(f"{flag('missing_videos')} must be 'error' or 'skip', got {missing_videos!r}")
-        self.root = Path(root)
-        self.split = split
-        self._video_dir_arg, self._splits_dir_arg = video_dir, splits_dir
+        super().__init__(root, split, video_dir, splits_dir, missing_videos, **kwargs)
         self.strict_counts = strict_counts
-        self.missing_videos_policy = missing_videos
-        self.missing_videos: list[str] = []
-        self.train_split, self.val_split, self.test_split = "train", "test", "test"
-        self.classes: list[str] | None = None
-        self.video_dir: Path | None = None
-        self.splits_dir: Path | None = None
         self._rows: dict[str, list[tuple[str, int, str, int]]] | None = None
 
     def _validate_layout(self) -> None:
@@ -173,12 +158,6 @@ class HMDB51DataModule(ClipDataModule):
                 raise AnnotationError(path, None, f"{counts['train']} training / {counts['test']} test videos; "
                                       "the release has 70 / 30 per class and split")
         return rows
-
-    @property
-    def num_classes(self) -> int:
-        if self.classes is None:
-            self._validate_layout()
-        return len(self.classes)
 
     def _records(self, split: str) -> list[VideoRecord]:
         records, missing = [], []

@@ -35,11 +35,10 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Literal
 
-from mmzoo.data.clips import ClipDataModule
 from mmzoo.data.paths import find_path, flag, report_missing
 from mmzoo.data.registry import register_datamodule
+from mmzoo.data.split_lists import SplitListDataModule
 from mmzoo.data.video_dataset import AnnotationError, LayoutError, VideoRecord
 
 __all__ = ["UCF101_NAME", "UCF101DataModule", "read_class_index", "read_ucf_list"]
@@ -121,47 +120,14 @@ def read_ucf_list(path: str | Path, classes: list[str], with_label: bool) -> lis
 
 
 @register_datamodule("ucf101")
-class UCF101DataModule(ClipDataModule):
+class UCF101DataModule(SplitListDataModule):
     """UCF101 split 1, 2 or 3 (module docstring for the layout and batch fields).
 
-    ``mmzoo fit`` links ``num_classes`` (101) to the model's ``num_classes``.
-
-    Args:
-        root: dataset folder holding ``UCF-101/`` and ``ucfTrainTestlist/``.
-        split: official split 1, 2 or 3.
-        video_dir: the folder of the class folders (default ``root/UCF-101``, else ``root``).
-        splits_dir: the folder of ``classInd.txt`` and the lists (default ``root/ucfTrainTestlist``).
-        missing_videos: ``"error"`` or ``"skip"`` (drop listed videos that are absent, warned and
-            counted in ``self.missing_videos``).
-        **kwargs: the clip settings of :class:`~mmzoo.data.clips.ClipDataModule` and the loader
-            settings of :class:`~mmzoo.data.base.ZooDataModule`.
+    ``mmzoo fit`` links ``num_classes`` (101) to the model's ``num_classes``. Arguments: those of
+    :class:`~mmzoo.data.split_lists.SplitListDataModule`; ``root`` holds ``UCF-101/`` and
+    ``ucfTrainTestlist/``, ``video_dir`` defaults to ``root/UCF-101`` (else ``root``),
+    ``splits_dir`` (``classInd.txt`` and the lists) to ``root/ucfTrainTestlist``.
     """
-
-    model_links = ("num_classes",)
-
-    def __init__(
-        self,
-        root: str,
-        split: int = 1,
-        video_dir: str | None = None,
-        splits_dir: str | None = None,
-        missing_videos: Literal["error", "skip"] = "error",
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
-        if split not in (1, 2, 3):
-            raise ValueError(f"{flag('split')} must be 1, 2 or 3, got {split!r}")
-        if missing_videos not in ("error", "skip"):
-            raise ValueError(f"{flag('missing_videos')} must be 'error' or 'skip', got {missing_videos!r}")
-        self.root = Path(root)
-        self.split = split
-        self._video_dir_arg, self._splits_dir_arg = video_dir, splits_dir
-        self.missing_videos_policy = missing_videos
-        self.missing_videos: list[str] = []
-        self.train_split, self.val_split, self.test_split = "train", "test", "test"
-        self.classes: list[str] | None = None
-        self.video_dir: Path | None = None
-        self.splits_dir: Path | None = None
 
     def _validate_layout(self) -> None:
         if not self.root.is_dir():
@@ -177,12 +143,6 @@ class UCF101DataModule(ClipDataModule):
                 raise LayoutError(f"UCF101 split file not found: {self.splits_dir / name}")
         if self.classes is None:
             self.classes = read_class_index(self.splits_dir / "classInd.txt")
-
-    @property
-    def num_classes(self) -> int:
-        if self.classes is None:
-            self._validate_layout()
-        return len(self.classes)
 
     def _list(self, which: str) -> tuple[Path, list[tuple[int, str, int]]]:
         path = self.splits_dir / f"{which}list0{self.split}.txt"
