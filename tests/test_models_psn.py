@@ -18,10 +18,6 @@ from mmzoo.models.tsn import TSNRecognizer
 
 PSN_IDS = ["psn-r101-anet", "psn-r50-anet", "psn-r152-anet", "psn-r101-fcvid", "psn-r50-minik"]
 
-#: Gaps between the thesis and our measurement that we cannot close (none at present).
-KNOWN_GAPS: dict[str, str] = {}
-
-
 def hand_count(module: nn.Module, *inputs: torch.Tensor) -> int:
     """Multiply-adds of the convolutions and linear layers of one forward pass, from each layer's
     hyper-parameters and output size (written out here, independent of torch's FLOP counter)."""
@@ -93,8 +89,6 @@ TABLE_GFLOPS = [
 def test_gflops_match_the_thesis_tables(model_id, overrides, gflops, source):
     measured = _meta(model_id, **overrides)[1] / 1e9
     print(f"{model_id} {overrides}: {measured:.2f} GFLOPs, thesis {gflops} ({source})")
-    if model_id in KNOWN_GAPS:
-        pytest.skip(KNOWN_GAPS[model_id])
     assert measured == pytest.approx(gflops, rel=0.02)
 
 
