@@ -8,19 +8,26 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
+import shutil  # noqa: E402
+
 import pytest  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
 def isolated_hub(tmp_path_factory, monkeypatch):
-    """Point MMZOO_HUB and the Hugging Face cache at fresh temporary folders; force offline."""
+    """Point MMZOO_HUB and the Hugging Face cache at fresh temporary folders; force offline.
+
+    The folder is removed after the test: pushed VGG-16 weights are hundreds of MB, and a full
+    run must fit a small CI disk.
+    """
     root = tmp_path_factory.mktemp("hub")
     monkeypatch.setenv("MMZOO_HUB", str(root / "mmzoo-hub"))
     monkeypatch.setenv("HF_HOME", str(root / "hf-home"))
     monkeypatch.setenv("HF_HUB_CACHE", str(root / "hf-home" / "hub"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
-    return root
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
