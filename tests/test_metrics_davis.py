@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from mmzoo.metrics.davis import DavisJF, boundary_f, disk, jaccard, seg2bmap
+from mmzoo.metrics.davis import DavisJF, boundary_f, decay, disk, jaccard, seg2bmap
 
 
 def square(h, w, y0, x0, s):
@@ -88,6 +88,18 @@ def test_sequence_metric_skips_first_and_last_frames_and_treats_void_as_backgrou
     assert out["F_mean"].item() == pytest.approx(100 * (1.0 + f2) / 2, rel=1e-5)
     assert out["JF_mean"].item() == pytest.approx((out["J_mean"].item() + out["F_mean"].item()) / 2, rel=1e-6)
     assert m.per_sequence["seq"][0][0] == pytest.approx(0.75)
+    # two scored frames: bins [0:1], [0:2], [1:2], [1:2], so D = J(frame 1) - J(frame 2)
+    assert out["J_decay"].item() == pytest.approx(50.0)
+    assert out["F_decay"].item() == pytest.approx(100 * (1.0 - f2), rel=1e-5)
+
+
+def test_decay_bins_follow_the_official_db_statistics():
+    # 8 frames: bin edges round(linspace(1, 8, 5)) - 1 = 0, 2, 4, 5, 7, each bin keeps its end frame
+    v = np.array([1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3])
+    assert decay(v) == pytest.approx((1.0 + 0.9 + 0.8) / 3 - (0.5 + 0.4 + 0.3) / 3)
+    assert decay(np.full(5, 0.7)) == pytest.approx(0.0)
+    # 5 frames: edges 0, 1, 2, 3, 4; bins [0:2] and [3:5]; improving over time is a negative decay
+    assert decay(np.array([0.2, 0.4, 0.6, 0.8, 1.0])) == pytest.approx(0.3 - 0.9)
 
 
 def test_objects_are_averaged_over_sequences_and_ids_above_the_first_frame_are_refused():

@@ -8,8 +8,12 @@
 - F: boundary F-measure; boundaries from ``_seg2bmap`` (a pixel differs from its right, lower or
   lower-right neighbour), each dilated by a disk of radius ``ceil(0.008 * image diagonal)``;
   precision/recall conventions for empty boundaries as the official ``f_measure``.
-- Per object: mean over frames (M) and the share of frames above 0.5 (recall, O); the dataset
-  figures average the per-object means over every object of every sequence.
+- Per object (``davis2017/utils.py: db_statistics``): mean over frames (M), the share of frames
+  above 0.5 (recall, O) and the decay (D): the frames are cut into 4 bins at
+  ``round(linspace(1, n, 5) + 1e-10) - 1`` (cast to uint8 as the official code does, so sequences
+  over 256 evaluated frames wrap as there) with each bin's end frame included, and D is the first
+  bin's mean minus the last bin's. The dataset figures average the per-object values over every
+  object of every sequence.
 """
 from __future__ import annotations
 
@@ -20,7 +24,7 @@ import numpy as np
 import torch
 from torchmetrics import Metric
 
-__all__ = ["DavisJF", "boundary_f", "disk", "jaccard", "seg2bmap"]
+__all__ = ["DavisJF", "boundary_f", "decay", "disk", "jaccard", "seg2bmap"]
 
 
 def jaccard(gt: np.ndarray, pred: np.ndarray) -> float:
@@ -78,13 +82,24 @@ def boundary_f(gt: np.ndarray, pred: np.ndarray, bound_th: float = 0.008) -> flo
     return 2 * precision * recall / (precision + recall)
 
 
+_STATES = ("j_mean", "f_mean", "j_recall", "f_recall", "j_decay", "f_decay")
+
+
+def decay(per_frame: np.ndarray) -> float:
+    """Decay of one object's per-frame values: the mean of the first of 4 bins minus the last's."""
+    n = len(per_frame)
+    ids = (np.round(np.linspace(1, n, 5) + 1e-10) - 1).astype(np.uint8)
+    bins = [per_frame[ids[i] : ids[i + 1] + 1] for i in range(4)]
+    return float(np.nanmean(bins[0]) - np.nanmean(bins[3]))
+
+
 class DavisJF(Metric):
     """J and F means (and recalls) over all objects, in percent by default.
 
     ``update(pred, gt, sequence=None)`` takes one whole sequence: ``pred`` and ``gt`` are
     ``(T, H, W)`` integer label maps (0 background, k = object k; 255 in ``gt`` = void).
     ``compute()`` returns ``J_mean``, ``F_mean``, ``JF_mean`` (their average, DAVIS' "J&F"),
-    ``J_recall``, ``F_recall``. Per-object values are concatenated states (exact under DDP);
+    ``J_recall``, ``F_recall``, ``J_decay``, ``F_decay``. Per-object values are concatenated states (exact under DDP);
     ``per_sequence`` (this process only) maps each sequence name to its objects' (J, F) means.
     """
 
@@ -96,7 +111,7 @@ class DavisJF(Metric):
         super().__init__(**kwargs)
         self.percent = percent
         self.bound_th = bound_th
-        for name in ("j_mean", "f_mean", "j_recall", "f_recall"):
+        for name in _STATES:
             self.add_state(name, default=[], dist_reduce_fx="cat")
         self.per_sequence: dict[str, list[tuple[float, float]]] = {}
 
@@ -118,8 +133,8 @@ class DavisJF(Metric):
             fs = np.array([boundary_f(gt[t] == k, pred[t] == k, self.bound_th) for t in frames], dtype=np.float64)
             if js.size == 0:
                 continue
-            stats = [js.mean(), fs.mean(), (js > 0.5).mean(), (fs > 0.5).mean()]
-            for name, v in zip(("j_mean", "f_mean", "j_recall", "f_recall"), stats):
+            stats = [js.mean(), fs.mean(), (js > 0.5).mean(), (fs > 0.5).mean(), decay(js), decay(fs)]
+            for name, v in zip(_STATES, stats):
                 getattr(self, name).append(torch.tensor([v], dtype=torch.float64, device=self.device))
             rows.append((float(stats[0]), float(stats[1])))
         if sequence is not None:
@@ -136,7 +151,8 @@ class DavisJF(Metric):
             raise ValueError("DavisJF over zero objects: no sequence with an object in its first frame was seen")
         scale = 100.0 if self.percent else 1.0
         out = {"J_mean": j.mean(), "F_mean": f.mean(), "J_recall": cat(self.j_recall).mean(),
-               "F_recall": cat(self.f_recall).mean()}
+               "F_recall": cat(self.f_recall).mean(), "J_decay": cat(self.j_decay).mean(),
+               "F_decay": cat(self.f_decay).mean()}
         out["JF_mean"] = (out["J_mean"] + out["F_mean"]) / 2
         return {k: (v * scale).float() for k, v in out.items()}
 
