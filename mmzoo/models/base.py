@@ -49,6 +49,17 @@ class ZooModule(pl.LightningModule, metaclass=abc.ABCMeta):
         """A representative input at paper resolution: the keyword arguments of `forward`
         (`self(**model.example_input())` runs the model)."""
 
+    def on_train_start(self) -> None:
+        """Enter training mode through `self.train(True)`.
+
+        Lightning (2.x) does not call `train()` when fitting starts: every module keeps the mode
+        it was built or loaded in, and validation restores each submodule's flag directly. A
+        subclass whose `train()` keeps parts in eval mode (frozen BN statistics, a frozen
+        recogniser or backbone) relies on this call; its validation passes then capture and
+        restore those modes.
+        """
+        self.train(True)
+
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Record the registry id in Lightning checkpoints so `mmzoo push x.ckpt` can rebuild it."""
         from mmzoo import __version__
