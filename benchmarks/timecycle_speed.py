@@ -55,6 +55,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--train-batch", type=int, default=1)
+    ap.add_argument("--train-size", type=int, default=240, help="training-step crop (240, the paper's; multiple of 24)")
     ap.add_argument("--out", type=str, default=None)
     args = ap.parse_args()
     if args.threads:
@@ -94,8 +95,10 @@ def main() -> None:
         hw = (s // 8) ** 2
         mem.append((s, hw, hw * hw * 4 / 2 ** 20, 8 * hw * hw * 4 / 2 ** 20))
 
-    tiny = mmzoo.create("timecycle-r50").to(dev).train()
-    clip = torch.randn(args.train_batch, 3, 5, 240, 240, device=dev)
+    # crop_size 240 / patch 80 are the paper's; a smaller --train-size keeps the 1/3 patch ratio
+    patch = max(8, args.train_size // 3 // 8 * 8)
+    tiny = mmzoo.create("timecycle-r50", crop_size=args.train_size, patch_size=patch).to(dev).train()
+    clip = torch.randn(args.train_batch, 3, 5, args.train_size, args.train_size, device=dev)
     opt = tiny.configure_optimizers()
 
     def step():
@@ -114,10 +117,10 @@ def main() -> None:
     lines += ["", "Affinity memory (one float32 `hw x hw` matrix per reference; 8 references per target frame):", "",
               "| frame size | positions hw | MiB per reference | MiB per target frame |", "|---:|---:|---:|---:|"]
     lines += [f"| {s} | {hw} | {a:.1f} | {b:.1f} |" for s, hw, a, b in mem]
-    lines += ["", (f"Training step (timecycle-r50, batch {args.train_batch}, 5 frames at 240^2, 4 cycles, Adam): "
+    lines += ["", (f"Training step (timecycle-r50, batch {args.train_batch}, 5 frames at {args.train_size}^2, 4 cycles, Adam): "
               f"**{train_s:.2f} s**."), "",
               (f"Command: `python benchmarks/timecycle_speed.py --device {args.device} --frames {args.frames} --size {args.size} "
-              f"--repeats {args.repeats} --threads {args.threads} --train-batch {args.train_batch}`")]
+              f"--repeats {args.repeats} --threads {args.threads} --train-batch {args.train_batch} --train-size {args.train_size}`")]
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out:

@@ -281,12 +281,18 @@ def _lightning_main(subcommand: str, argv: list[str]) -> None:
                 print(f"mmzoo fit: checkpoints -> {ckpt_dir}; logs -> {log_dir}", flush=True)
 
         def _report(self, subcommand: str) -> None:
+            from mmzoo.hub.protocol import evaluation_protocol
+
+            if not self.trainer.is_global_zero:  # DDP: the metrics are synced; one table, one JSON
+                return
             metrics = {k: float(v) for k, v in self.trainer.callback_metrics.items() if v.numel() == 1}
             print_metrics(metrics, f"mmzoo {subcommand}: {spec.id} on {data_name}")
             out = self.config[subcommand].get("results_json")
             path = Path(out) if out else Path(self.trainer.log_dir or ".") / f"results_{subcommand}.json"
             path.parent.mkdir(parents=True, exist_ok=True)
             result: dict[str, Any] = {"model": spec.id, "data": data_name, "metrics": metrics}
+            # how the numbers were obtained (issue 13, mmzoo.hub.protocol)
+            result["protocol"] = evaluation_protocol(self.datamodule, "test" if subcommand == "test" else "val")
             ranks = getattr(self.model, "last_eval_ranks", None)  # per-query 0-based ranks, if the model kept them
             if ranks:
                 result["ranks"] = {k: list(v) for k, v in ranks.items()}
@@ -370,7 +376,7 @@ def _cmd_push(args: argparse.Namespace) -> None:
     from mmzoo.hub import push
 
     where = push(args.source, args.repo_id, hub=args.hub, token=args.token, private=args.private,
-                 model_id=args.model)
+                 model_id=args.model, evaluation=args.results)
     print(f"pushed {args.source} to {where}")
 
 
@@ -393,6 +399,40 @@ def _cmd_demo(args: argparse.Namespace) -> None:
     run_demo(root=args.root, epochs=args.epochs, seed=args.seed)
 
 
+def _cmd_propose(args: argparse.Namespace) -> None:
+    from mmzoo.data import get_datamodule
+    from mmzoo.data.proposals import propose
+
+    kwargs: dict[str, Any] = {}
+    for item in args.data_arg or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise UsageError(f"--data-arg takes KEY=VALUE, got {item!r}")
+        try:
+            kwargs[key] = json.loads(value)
+        except json.JSONDecodeError:
+            kwargs[key] = value
+    dm = get_datamodule(args.data)(root=args.root, **kwargs)
+    out = propose(dm, args.output, splits=tuple(args.splits), proposals_per_frame=args.proposals_per_frame,
+                  frame_step=args.frame_step, pretrained=not args.random_init, min_size=args.min_size,
+                  max_size=args.max_size, batch_frames=args.batch_frames, device=args.device)  # fmt: skip
+    print(f"proposals written to {out}")
+
+
+def _cmd_objects(args: argparse.Namespace) -> None:
+    """SAOA (thesis ch. 3): detect objects on the 2 fps frames around every EPIC segment and write
+    the objects file that ``--data.objects`` reads."""
+    from mmzoo.data.epic_kitchens import EpicKitchensDataModule
+    from mmzoo.data.epic_objects import build_detector, extract_objects
+
+    dm = EpicKitchensDataModule(root=args.root, version=args.version, source="frames", test_set=args.test_set)
+    det = build_detector(num_classes=dm.num_nouns + 1, backbone=args.backbone, backbone_weights=args.backbone_weights,
+                         checkpoint=args.checkpoint, min_size=args.min_size, max_size=args.max_size)
+    out = extract_objects(dm, args.output, det.to(args.device), splits=tuple(args.splits), top_k=args.top_k,
+                          video_fps=args.video_fps, batch_size=args.batch_size, half=args.half)
+    print(f"objects written to {out}")
+
+
 def _zoo_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mmzoo", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="verb", required=True)
@@ -413,6 +453,8 @@ def _zoo_parser() -> argparse.ArgumentParser:
     p.add_argument("--token", default=None)
     p.add_argument("--private", action="store_true")
     p.add_argument("--model", default=None, help="model id of a checkpoint when it cannot be inferred")
+    p.add_argument("--results", default=None,
+                   help="results JSON of `mmzoo test`: its metrics and evaluation protocol go into config.json and the card")
     p.set_defaults(fn=_cmd_push)
     p = sub.add_parser("pull", help="download a model's files into the cache and print the folder")
     p.add_argument("name", help="'id', 'id.tag', 'hf-hub:owner/repo' or a local hub repo id")
@@ -428,6 +470,38 @@ def _zoo_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=None, help="training epochs (default: the demo's setting)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(fn=_cmd_demo)
+    p = sub.add_parser("objects", help="detect objects around EPIC segments and write the SAOA objects file")
+    p.add_argument("--root", "--data.root", dest="root", required=True, help="EPIC-Kitchens folder (--data.root), released JPEG frames")
+    p.add_argument("--output", required=True, help="objects file to write (.h5; --data.objects reads it)")
+    p.add_argument("--version", default="55", choices=["55", "100"])
+    p.add_argument("--splits", nargs="+", default=["train", "val"], choices=["train", "val", "test"])
+    p.add_argument("--test_set", default="val", help="what the 'test' split is (s1 / s2 for EPIC-55)")
+    p.add_argument("--checkpoint", default=None, help="fine-tuned detector state dict (EPIC object detection)")
+    p.add_argument("--backbone", default="resnext101_32x8d", help="torchvision ResNet of the FPN backbone")
+    p.add_argument("--backbone_weights", default=None, help="torchvision weights name of the backbone (downloads)")
+    p.add_argument("--top_k", type=int, default=5, help="boxes kept per frame (5)")
+    p.add_argument("--video_fps", type=float, default=None, help="frame rate of the released frames (EPIC-55: 60)")
+    p.add_argument("--min_size", type=int, default=800)
+    p.add_argument("--max_size", type=int, default=1333)
+    p.add_argument("--batch_size", type=int, default=4, help="frames per detector forward")
+    p.add_argument("--half", action="store_true", help="store features as float16")
+    p.add_argument("--device", default="cpu")
+    p.set_defaults(fn=_cmd_objects)
+    p = sub.add_parser("propose", help="run the COCO RPN over a dataset's videos and write a proposals file (STRG)")
+    p.add_argument("--data", required=True, help="clip DataModule name: charades or something-something")
+    p.add_argument("--root", "--data.root", dest="root", required=True, help="dataset folder (--data.root)")
+    p.add_argument("--output", required=True, help="proposals file to write (.safetensors)")
+    p.add_argument("--splits", nargs="+", default=["train", "val", "test"], choices=["train", "val", "test"])
+    p.add_argument("--proposals_per_frame", type=int, default=50, help="boxes kept per frame (50 Charades, 10 SthSth)")
+    p.add_argument("--frame_step", type=int, default=1, help="run the RPN on every n-th frame (clips use the nearest)")
+    p.add_argument("--min_size", type=int, default=800, help="RPN input short side (torchvision COCO: 800)")
+    p.add_argument("--max_size", type=int, default=1333, help="RPN input long-side cap (1333)")
+    p.add_argument("--batch_frames", type=int, default=16, help="frames per RPN forward")
+    p.add_argument("--device", default="cpu", help="torch device, e.g. cuda:0")
+    p.add_argument("--random_init", action="store_true", help="random RPN weights instead of COCO (tests only)")
+    p.add_argument("--data-arg", action="append", metavar="KEY=VALUE",
+                   help="more DataModule arguments (JSON values), e.g. --data-arg version=\"v2\"")
+    p.set_defaults(fn=_cmd_propose)
     return parser
 
 
@@ -453,6 +527,10 @@ def _run(argv: list[str]) -> Any:
 
         predict_main(argv[1:])  # prints what it wrote where; the console exits 0
         return None
+    if argv[0] in ("extract", "export"):  # issue 13: own argument parsers (mmzoo.extract / mmzoo.export)
+        from importlib import import_module
+
+        return import_module(f"mmzoo.{argv[0]}").main(argv[1:])
     if argv[0] in LIGHTNING_VERBS:
         return _lightning_main(argv[0], argv[1:])
     args = _zoo_parser().parse_args(argv)
@@ -470,6 +548,8 @@ def main(argv: Sequence[str] | None = None) -> Any:
         _zoo_parser().print_help()
         print("\nLightning verbs: mmzoo {fit,validate,test,predict} --model <id> --data <name> [--help]")
         print("File prediction: mmzoo predict --model <id> --input PATH [--query TEXT] [--output_dir DIR]")
+        print("Features:        mmzoo extract --model <id> --data <name> --data.root DIR --output OUT [--layer L]")
+        print("Export:          mmzoo export --model <id> --format {torchscript,onnx,exported-program} --output F")
         return None
     from mmzoo.errors import MmzooError
 

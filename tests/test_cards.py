@@ -72,3 +72,14 @@ def test_validator_accepts_a_good_card():
 )
 def test_validator_rejects_bad_cards(text, problem):
     assert any(problem in p for p in validate_card(text)), validate_card(text)
+
+
+def test_readme_lists_exactly_the_registered_data_names():
+    import re
+    from pathlib import Path
+
+    from mmzoo.data import all_datamodules
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    para = text[text.index("Registered data names:"):].split("\n\n", 1)[0]
+    assert re.findall(r"`([a-z0-9-]+)`", para) == sorted(all_datamodules())

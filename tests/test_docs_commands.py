@@ -68,7 +68,7 @@ def _argv(cmd: str) -> list[str]:
 
 _SYNTHETIC: dict[tuple, Path] = {}
 #: Files a documented flag names, relative to --data.root, and the synthetic dataset's equivalent.
-_SYNTHETIC_FILES = {"--data.det_list": "ImageSets/DET/train_vid30.txt"}
+_SYNTHETIC_FILES = {"--data.det_list": "ImageSets/DET/train_vid30.txt", "--data.objects": "objects/EPIC_objects.h5"}
 
 
 def _dataset_key(argv: list[str]) -> tuple:
@@ -91,8 +91,10 @@ def _dataset(key: tuple, tmp_root: Path) -> Path:
     elif family == "kinetics":
         synthetic.write_kinetics(root, num_frames=40 if audio else 8)
     elif family == "epic-kitchens":
-        synthetic.write_epic(root, version=version, write_videos=audio, segments_per_video=1, num_frames=40,
-                             write_flow=True)
+        # EPIC-55: two training videos so that a one-step fit has a full batch (SAOA's stage 2 needs its checkpoint)
+        videos = {"train": ["P01_01", "P02_01", "P26_01"], "s1": ["P01_05"], "s2": ["P32_01"]} if version == "55" else None
+        synthetic.write_epic(root, version=version, videos=videos, write_videos=audio, segments_per_video=1,
+                             num_frames=40, write_flow=True, write_objects=True)
     elif family == "vid":
         synthetic.write_vid(root, num_train=1, num_val=1, num_frames=4, det_images=1)
     elif family == "msrvtt":
@@ -113,8 +115,21 @@ def _dataset(key: tuple, tmp_root: Path) -> Path:
         synthetic.write_fcvid(root, per_class={"train": 1, "test": 1}, num_seconds=4)
     elif family in ("ucf101", "hmdb51"):
         getattr(synthetic, f"write_{family}")(root, num_frames=8)
+    elif family == "something-something":
+        from mmzoo.data.synthetic.something_something import write_something_something
+
+        write_something_something(root, "v1", num_videos={"train": 2, "validation": 1}, num_frames=12, size=(32, 40))
     elif family == "arrow-of-time":
         synthetic.write_aot_folder(root, train=2, test=2, num_frames=6)
+    elif family == "audioset":
+        from mmzoo.data.synthetic.audioset import write_audioset
+        write_audioset(root, per_class={"balanced": 2, "eval": 1})
+    elif family == "esc50":
+        from mmzoo.data.synthetic.esc50 import write_esc50
+        write_esc50(root, seconds=2.0)
+    elif family == "dcase2014":
+        from mmzoo.data.synthetic.dcase2014 import write_dcase2014
+        write_dcase2014(root, seconds=2.0)
     else:
         raise AssertionError(f"no synthetic dataset for data {family!r}")
     _SYNTHETIC[key] = root
@@ -213,7 +228,21 @@ RUN_MODEL: dict[str, list[str]] = {
     "TransferModule": ["--model.source_kwargs", json.dumps({"depth": 14, "width": 8, "slow_frames": 2, "alpha": 4,
                                                             "crop_size": 32, "audio_frames": 32, "mel_bins": 16,
                                                             "mode": "ssl"})],
+    "STRG": ["--model.depth", "14", "--model.width", "8", "--model.frames", "8", "--model.crop_size", "32",
+             "--model.node_dim", "16", "--model.pretrained_backbone", "false", "--model.stem_temporal_stride", "1",
+             "--model.nonlocal_placement", "custom", "--model.nonlocal_positions", "[[], [0], [0], []]",
+             "--data.proposal_frames", "4"],
     "TCAM": ["--model.flow_frames", "2", "--model.widths", "[4, 8, 8, 16, 16]", "--model.crop_size", "32"],
+    "AVTS": ["--model.video_layers", "[1, 1, 1, 1]", "--model.video_widths", "[8, 8, 8, 16]",
+             "--model.audio_widths", "[8, 8, 16, 16]", "--model.audio_convs", "[1, 1, 1, 1]", "--model.frames", "8",
+             "--model.crop_size", "32"],
+    "Multisensory": ["--model.audio_widths", "[8, 8, 8, 16]", "--model.video_width", "8", "--model.fusion_channels", "8",
+                     "--model.stage_widths", "[8, 16, 16]", "--model.stage_blocks", "[1, 1, 1]", "--model.frames", "8",
+                     "--model.crop_size", "32", "--model.audio_samples", "16000"],
+    "L3Net": ["--model.widths", "[4, 8, 8, 16]", "--model.fusion_dim", "8"],
+    "AudioProbe": ["--model.source_kwargs", json.dumps({"widths": [4, 8, 8, 16], "fusion_dim": 8})],
+    "SAOA": ["--model.width_multiplier", "0.125", "--model.frames", "8", "--model.crop_size", "32",
+             "--model.object_dim", "16", "--model.num_objects", "10"],
 }
 _UNTRIMMED = ["--data.num_frames", "4", "--data.crop_size", "32", "--data.train_scale", "[32, 40]", "--data.test_scale",
               "32", "--data.test_crop_size", "32"]
@@ -242,10 +271,16 @@ RUN_DATA: dict[str, list[str]] = {
     "fcvid": _UNTRIMMED,
     "ucf101": _UCF_HMDB,
     "hmdb51": _UCF_HMDB,
+    "something-something": ["--data.num_frames", "8", "--data.crop_size", "32", "--data.train_scale", "[32, 40]",
+                            "--data.test_scale", "32", "--data.test_crop_size", "32", "--data.num_clips", "1"],
     "arrow-of-time": ["--data.flow_frames", "2", "--data.short_side", "32", "--data.crop_size", "32",
                       "--data.flow_method", "farneback"],
 }
 RUN_DATA["egtea"] = RUN_DATA["epic-kitchens"]
+RUN_DATA["audioset"] = ["--data.crop_size", "32", "--data.train_scale", "[32, 40]", "--data.test_scale", "32",
+                        "--data.test_crop_size", "32", "--data.num_clips", "1", "--data.num_crops", "1"]
+RUN_DATA["esc50"] = []
+RUN_DATA["dcase2014"] = ["--data.num_windows", "2"]
 #: Flags of a documented command replaced here: a machine this test does not have, a run's length.
 _MACHINE = {"--trainer.devices": "1", "--trainer.strategy": "auto", "--data.num_workers": "0", "--trainer.num_nodes": "1",
             "--trainer.max_steps": "1", "--trainer.max_epochs": "1"}
@@ -350,6 +385,11 @@ def test_documented_command_runs(where, cmd, data_dir, tmp_path, monkeypatch, ca
         ckpt = _fit_checkpoint(run, tmp_path / "run")
         if run[i + 1] != "last":
             run[i + 1] = str(ckpt)
+    if "--model.stage1_checkpoint" in run:  # SAOA stage 2 starts from a one-step stage-1 fit of the same command
+        i = run.index("--model.stage1_checkpoint")
+        stage1 = ["fit", *run[1:i], *run[i + 2:], "--model.stage", "1"]
+        stage1[stage1.index("--trainer.default_root_dir") + 1] = str(tmp_path / "stage1")
+        run[i + 1] = str(_fit_checkpoint(stage1, tmp_path / "stage1"))
     try:
         main(run)
     except SystemExit as exc:

@@ -23,6 +23,10 @@ from mmzoo.data.constants import AVE_CLASSES
 from mmzoo.data.synthetic import (write_activitynet, write_aot_folder, write_ave, write_charades, write_coco, write_davis,
                                   write_egtea, write_epic, write_fcvid, write_hmdb51, write_jhmdb, write_kinetics,
                                   write_msrvtt, write_ucf101, write_vid, write_video_folder, write_vip)
+from mmzoo.data.synthetic.something_something import write_something_something as _sth
+from mmzoo.data.synthetic.audioset import write_audioset
+from mmzoo.data.synthetic.dcase2014 import write_dcase2014
+from mmzoo.data.synthetic.esc50 import write_esc50
 from mmzoo.registry import all_specs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -77,6 +81,10 @@ def roots(tmp_path_factory):
         "hmdb51": dict(root=str(write_hmdb51(tmp / "hmdb51", num_frames=8)["root"])),
         "arrow-of-time": dict(root=str(write_aot_folder(tmp / "aot", train=1, test=1, num_frames=21)["root"]),
                               flow_method="farneback"),
+        "something-something": dict(root=str(_written(_sth, tmp / "sth", version="v1", num_frames=12))),
+        "audioset": dict(root=str(write_audioset(tmp / "audioset", per_class={"balanced": 1, "eval": 1})["root"])),
+        "esc50": dict(root=str(write_esc50(tmp / "esc50", seconds=2.0)["root"])),
+        "dcase2014": dict(root=str(write_dcase2014(tmp / "dcase2014", seconds=2.0)["root"])),
     }
 
 

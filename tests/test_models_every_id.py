@@ -54,7 +54,16 @@ TINY: dict[str, dict] = {
     "TransferModule": dict(source="avslowfast-r50-4x16", source_kwargs=dict(depth=14, width=8, slow_frames=2, alpha=4,
                                                                            crop_size=32, audio_frames=32, mel_bins=16,
                                                                            mode="ssl"), num_classes=5),
+    "STRG": dict(depth=14, width=8, frames=16, crop_size=32, num_classes=5, node_dim=16, proposals_per_frame=3,
+                 pretrained_backbone=False, nonlocal_placement="custom", nonlocal_positions=[[], [0], [0], []]),
     "TCAM": dict(flow_frames=2, widths=[4, 8, 8, 16, 16], crop_size=32),
+    "AVTS": dict(video_layers=[1, 1, 1, 1], video_widths=[8, 8, 8, 16], audio_widths=[8, 8, 16, 16],
+                 audio_convs=[1, 1, 1, 1], frames=8, crop_size=32, audio_frames=32, mel_bins=16),
+    "Multisensory": dict(audio_widths=[8, 8, 8, 16], video_width=8, fusion_channels=8, stage_widths=[8, 16, 16],
+                         stage_blocks=[1, 1, 1], frames=8, crop_size=32, audio_samples=16000),
+    "L3Net": dict(widths=[4, 8, 8, 16], fusion_dim=8, crop_size=32),
+    "AudioProbe": dict(source_kwargs=dict(widths=[4, 8, 8, 16], fusion_dim=8, crop_size=32), num_classes=5),
+    "SAOA": dict(width_multiplier=0.125, frames=8, crop_size=32, num_verbs=5, num_nouns=6, object_dim=16, num_objects=10),
 }
 
 

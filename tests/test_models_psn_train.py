@@ -21,7 +21,7 @@ from mmzoo.models.psn import PSN
 N, M, SECONDS, RARE_SECONDS = 16, 3, 16, 3
 TRAINER = ["--trainer.accelerator", "cpu", "--trainer.devices", "1", "--trainer.logger", "false",
            "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
-           "--trainer.limit_val_batches", "0"]  # fmt: skip
+           "--trainer.limit_val_batches", "0", "--seed_everything", "0"]  # fmt: skip
 FRAMES = ["--data.num_workers", "0", "--data.batch_size", "6", "--data.num_frames", str(N), "--data.crop_size", "32",
           "--data.train_scale", "[32, 32]", "--data.test_scale", "32", "--data.test_crop_size", "32",
           "--data.flip", "false"]  # fmt: skip
@@ -40,10 +40,10 @@ def _two_stage(tmp_path: Path, data: str, root: Path, rec_id: str, psn_id: str) 
     common = ["--data", data, "--data.root", str(root), *FRAMES, *TRAINER]
     mmzoo_main(["fit", "--model", rec_id, *common, *TINY_REC, "--model.pretrained_backbone", "false",
                 "--model.training_mode", "frame", "--model.base_lr", "0.05", "--model.base_batch_size", "6",
-                "--trainer.max_steps", "10", "--trainer.default_root_dir", str(tmp_path / "rec")])  # fmt: skip
+                "--trainer.max_steps", "80", "--trainer.default_root_dir", str(tmp_path / "rec")])  # fmt: skip
     rec_ckpt = max((tmp_path / "rec").rglob("last.ckpt"))
     mmzoo_main(["fit", "--model", psn_id, *common, *TINY_PSN, "--model.recognizer_checkpoint", str(rec_ckpt),
-                "--model.base_lr", "0.1", "--model.lr_steps", "[]", "--trainer.max_steps", "24",
+                "--model.base_lr", "0.1", "--model.lr_steps", "[]", "--trainer.max_steps", "48",
                 "--trainer.default_root_dir", str(tmp_path / "psn")])  # fmt: skip
     psn_ckpt = max((tmp_path / "psn").rglob("last.ckpt"))
     out = tmp_path / "results.json"

@@ -6,7 +6,9 @@ A concrete DataModule (``kinetics``, ``epic-kitchens``, ``vid``, ``msrvtt``, ``a
 may set or override three small hooks: ``collate_fn`` (a module-level function turning samples
 into a batch, so that worker processes need not pickle the DataModule), :meth:`~ZooDataModule.sampler` (a custom sampler, e.g. one snippet per rank) and
 :meth:`~ZooDataModule.drop_last` (e.g. in-batch negatives that need full batches).
-Everything else, the four ``*_dataloader`` methods included, is written once here.
+Everything else, the four ``*_dataloader`` methods included, is written once here. Under DDP
+the validation / test / predict loaders are sharded without padding (every sample exactly once:
+:mod:`mmzoo.data.distributed`), so metrics equal those of one process.
 
 Hyperparameter policy: the base ``__init__`` calls ``self.save_hyperparameters(logger=False)``
 right after ``LightningDataModule.__init__``. Lightning collects the arguments of every
@@ -131,6 +133,12 @@ class ZooDataModule(LightningDataModule, abc.ABC):
         train = split == "train"
         ds = self.dataset(split)
         sampler = self.sampler(split, ds, train)
+        trainer = self._trainer_or_none()
+        if not train and trainer is not None and trainer.world_size > 1:
+            # DDP: each evaluation sample exactly once, no padding (mmzoo.data.distributed)
+            from mmzoo.data.distributed import exact_eval_sampler
+
+            sampler = exact_eval_sampler(ds, sampler, trainer.world_size, trainer.global_rank)
         return DataLoader(
             ds,
             batch_size=self.batch_size if train else self.eval_batch_size,
@@ -142,6 +150,13 @@ class ZooDataModule(LightningDataModule, abc.ABC):
             drop_last=self.drop_last(split, ds, train),
             persistent_workers=self.persistent_workers and self.num_workers > 0,
         )
+
+    def _trainer_or_none(self):
+        """The attached Trainer, or None (a DataModule used on its own)."""
+        try:
+            return self.trainer
+        except RuntimeError:
+            return None
 
     def train_dataloader(self) -> DataLoader:
         return self.dataloader("train")

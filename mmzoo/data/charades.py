@@ -44,6 +44,11 @@ the audio from ``Charades_v1_480/<id>.mp4`` when present, else zeros with ``has_
 view), ``meta`` (``id``, ``csv`` / ``line``, ``source``, ``frame_indices``, ``time_span``, ...)
 and ``skipped``.
 
+Region proposals (STRG, thesis ch. 6): with ``proposals`` (a file written by ``mmzoo propose``,
+format in :mod:`mmzoo.data.proposals`) every sample also carries ``boxes`` (float
+``proposal_frames, K, 4`` in the pixels of the returned crop, all-zero rows padding; rescaled with
+the crop by ``train_resize``); batches hold a list of ``B`` such tensors.
+
 Strictness: ``setup()`` checks the class list (every line ``cNNN name``, ids ``c000..``
 consecutive), every CSV row (id, ``actions`` syntax, known class, ``start <= end``, numeric
 ``length``) and every video file or frame folder; errors are :class:`~mmzoo.errors.DataError` s
@@ -65,6 +70,7 @@ from mmzoo.data import samplers as S
 from mmzoo.data.clips import ClipDataModule
 from mmzoo.data.decode import VideoReader
 from mmzoo.data.paths import find_path, flag, report_missing
+from mmzoo.data.proposals import ProposalClipDataset, find_proposals
 from mmzoo.data.registry import register_datamodule
 from mmzoo.data.video_dataset import (
     AnnotationError,
@@ -187,7 +193,10 @@ class CharadesClipDataset(ClipDataset):
         actions = rec.meta["actions"]
         if self.cfg.train and self.train_resize:
             v = out["video"]
+            size = v.shape[-1] if not isinstance(v, list) else v[0].shape[-1]
             out["video"] = [self._resize(x) for x in v] if isinstance(v, list) else self._resize(v)
+            if "boxes" in out:
+                out["boxes"] = out["boxes"] * (self.train_resize / size)
         if self.cfg.train and self.train_labels == "clip":
             span = self._seconds(rec, out["meta"]["frame_indices"])
             out["label"] = _multi_hot(actions, self.num_classes, span)
@@ -195,6 +204,10 @@ class CharadesClipDataset(ClipDataset):
         else:
             out["label"] = _multi_hot(actions, self.num_classes)
         return out
+
+
+class CharadesProposalDataset(CharadesClipDataset, ProposalClipDataset):
+    """Charades clips with the region proposals of a proposals file (``boxes``)."""
 
 
 @register_datamodule("charades")
@@ -223,6 +236,12 @@ class CharadesDataModule(ClipDataModule):
             loader) or ``"centres"`` (bin centres, the Kinetics loader).
         missing_videos: ``"error"`` or ``"skip"`` (drop rows whose video is absent, warned and
             kept in ``self.missing_videos``).
+        proposals: a proposals file (``mmzoo propose``) whose boxes come with every clip as
+            ``boxes`` (STRG); None: none.
+        proposal_frames: frames of a clip that get proposals, evenly spaced from the first (16:
+            every other frame of STRG's 32; it must divide ``num_frames``).
+        proposals_per_frame: keep the first K proposals of each frame (Table 6.2: 25 / 50 / 100);
+            None: all the file has.
         **kwargs: the clip settings of :class:`~mmzoo.data.clips.ClipDataModule`, with the
             Charades defaults ``crop_size=224``, ``train_scale=(256, 320)``, ``test_scale=320``,
             ``test_crop_size=320``, ``num_clips=10``, ``num_crops=3``, and the loader settings of
@@ -247,6 +266,9 @@ class CharadesDataModule(ClipDataModule):
         train_resize: int | None = 288,
         clip_spacing: Literal["pyslowfast", "centres"] = "pyslowfast",
         missing_videos: Literal["error", "skip"] = "error",
+        proposals: str | None = None,
+        proposal_frames: int = 16,
+        proposals_per_frame: int | None = None,
         train_scale: tuple[int, int] = (256, 320),
         crop_size: int = 224,
         test_scale: int = 320,
@@ -272,6 +294,7 @@ class CharadesDataModule(ClipDataModule):
         self.frames_fps = frames_fps
         self.train_labels, self.train_resize, self.clip_spacing = train_labels, train_resize, clip_spacing
         self.missing_videos_policy = missing_videos
+        self.proposals, self.proposal_frames, self.proposals_per_frame = proposals, proposal_frames, proposals_per_frame
         self.missing_videos: list[str] = []
         self.train_split, self.val_split, self.test_split = "train", "val", "test"
         self.classes: list[str] | None = None
@@ -391,9 +414,14 @@ class CharadesDataModule(ClipDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         super().setup(stage)
+        pf = find_proposals(self.proposals, self.root) if self.proposals else None
         for name, ds in list(self.datasets.items()):
             if not isinstance(ds, CharadesClipDataset):
-                self.datasets[name] = CharadesClipDataset(
+                cls = CharadesProposalDataset if pf is not None else CharadesClipDataset
+                self.datasets[name] = cls(
                     ds.records, ds.cfg, ds.logmel, num_classes=self.num_classes, train_labels=self.train_labels,
                     train_resize=self.train_resize, clip_spacing=self.clip_spacing,
                 )  # fmt: skip
+                if pf is not None:
+                    self.datasets[name].attach_proposals(pf, self.proposal_frames, self.proposals_per_frame,
+                                                         self._layout)  # fmt: skip

@@ -184,6 +184,17 @@ class EpicKitchensDataModule(ClipDataModule):
             (``video`` and ``flow``); flow is read from the released flow frames (module docstring).
         flow_mean / flow_std: normalisation of the flow x / y channels scaled to [0, 1] (0.5 / 0.5:
             [-1, 1] as I3D's flow stream).
+        objects: an objects file (:mod:`mmzoo.data.epic_objects`: boxes + RoI features written once
+            by ``mmzoo objects``); each item then also carries ``object_features`` (N, C1),
+            ``object_boxes`` (N, 4, pixels of the view), ``object_mask`` and ``object_times`` (N,) of
+            the ``objects_frames`` detection frames around the clip centre (SAOA, thesis ch. 3).
+        objects_frames: M (12: 6 s at 2 fps, the global alignment's window).
+        objects_missing: a video of the split absent from the objects file: ``"error"`` (raise,
+            naming the videos) or ``"empty"`` (its clips get no objects; counted in a warning).
+        objects_train_view: with ``objects``, the training view: ``"full"`` (default: the test view,
+            one centre clip without random scale, crop or flip, as SAOA's stage 2 trains on the
+            un-cropped clip; boxes exact) or ``"random"`` (the usual augmentation; boxes assume a
+            centred crop at the middle scale, :func:`mmzoo.data.epic_objects.view_window`).
         **kwargs: the clip settings of :class:`~mmzoo.data.clips.ClipDataModule` (as for
             Kinetics; ``temporal="tsn"`` samples ``num_frames`` segments; audio comes from the
             video file) and the loader settings of :class:`~mmzoo.data.base.ZooDataModule`.
@@ -204,9 +215,20 @@ class EpicKitchensDataModule(ClipDataModule):
         modality: Modality = "rgb",
         flow_mean: tuple[float, float] = (0.5, 0.5),
         flow_std: tuple[float, float] = (0.5, 0.5),
+        objects: Optional[str] = None,
+        objects_frames: int = 12,
+        objects_missing: Literal["error", "empty"] = "error",
+        objects_train_view: Literal["full", "random"] = "full",
         **kwargs: Any,
     ):
         super().__init__(num_clips=num_clips, num_crops=num_crops, **kwargs)
+        if objects_missing not in ("error", "empty"):
+            raise ValueError(f"objects_missing must be 'error' or 'empty', got {objects_missing!r}")
+        if objects_train_view not in ("full", "random"):
+            raise ValueError(f"objects_train_view must be 'full' or 'random', got {objects_train_view!r}")
+        self.objects, self.objects_frames, self.objects_missing = objects, objects_frames, objects_missing
+        self.objects_train_view = objects_train_view
+        self.objects_missing_videos: list[str] = []
         if modality not in ("rgb", "flow", "rgb+flow"):
             raise ValueError(f"modality must be 'rgb', 'flow' or 'rgb+flow', got {modality!r}")
         if modality == "rgb+flow" and source != "frames":
@@ -262,6 +284,10 @@ class EpicKitchensDataModule(ClipDataModule):
             self._validate_layout()
             add_flow_datasets(self, stage)
         super().setup(stage)
+        if self.objects:
+            from mmzoo.data.epic_objects import attach_objects
+
+            attach_objects(self)
 
     # ------------------------------------------------------------------ annotations
     def _file(self, key: str) -> Path:

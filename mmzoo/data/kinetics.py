@@ -234,6 +234,11 @@ class KineticsDataModule(ClipDataModule):
             warned).
         missing_videos: ``"error"`` or ``"skip"`` (drop annotation rows whose video is absent,
             with a warning giving the count).
+        audio_format: ``"logmel"`` (default: the clip front end) or ``"waveform"``: ``audio`` (and
+            ``audio_shifted``) are raw mono windows of ``audio_waveform_sec`` seconds at
+            ``audio_sample_rate`` (``B,S``; Multisensory's raw-waveform subnet and its shifted-audio
+            negatives); clips without audio must then be skipped or raise (``missing_audio``).
+        audio_waveform_sec: the waveform window (s) of ``audio_format="waveform"``.
         **kwargs: the clip settings of :class:`~mmzoo.data.clips.ClipDataModule` (frames,
             stride, ``alpha``, scales, crops, test views (default 10 x 3, as in the thesis), audio
             front end, missing-audio / corrupt-video policies) and the loader settings of
@@ -255,9 +260,18 @@ class KineticsDataModule(ClipDataModule):
         mini_kinetics_split: Literal["arnet", "s3d"] = "arnet",
         mini_kinetics_missing: Literal["error", "skip"] = "error",
         missing_videos: Literal["error", "skip"] = "error",
+        audio_format: Literal["logmel", "waveform"] = "logmel",
+        audio_waveform_sec: float = 1.0,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
+        if audio_format not in ("logmel", "waveform"):
+            raise ValueError(f"{flag('audio_format')} must be 'logmel' or 'waveform', got {audio_format!r}")
+        if audio_format == "waveform" and self.train_cfg.missing_audio == "zeros":
+            raise ValueError(f"{flag('audio_format')} waveform needs {flag('missing_audio')} skip or error "
+                             "(clips without audio cannot be zero-filled as waveforms here)")
+        self.audio_format = audio_format
+        self.audio_waveform_sec = float(audio_waveform_sec)
         self.root = Path(root)
         self.version = version
         self.csvs = {"train": train_csv, "val": val_csv, "test": test_csv if test_csv is not None else val_csv}
@@ -287,6 +301,28 @@ class KineticsDataModule(ClipDataModule):
         self._index: dict[str, dict[str, list[Path]]] = {}
         self._rows: dict[str, list[tuple[str, int, dict]]] = {}
         self._csv_paths: dict[str, Path] = {}
+
+    @classmethod
+    def defaults_from_input(cls, cfg: Any) -> dict[str, Any]:
+        """The clip defaults, plus ``audio_format="waveform"`` (rate, length, ``missing_audio="skip"``)
+        for a model whose audio input is a raw waveform."""
+        out = super().defaults_from_input(cfg)
+        a = cfg.audio
+        if a is not None and a.kind == "waveform":
+            out.update(with_audio=True, audio_format="waveform", missing_audio="skip")
+            if a.sample_rate:
+                out["audio_sample_rate"] = int(a.sample_rate)
+                if a.num_frames:
+                    out["audio_waveform_sec"] = a.num_frames / a.sample_rate
+        return out
+
+    def logmel(self):
+        """The audio front end: a log-mel, or the raw-waveform window of ``audio_format="waveform"``."""
+        if self.train_cfg.with_audio and self.audio_format == "waveform":
+            from mmzoo.data.audio_clips import Waveform
+
+            return Waveform(self.train_cfg.audio_sample_rate, self.audio_waveform_sec)
+        return super().logmel()
 
     # ------------------------------------------------------------------ layout
     def _csv_path(self, split: str) -> Path:

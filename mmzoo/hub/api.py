@@ -103,6 +103,7 @@ def push(
     commit_message: str | None = None,
     card: str | None = None,
     model_id: str | None = None,
+    evaluation: dict | str | os.PathLike | None = None,
 ) -> str:
     """Publish `model` (a zoo model, a Lightning .ckpt path, or an exported folder) as
     config.json + model.safetensors + README.md.
@@ -111,9 +112,15 @@ def push(
     writes the same folder to a temporary directory and uploads it with
     `HfApi.create_repo(exist_ok=True)` + `HfApi.upload_folder`, returning
     'hf-hub:<repo_id>@<commit>' (loadable with `mmzoo.load`). `model_id` names the zoo id of a
-    .ckpt when it cannot be inferred (see `model_from_checkpoint`).
+    .ckpt when it cannot be inferred (see `model_from_checkpoint`). `evaluation`: the results JSON
+    of `mmzoo test` (a dict or its path), recorded in config.json and the card with its protocol
+    (:mod:`mmzoo.hub.protocol`).
     """
     check_repo_id(repo_id)
+    if isinstance(evaluation, (str, os.PathLike)):
+        import json
+
+        evaluation = json.loads(Path(evaluation).read_text(encoding="utf-8"))
     if isinstance(model, (str, os.PathLike)):
         source = Path(model)
         if card is None and source.is_dir() and (source / CARD_NAME).is_file():
@@ -122,7 +129,7 @@ def push(
     model_id_of(model)
 
     def write(folder: Path) -> None:
-        save_pretrained(model, folder, card=card)
+        save_pretrained(model, folder, card=card, evaluation=evaluation)
 
     if hub == "local":
         if revision not in (None, "main"):

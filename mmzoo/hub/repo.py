@@ -166,20 +166,30 @@ def _write_weights(model, path: Path, model_id: str) -> None:
     safetensors.torch.save_file(tensors, str(path), metadata=metadata)
 
 
-def save_pretrained(model, folder: str | os.PathLike, card: str | None = None) -> Path:
+def save_pretrained(model, folder: str | os.PathLike, card: str | None = None,
+                    evaluation: Mapping[str, Any] | None = None) -> Path:
     """Write `model` into `folder` as config.json + model.safetensors + README.md.
 
     `card` replaces the model card; by default it is `model_cards/<id>.md`, or a generated card
-    with valid Hugging Face metadata when the repository has none.
+    with valid Hugging Face metadata when the repository has none. `evaluation` (the results JSON
+    of `mmzoo test`: ``metrics`` and ``protocol``, see :mod:`mmzoo.hub.protocol`) is stored in
+    config.json under ``"evaluation"`` and rendered at the end of the card, the paper's reported
+    numbers beside the reproduced ones.
     """
     from mmzoo.cards import card_for
 
     folder = Path(folder)
     config = _config_for(model)
+    if evaluation is not None:
+        config["evaluation"] = {k: evaluation[k] for k in ("model", "data", "metrics", "protocol") if k in evaluation}
     folder.mkdir(parents=True, exist_ok=True)
     _write_weights(model, folder / WEIGHTS_NAME, config["model_id"])
     if card is None:
         card = card_for(config["model_id"], tag=config.get("tag"), kwargs=config["kwargs"])
+    if evaluation is not None:
+        from mmzoo.hub.protocol import protocol_section
+
+        card = card.rstrip("\n") + "\n\n" + protocol_section(evaluation, get_spec(config["model_id"]).reported)
     (folder / CARD_NAME).write_text(card, encoding="utf-8")
     (folder / CONFIG_NAME).write_text(json.dumps(config, indent=2, sort_keys=False) + "\n", encoding="utf-8")
     return folder

@@ -17,7 +17,11 @@ split's ``instances_*.json`` as distributed. The glue it adds, and what it follo
   with a stable sort, and keeps ``maxDets`` = 100 per image); images with no detection still
   count (their ground truth is missed);
 * ``COCOeval.params.imgIds`` = the images seen, so a partial evaluation (a few batches) scores
-  only those.
+  only those;
+* an image scored more than once (a padding ``DistributedSampler`` repeats the first images of
+  the split to even out the ranks) counts once: only the detections of its first occurrence (the
+  lowest occurrence number, ``local count x world size + rank``) are kept, so repeated images
+  never duplicate detections.
 
 ``compute()`` returns the twelve ``COCOeval.stats`` of each type in percent, as Table 5.4 reports
 them: ``bbox/AP``, ``bbox/AP50``, ``bbox/AP75``, ``bbox/APs``, ``bbox/APm``, ``bbox/APl``,
@@ -96,7 +100,9 @@ class CocoEvaluation(Metric):
         self.mask_threshold = mask_threshold
         self._gt = None
         self.last_summary = ""
-        for name in ("image_ids", "det_image", "det_label", "det_boxes", "det_scores", "rle_bytes", "rle_len"):
+        self._occurrences = 0
+        for name in ("image_ids", "image_occurrence", "det_image", "det_occurrence", "det_label", "det_boxes",
+                     "det_scores", "rle_bytes", "rle_len"):
             self.add_state(name, default=[], dist_reduce_fx="cat")
 
     def _ground_truth(self):
@@ -112,9 +118,16 @@ class CocoEvaluation(Metric):
         if len(preds) != ids.numel():
             raise ValueError(f"{len(preds)} predictions for {ids.numel()} image ids")
         self.image_ids.append(ids)
-        for p, img in zip(preds, ids):
+        rank, world = 0, 1
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
+        occ = (torch.arange(self._occurrences, self._occurrences + ids.numel(), device=self.device) * world + rank)
+        self._occurrences += ids.numel()
+        self.image_occurrence.append(occ)
+        for p, img, o in zip(preds, ids, occ):
             n = int(p["boxes"].shape[0])
             self.det_image.append(img.expand(n).clone())
+            self.det_occurrence.append(o.expand(n).clone())
             self.det_label.append(p["labels"].detach().long().view(-1).to(self.device))
             self.det_boxes.append(p["boxes"].detach().float().view(-1, 4).to(self.device))
             self.det_scores.append(p["scores"].detach().float().view(-1).to(self.device))
@@ -125,6 +138,21 @@ class CocoEvaluation(Metric):
                 self.rle_len.append(torch.tensor([len(c) for c in codes], dtype=torch.long, device=self.device).view(-1))
                 self.rle_bytes.append(torch.frombuffer(bytearray(b"".join(codes)) or bytearray(1), dtype=torch.uint8)
                                       [: sum(len(c) for c in codes)].to(self.device))  # fmt: skip
+
+    def reset(self) -> None:
+        super().reset()
+        self._occurrences = 0
+
+    def _first_occurrence_mask(self) -> torch.Tensor:
+        """(detections,) bool: the detection belongs to the first occurrence of its image."""
+        ids = self._cat(self.image_ids, torch.long).cpu()
+        occ = self._cat(self.image_occurrence, torch.long).cpu()
+        first: dict[int, int] = {}
+        for i, o in zip(ids.tolist(), occ.tolist()):
+            first[i] = min(o, first.get(i, o))
+        det_image = self._cat(self.det_image, torch.long).cpu().tolist()
+        det_occ = self._cat(self.det_occurrence, torch.long).cpu().tolist()
+        return torch.tensor([first[i] == o for i, o in zip(det_image, det_occ)], dtype=torch.bool)
 
     def _cat(self, state, dtype=None) -> torch.Tensor:
         if isinstance(state, list):
@@ -139,17 +167,20 @@ class CocoEvaluation(Metric):
         unknown = [i for i in images if i not in sizes]
         if unknown:
             raise ValueError(f"image id(s) {unknown[:5]} are not in {self.annotation_file}")
-        det_image = self._cat(self.det_image, torch.long).tolist()
+        keep = self._first_occurrence_mask()
+        det_image = self._cat(self.det_image, torch.long).cpu()[keep].tolist()
         rles = None
         if "segm" in self.iou_types:
             lens = self._cat(self.rle_len, torch.long).tolist()
             raw = bytes(self._cat(self.rle_bytes, torch.uint8).cpu().numpy().tobytes())
             offsets = np.concatenate([[0], np.cumsum(lens)]).astype(int)
+            kept = [k for k, m in enumerate(keep.tolist()) if m]
             rles = [{"size": list(sizes[img]), "counts": raw[offsets[k]:offsets[k + 1]].decode("ascii")}
-                    for k, img in enumerate(det_image)]  # fmt: skip
+                    for k, img in zip(kept, det_image)]  # fmt: skip
         bbox, segm = detections_to_results(
-            det_image, self._cat(self.det_label, torch.long).tolist(), self._cat(self.det_boxes).view(-1, 4).cpu().numpy(),
-            self._cat(self.det_scores).tolist(), self.category_ids, rles,
+            det_image, self._cat(self.det_label, torch.long).cpu()[keep].tolist(),
+            self._cat(self.det_boxes).view(-1, 4).cpu()[keep].numpy(), self._cat(self.det_scores).cpu()[keep].tolist(),
+            self.category_ids, rles,
         )  # fmt: skip
         return images, bbox, segm
 

@@ -162,6 +162,12 @@ class TCAM(ZooModule):
         """Globally average-pooled fusion features ``(B, C)`` (what the classifier sees)."""
         return self.fused_maps(flow).mean(dim=(-2, -1))
 
+    def forward_features(self, flow: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Named features (`mmzoo extract`): "fused" (``B, C, h, w``, the fusion maps) and
+        "pooled" (``B, C``, their global average: what the classifier sees)."""
+        maps = self.fused_maps(flow)
+        return {"fused": maps, "pooled": maps.mean(dim=(-2, -1))}
+
     def forward(self, flow: torch.Tensor) -> torch.Tensor:
         """Logits ``(B, num_classes)`` (one logit of "forward" for the pretext)."""
         return self.fc(self.features(flow))

@@ -83,6 +83,7 @@ class AudioNet(SlowFastFamilyModule):
 
     uses_video = False
     uses_audio = True
+    pathway_names = ("audio",)
 
     def __init__(
         self,

@@ -414,6 +414,19 @@ class AVEventLocalizer(ZooModule):
         logits, extras = self.classifier(audio, v)
         return {"logits": logits, "attention": weights, **extras}
 
+    def forward_features(self, visual: torch.Tensor, audio: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Named per-segment features (`mmzoo extract`): "audio" (``[B, T, audio_dim]``, the
+        segment embeddings the classifier reads), "visual" (``[B, T, D]``, each segment's visual
+        vector after the audio-guided region attention, Sec. 4.1 of the thesis: the classifier's
+        visual input) and, with attention, "attention" (``[B, T, 49]`` region weights)."""
+        dtype = next(self.parameters()).dtype
+        audio = audio.to(dtype)
+        v, weights = self.attention(self._regions(visual.to(dtype)), audio)
+        out = {"audio": audio, "visual": v}
+        if weights is not None:
+            out["attention"] = weights
+        return out
+
     def forward(self, visual: torch.Tensor, audio: torch.Tensor, return_attention: bool = False):
         out = self.forward_with_attention(visual, audio)
         return (out["logits"], out["attention"]) if return_attention else out["logits"]
@@ -464,7 +477,7 @@ class AVEventLocalizer(ZooModule):
     def _eval_step(self, batch: dict, metric: SegmentAccuracy, stage: str) -> None:
         out = self.forward_with_attention(batch["visual"], batch["audio"])
         bs = batch["audio"].shape[0]
-        self.log(f"{stage}/loss", self.compute_loss(out, batch), batch_size=bs)
+        self.log(f"{stage}/loss", self.compute_loss(out, batch), batch_size=bs, sync_dist=True)
         metric.update(out["logits"], batch["label"])
         self.log(f"{stage}/acc", metric, prog_bar=True, batch_size=bs)
 

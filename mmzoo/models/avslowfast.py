@@ -21,6 +21,7 @@ import torch
 from mmzoo.models.audionet import audio_stage_strides, logmel_input, prepare_logmel
 from mmzoo.models.slowfast import PAPER, SlowFast, kinetics_input
 from mmzoo.nn.av_sync import NegativeCurriculum
+from mmzoo.nn.timefreq_conv import flatten_conv3d_
 from mmzoo.registry import register_model
 
 __all__ = ["ABLATIONS", "AVSlowFast"]
@@ -137,6 +138,7 @@ class AVSlowFast(SlowFast):
     """
 
     uses_audio = True
+    pathway_names = ("slow", "fast", "audio")
 
     def __init__(
         self,
@@ -172,6 +174,10 @@ class AVSlowFast(SlowFast):
         **kwargs: Any,
     ) -> None:
         super().__init__(fs_fusion=fs_fusion, **kwargs)
+        # the Audio pathway and the audio -> visual convs work on B, C, T, F, 1 maps: run their
+        # (k_t, k_f, 1) convs as 2-D convs (same parameters and outputs, ~2x faster on CPU)
+        for part in (self.backbone.audio, self.backbone.afs, self.backbone.a2f):
+            flatten_conv3d_(part)
         self.curriculum = NegativeCurriculum(avs_switch_at, avs_hard_ratio, avs_hard_gap)
 
     def _backbone_kwargs(self) -> dict[str, Any]:
@@ -208,8 +214,11 @@ class AVSlowFast(SlowFast):
         shifted = batch.get("audio_shifted")
         if shifted is not None:
             shifted = self._prepare_audio(shifted)
-        neg, hard = self.curriculum.negatives(audio, self.training_progress(), shifted)
+        progress = self.training_progress()
+        neg, hard = self.curriculum.negatives(audio, progress, shifted)
         self.last_hard_negatives = hard
+        # before the switch every negative is the next clip's audio: the backbone shares its pass
+        self._negatives_easy = self.curriculum.hard_fraction(progress) == 0
         self.log("train/avs_hard_fraction", hard.float().mean(), batch_size=audio.shape[0])
         return neg
 
@@ -217,7 +226,8 @@ class AVSlowFast(SlowFast):
         slow, fast = self._pathways(video)
         if audio is not None and audio.dim() == 3:
             audio = audio.unsqueeze(1)
-        return self.backbone(slow, fast, audio, audio_neg)
+        easy = self.__dict__.pop("_negatives_easy", None) if audio_neg is not None else None  # this step's only
+        return self.backbone(slow, fast, audio, audio_neg, negatives_easy=easy)
 
     def forward(self, video=None, audio=None):
         """Logits (or {"verb", "noun"}) from `video` ([slow, fast] or one clip) and `audio`

@@ -66,6 +66,19 @@ class ZooModule(pl.LightningModule, metaclass=abc.ABCMeta):
 
         checkpoint["mmzoo"] = {"model_id": self.zoo_id, "mmzoo_version": __version__}
 
+    def log(self, name: str, value: Any, *args: Any, **kwargs: Any) -> None:
+        """Lightning's ``log``, with a float ``batch_size`` when ``sync_dist=True``.
+
+        Lightning accumulates the batch sizes of an epoch-mean value in an integer tensor and,
+        under DDP, averages it over the ranks in that integer dtype (``lightning_fabric``'s
+        ``_sync_ddp``: ``result.copy_(result / world_size)``), which truncates: 9 evaluation
+        samples on 2 ranks count as 8 and the logged mean is 9/8 too large. Exact DDP evaluation
+        (``mmzoo.data.distributed``: ranks may hold different numbers of samples) needs the
+        float, so the epoch mean equals that of one process."""
+        if kwargs.get("sync_dist") and isinstance(kwargs.get("batch_size"), int):
+            kwargs["batch_size"] = float(kwargs["batch_size"])
+        return super().log(name, value, *args, **kwargs)
+
     def num_parameters(self, trainable_only: bool = False) -> int:
         return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
 

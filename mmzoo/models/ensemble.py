@@ -89,6 +89,16 @@ class Ensemble(ZooModule):
         self.val_metric: nn.Module | None = None
         self.test_metric: nn.Module | None = None
 
+    def forward_features(self, **inputs: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Named features (`mmzoo extract`): each member's features, prefixed ``m<i>_`` (member
+        ``i``'s ``forward_features`` on its input), and "pooled": the members' "pooled" vectors
+        concatenated."""
+        out: dict[str, torch.Tensor] = {}
+        for i, (m, f) in enumerate(zip(self.members, self.inputs)):
+            out.update({f"m{i}_{k}": v for k, v in m.forward_features(inputs[f]).items()})
+        out["pooled"] = torch.cat([out[f"m{i}_pooled"] for i in range(len(self.members))], 1)
+        return out
+
     def forward(self, **inputs: torch.Tensor) -> Any:
         """Fused probabilities (a tensor, or {"verb", "noun"}) from the members' inputs, given by
         name (``video=..., flow=...``)."""

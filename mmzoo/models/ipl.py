@@ -155,6 +155,12 @@ class IPL(ZooModule):
         self.backbone.load_state_dict(state, strict=True)
 
     # ------------------------------------------------------------------ forward
+    def forward_features(self, video: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Named features (`mmzoo extract`): "res5" (``B, C, T, H, W``, the backbone's last map)
+        and "pooled" (``B, C``, its global average)."""
+        fmap = self.backbone.features(video)
+        return {"res5": fmap, "pooled": fmap.mean(dim=(2, 3, 4))}
+
     def forward(self, video: torch.Tensor) -> dict[str, torch.Tensor]:
         """``video`` (``B, in_channels, T, H, W``) -> {"verb", "noun"} logits."""
         fmap = self.backbone.features(video)

@@ -102,6 +102,13 @@ class LabelPropagationModule(ZooModule):
         feats = F.normalize(feats, dim=1)
         return feats.reshape(b, t, *feats.shape[1:]).transpose(1, 2)
 
+    def forward_features(self, video: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Named features (`mmzoo extract`): "dense" (``B, c, T, h, w``, the l2-normalised
+        features ``forward`` returns) and "pooled" (``B, c``, their average over frames and
+        positions)."""
+        dense = self(video)
+        return {"dense": dense, "pooled": dense.mean(dim=(2, 3, 4))}
+
     @torch.no_grad()
     def sequence_features(self, video: torch.Tensor) -> torch.Tensor:
         """``(T, c, h, w)`` normalised features of one sequence ``(3, T, H, W)``, in chunks."""

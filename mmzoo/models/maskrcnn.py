@@ -177,6 +177,16 @@ class MaskRCNN(ZooModule):
             return list(images.unbind(0))
         return list(images)
 
+    def forward_features(self, image) -> dict[str, torch.Tensor]:
+        """Named features (`mmzoo extract`): the FPN levels of the detector's backbone on the
+        resized, normalised, padded batch ("fpn0" ... "fpn3", ``B, C, h, w``, and "pool", the
+        extra max-pooled level) and "pooled" (``B, C``: the average of the finest level)."""
+        images, _ = self.detector.transform(self._images(image))
+        fpn = self.detector.backbone(images.tensors)
+        out = {(f"fpn{k}" if str(k).isdigit() else str(k)): v for k, v in fpn.items()}
+        out["pooled"] = next(iter(fpn.values())).mean(dim=(-2, -1))
+        return out
+
     def forward(self, image) -> list[dict[str, torch.Tensor]]:
         """Detections per image (``boxes`` xyxy in the input image's pixels, ``labels`` 1..K,
         ``scores``, ``masks`` ``N,1,H,W`` probabilities) from RGB images in [0, 1]: the batch's

@@ -165,6 +165,7 @@ class NonLocalNet(SlowFastFamilyModule):
     """
 
     init_without_download: ClassVar[dict[str, Any]] = {"pretrained_backbone": False}
+    pathway_names = ("res5",)
 
     def __init__(
         self,

@@ -326,6 +326,18 @@ class PSN(VideoRecognizerBase):
         out = (w * logits).sum(1)
         return out / logits.shape[1] if hp.weighting == "mean" else out
 
+    def forward_features(self, video: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Named features (`mmzoo extract`): "frames" (``B, M, D``: the recogniser backbone's
+        pooled vector of each of the M frames the sampler selects), "weights" (``B, M``, their
+        sampler weights, None-free: ones for ``inference="sample"``) and "pooled" (``B, D``, the
+        unweighted mean of the selected frames)."""
+        idx, w = self.select(video)
+        b, c, _, h, wd = video.shape
+        chosen = video.gather(2, idx[:, None, :, None, None].expand(b, c, idx.shape[1], h, wd))
+        frames = self.recognizer.backbone(frames_of(chosen)).view(b, idx.shape[1], -1)
+        weights = torch.ones_like(frames[..., 0]) if w is None else w
+        return {"frames": frames, "weights": weights, "pooled": frames.mean(1)}
+
     def forward(self, video: torch.Tensor) -> torch.Tensor:
         """(B, 3, N, H, W) -> (B, K): sampler on N frames, recogniser on the top-M, weighted."""
         idx, w = self.select(video)

@@ -246,6 +246,18 @@ class SlowFastFamilyModule(ZooModule):
         feats, _ = self.extract(video, audio)
         return self.head.pool(feats)
 
+    #: Names of the pathways' last-stage maps in `forward_features` (subclasses name their own).
+    pathway_names: tuple[str, ...] = ("slow", "fast")
+
+    def forward_features(self, video=None, audio=None) -> dict[str, torch.Tensor]:
+        """Named features (`mmzoo extract`): each pathway's res5 map (`B, C, T, H, W`, or the
+        audio pathway's `B, C, T, F, 1`), named by `pathway_names`, and "pooled": the head's
+        pooled, concatenated vector (`B, sum of widths`, what the classifier sees)."""
+        feats, _ = self.extract(video, None if audio is None else self._prepare_audio(audio))
+        names = self.pathway_names if len(self.pathway_names) == len(feats) else tuple(
+            f"pathway{i}" for i in range(len(feats)))
+        return {**dict(zip(names, feats)), "pooled": self.head.pool(feats)}
+
     # ------------------------------------------------------------------ losses
     def training_progress(self) -> float:
         """Fraction of training done (0..1), from the trainer's step count."""

@@ -336,6 +336,25 @@ class STMN(ZooModule):
         return torch.cat([torch.cat([torch.full((len(p), 1), float(i), device=p.device), p], 1)
                           for i, p in enumerate(proposals)])
 
+    def forward_features(self, video: torch.Tensor, sizes: Optional[list] = None, proposals: Optional[list] = None,
+                         window: Optional[int] = None, raw: bool = False) -> dict[str, torch.Tensor]:
+        """Named features (`mmzoo extract`): "memory" (``B, T, C, h, w``: the spatial memory of
+        each frame after the STMM, as the detection head reads it; the memory restarts every
+        ``window`` frames, default ``test_window``, as in ``forward``) and "pooled" (``B, C``,
+        its average over frames and positions). ``sizes`` / ``proposals`` / ``raw`` (``forward``'s)
+        do not change the memory and are accepted only so that ``forward``'s inputs can be passed."""
+        b, _, t, h, w = video.shape
+        win = window or self.hparams.test_window
+        mems = []
+        for s in range(0, t, win):
+            chunk = video[:, :, s:s + win]
+            tc = chunk.shape[2]
+            _, emb = self._trunk(chunk.permute(0, 2, 1, 3, 4).reshape(b * tc, 3, h, w))
+            mem = self._temporal(emb, b, tc)
+            mems.append(mem.view(b, tc, *mem.shape[1:]))
+        memory = torch.cat(mems, 1)
+        return {"memory": memory, "pooled": memory.mean(dim=(1, 3, 4))}
+
     def forward(self, video: torch.Tensor, sizes: Optional[list] = None, proposals: Optional[list] = None,
                 raw: bool = False, window: Optional[int] = None) -> list[dict]:
         """Detections for every frame of ``video`` [B, 3, T, H, W] (pixels of the input frames).

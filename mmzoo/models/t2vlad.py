@@ -455,6 +455,24 @@ class T2VLAD(ZooModule):
             return s_global
         return 0.5 * (s_global + s_local)
 
+    def forward_features(self, input_ids: Optional[torch.Tensor] = None, attention_mask: Optional[torch.Tensor] = None,
+                         experts: Optional[dict[str, torch.Tensor]] = None,
+                         expert_masks: Optional[dict[str, torch.Tensor]] = None,
+                         expert_available: Optional[dict[str, torch.Tensor]] = None) -> dict[str, torch.Tensor]:
+        """Named embeddings (`mmzoo extract`): ``text_*`` from :meth:`encode_text` when texts are
+        given, ``video_*`` from :meth:`encode_video` when experts are given (``*_global``: the
+        per-expert global embeddings, ``*_local``: the shared-centre local embedding, ...)."""
+        out: dict[str, torch.Tensor] = {}
+        if input_ids is not None:
+            out.update({f"text_{k}": v for k, v in self.encode_text(input_ids, attention_mask).items()
+                        if isinstance(v, torch.Tensor)})
+        if experts is not None:
+            out.update({f"video_{k}": v for k, v in self.encode_video(experts, expert_masks, expert_available).items()
+                        if isinstance(v, torch.Tensor)})
+        if not out:
+            raise ValueError("forward_features needs texts (input_ids) and / or video experts")
+        return out
+
     def forward(self, input_ids: torch.Tensor, attention_mask: Optional[torch.Tensor], experts: dict[str, torch.Tensor],
                 expert_masks: Optional[dict[str, torch.Tensor]] = None,
                 expert_available: Optional[dict[str, torch.Tensor]] = None) -> torch.Tensor:

@@ -282,6 +282,8 @@ class TransferModule(ZooModule):
         alpha = getattr(self.source.hparams, "alpha", None) if hasattr(self.source, "hparams") else None
         if isinstance(video, (list, tuple)) and len(video) == 2 and alpha and video[1].shape[2] != video[0].shape[2] * alpha:
             out["video"] = video[1]
+        elif isinstance(video, (list, tuple)) and len(video) == 2 and not alpha:
+            out["video"] = video[1]  # a single-pathway source (avts-*, multisensory-*) takes the full-rate clip
         if not out:
             raise NotSupportedError(f"the batch (fields {sorted(batch)}) has none of {type(self.source).__name__}.forward's "
                                     f"inputs {list(params)}")
@@ -290,6 +292,11 @@ class TransferModule(ZooModule):
     def features(self, **inputs: Any) -> torch.Tensor:
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self._is_probe()):
             return self.source.features(**inputs)
+
+    def forward_features(self, **inputs: Any) -> dict[str, torch.Tensor]:
+        """Named features (`mmzoo extract`): the source model's (its ``forward_features``), with
+        "pooled" the vector the transfer head reads."""
+        return self.source.forward_features(**inputs)
 
     def forward(self, **inputs: Any) -> torch.Tensor:
         """Logits ``(B, num_classes)`` from the source's inputs (e.g. ``video``, ``audio``)."""

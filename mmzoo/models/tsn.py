@@ -261,6 +261,14 @@ class TSNRecognizer(VideoRecognizerBase):
 
     init_without_download: ClassVar[dict[str, Any]] = {"pretrained_backbone": False}
 
+    def forward_features(self, video: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Named features (`mmzoo extract`): "frames" (``B, T, D``, the backbone's pooled vector of
+        each frame, before dropout and the classifier) and "pooled" (``B, D``, their mean, as the
+        segmental consensus averages the frames)."""
+        b, t = video.shape[0], video.shape[2]
+        frames = self.net.backbone(frames_of(video)).view(b, t, -1)
+        return {"frames": frames, "pooled": frames.mean(1)}
+
     def forward(self, video: torch.Tensor) -> torch.Tensor:
         """(B, 3, T, H, W) -> (B, K): the average of the T frames' logits."""
         return self.net.video_logits(video).mean(1)

@@ -16,13 +16,15 @@ video shifted in time by at least 0.5 s). `NegativeCurriculum` draws which sampl
 """
 from __future__ import annotations
 
-from typing import Literal, Optional
+import contextlib
+
+from typing import Literal, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["AVSyncHead", "NegativeCurriculum", "audio_pair_mask"]
+__all__ = ["AVSyncHead", "NegativeCurriculum", "audio_pair_mask", "negatives_are_batch_roll", "shared_negative_pass"]
 
 
 class AVSyncHead(nn.Module):
@@ -133,3 +135,53 @@ class NegativeCurriculum:
         hard = hard.to(audio.device)
         sel = hard.view(b, *([1] * (audio.dim() - 1)))
         return torch.where(sel, hard_src, easy), hard
+
+
+def negatives_are_batch_roll(audio: torch.Tensor, audio_neg: torch.Tensor) -> bool:
+    """True when every negative is the next clip's audio (`audio.roll(1, 0)`, the curriculum's
+    easy negatives): the audio pathway can then run on the positives alone (`shared_negative_pass`)."""
+    return audio_neg.shape == audio.shape and torch.equal(audio_neg, audio.roll(1, dims=0))
+
+
+@contextlib.contextmanager
+def shared_negative_pass(modules: Sequence[nn.Module]):
+    """Run the audio branch once for positives and their rolled (easy) negatives.
+
+    In the thesis' training step the B negatives go through the Audio pathway beside the B
+    positives, one batch of 2B, so BN normalises both with the same statistics. When the
+    negatives are the positives rolled by one clip, that batch is the positives twice: its mean
+    and biased variance (what BN normalises with in training) are the positives', so running the
+    branch on the B positives and rolling its outputs gives the same features, losses and
+    gradients. Only the running variance differs: BN updates it with the unbiased variance, n/(n-1)
+    over n = B*T*F values per channel instead of 2n/(2n-1). Inside this context every BN of
+    `modules` in training mode gets that update corrected to the 2B batch's, so the running
+    statistics are also the ones of the doubled batch (tests/test_av_shared_negatives.py).
+    SyncBatchNorm (statistics over several processes) is corrected with the local count only.
+    """
+    bns = [m for mod in modules for m in mod.modules()
+           if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training and m.track_running_stats]  # fmt: skip
+    saved: dict[int, torch.Tensor] = {}
+
+    def before(m, inputs):
+        saved[id(m)] = m.running_var.detach().clone()
+
+    def after(m, inputs, output):
+        old = saved.pop(id(m))
+        x = inputs[0]
+        n = x.numel() // x.shape[1]
+        if n < 2:
+            return
+        momentum = m.momentum if m.momentum is not None else 1.0 / float(m.num_batches_tracked)
+        # running = (1 - m) old + m * var * n/(n-1): swap the factor for 2n/(2n-1). Through
+        # `.data`: the BN's autograd node holds the buffer (unused by its training-mode backward),
+        # and a versioned in-place write would invalidate it.
+        rv = m.running_var.data
+        update = rv - (1 - momentum) * old
+        rv.copy_((1 - momentum) * old + update * (2 * (n - 1) / (2 * n - 1)))
+
+    handles = [h for m in bns for h in (m.register_forward_pre_hook(before), m.register_forward_hook(after))]
+    try:
+        yield
+    finally:
+        for h in handles:
+            h.remove()

@@ -340,6 +340,8 @@ class ResNetPathway3d(nn.Module):
         lateral_channels: per stage, channels concatenated into this pathway *before* that stage
             (Fast->Slow lateral connections).
         pool2: optional temporal max-pool after res2 (C2D / I3D, kernel and stride (2,1,1)).
+        pool2_kernel / pool2_padding: that pool's kernel and padding (default (2,1,1), no
+            padding; STRG's Table 6.1 pools 3x1x1 at stride 2 with padding (1,0,0)).
         nonlocal_after: per stage, block indices followed by a non-local block.
         stem_pool_padding: pool1 padding (None: half the kernel; the original Non-local
             network: (0, 0, 0) with its 2x3x3 pool1).
@@ -377,6 +379,8 @@ class ResNetPathway3d(nn.Module):
         stage_temporal_kernels_b: Optional[Sequence[IntOrList]] = None,
         nonlocal_kwargs: Optional[Mapping[str, Any]] = None,
         nonlocal_stage_kwargs: Optional[Sequence[Mapping[str, Any]]] = None,
+        pool2_kernel: Sequence[int] = (2, 1, 1),
+        pool2_padding: Sequence[int] = (0, 0, 0),
     ) -> None:
         super().__init__()
         depths = STAGE_DEPTHS[depth] if isinstance(depth, int) else tuple(depth)
@@ -430,7 +434,7 @@ class ResNetPathway3d(nn.Module):
             self.out_channels.append(d_out)
             d_in = d_out
         self.stages = nn.ModuleList(stages)
-        self.pool2 = nn.MaxPool3d((2, 1, 1), (2, 1, 1)) if pool2 else nn.Identity()
+        self.pool2 = nn.MaxPool3d(_triple(pool2_kernel), (2, 1, 1), _triple(pool2_padding)) if pool2 else nn.Identity()
         self.stem_channels = width
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -27,7 +27,9 @@ import torch
 from torch import nn
 
 from mmzoo.nn.av_fusion import AudioVisualNonLocal, FuseAudioToVisual, FuseFastToSlow
-from mmzoo.nn.av_sync import AVSyncHead, audio_pair_mask
+import contextlib
+
+from mmzoo.nn.av_sync import AVSyncHead, audio_pair_mask, negatives_are_batch_roll, shared_negative_pass
 from mmzoo.nn.drop_pathway import DropPathway
 from mmzoo.nn.resnet3d import ResNetPathway3d
 
@@ -150,6 +152,8 @@ class SlowFastBackbone(nn.Module):
         if av_fusion not in ("a_fs", "a_f_s", "nonlocal"):
             raise ValueError(f"unknown av_fusion {av_fusion!r}: 'a_fs', 'a_f_s' or 'nonlocal'")
         self.av_fusion = av_fusion
+        #: run the audio branch once when the AVS negatives are all easy (see `forward`); exact
+        self.share_easy_negatives = True
         self.afs = nn.ModuleDict()  # A->FS convs: the a_fs fusion and every AVS loss
         self.a2f = nn.ModuleDict()  # A->F convs of A->F->S
         self.avnl = nn.ModuleDict()  # AV Nonlocal blocks
@@ -229,24 +233,42 @@ class SlowFastBackbone(nn.Module):
         fast: torch.Tensor,
         audio: Optional[torch.Tensor] = None,
         audio_neg: Optional[torch.Tensor] = None,
+        negatives_easy: Optional[bool] = None,
     ) -> tuple[list[torch.Tensor], dict[str, torch.Tensor]]:
         """Returns the final feature maps of each pathway and, when `audio_neg` (out-of-sync
-        audio, `B, 1, T, F`) is given, the AVS losses per junction (`"avs_res3"`, ...)."""
+        audio, `B, 1, T, F`) is given, the AVS losses per junction (`"avs_res3"`, ...).
+
+        When every negative is the next clip's audio (the easy negatives of the first half of
+        the curriculum) and `share_easy_negatives` is on, the audio branch runs on the B positives
+        only and the negatives' features are its outputs rolled by one clip: the same features,
+        losses and gradients as the 2B batch, with BN's running variance corrected to it
+        (`mmzoo.nn.av_sync.shared_negative_pass`); ~10.5 GFLOPs less per training clip at R50.
+        `negatives_easy` says whether `audio_neg` is `audio.roll(1, 0)` (the curriculum knows it
+        before the switch); None compares the tensors, which waits for the device."""
         losses: dict[str, torch.Tensor] = {}
         x_s = self.slow.stem(slow)
         x_f = self.fast.stem(fast)
-        x_a = None
-        with_neg = False
+        x_a = mask = pattern = None
+        with_neg = shared = False
         if self.use_audio:
             if audio is None:
                 raise ValueError("this AVSlowFast backbone needs an audio input (B, 1, T, F)")
             self.drop.sample()
             with_neg = audio_neg is not None and len(self.avs) > 0
-            a_in = torch.cat([audio, audio_neg], 0) if with_neg else audio
-            x_a = self.audio.stem(a_in.unsqueeze(-1))
+            shared = with_neg and self.share_easy_negatives and (
+                negatives_easy if negatives_easy is not None else negatives_are_batch_roll(audio, audio_neg))
             mask = audio_pair_mask(audio, audio_neg) if with_neg else None
             pattern = self.avs_pattern(self.drop.dropped)
         b = slow.shape[0]
+        ctx = shared_negative_pass([self.audio, self.afs]) if shared else contextlib.nullcontext()
+        with ctx:
+            if self.use_audio:
+                a_in = torch.cat([audio, audio_neg], 0) if with_neg and not shared else audio
+                x_a = self.audio.stem(a_in.unsqueeze(-1))
+            return self._junctions(x_s, x_f, x_a, b, with_neg, shared, mask, pattern, losses)
+
+    def _junctions(self, x_s, x_f, x_a, b, with_neg, shared, mask, pattern, losses):
+        """Stages res2..res5 of every pathway and the lateral connections after each junction."""
         for j in range(5):
             if j > 0:
                 x_s = self.slow.stages[j - 1](x_s)
@@ -267,7 +289,7 @@ class SlowFastBackbone(nn.Module):
                 a = self.afs[key](x_a)
                 a_pos = a[:b]
                 if avs_here:
-                    loss = self.avs[key](fused, a_pos, a[b:], mask)
+                    loss = self.avs[key](fused, a_pos, a.roll(1, dims=0) if shared else a[b:], mask)
                     losses[f"avs_res{j + 1}" if j else "avs_pool1"] = loss if pattern[j] else loss * 0.0
                 if fuse_audio and self.av_fusion == "a_fs":
                     fused = fused + self.drop(a_pos)

@@ -23,6 +23,7 @@ __all__ = ["PREDICTORS", "register_predictor", "get_predictor", "predict_input",
 #: "module:function" of its predictor, imported on first use.
 PREDICTORS: dict[str, str] = {
     "aot": "mmzoo.predict.aot:predict_input",
+    "multisensory": "mmzoo.predict.multisensory:predict_input",
     "stmn": "mmzoo.predict.stmn:predict_input",
     "t2vlad": "mmzoo.predict.t2vlad:predict_input",
 }

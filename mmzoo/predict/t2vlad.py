@@ -26,56 +26,53 @@ class QueryRequiredError(MmzooError, ValueError):
 def rank_videos(model: Any, query: str, features: Any, top_k: Optional[int] = None) -> list[tuple[str, float]]:
     """Rank videos for a text ``query``; returns ``[(video_id, score), ...]`` best first.
 
+    The videos are encoded into a :class:`mmzoo.predict.retrieval_index.T2VLADIndex` (in memory)
+    and scored with one matrix product; the scores are ``model.similarity``'s.
+
     ``features`` is a DataModule (its ``predict_dataloader``: the test videos of
     ``mmzoo.data.msrvtt``), any iterable of batches with ``video_id`` and ``experts`` (+ optional
     ``expert_masks`` / ``expert_available``), or one such batch dict.
     """
     if not isinstance(query, str) or not query.strip():
         raise ValueError("query must be a non-empty string")
-    was_training = model.training
-    model.eval()
-    try:
-        if isinstance(features, dict):
-            batches: Iterable = [features]
-        elif hasattr(features, "predict_dataloader"):
-            if hasattr(features, "setup"):
-                features.setup("predict")
-            batches = features.predict_dataloader()
-        else:
-            batches = features
-        text = model.encode_texts([query])
-        ids, scores = [], []
-        for b in batches:
-            exp = {k: v.to(model.device) for k, v in b["experts"].items()}
-            masks = {k: v.to(model.device) for k, v in b["expert_masks"].items()} if b.get("expert_masks") else None
-            avail = {k: v.to(model.device) for k, v in b["expert_available"].items()} if b.get("expert_available") else None
-            video = model.encode_video(exp, masks, avail)
-            scores.append(model.similarity(text, video, model.hparams.eval_similarity)[0].cpu())
-            ids += list(b["video_id"])
-        if not ids:
-            raise ValueError("no videos to rank")
-        s = torch.cat(scores)
-        order = torch.argsort(s, descending=True, stable=True)
-        if top_k is not None:
-            order = order[:top_k]
-        return [(ids[i], float(s[i])) for i in order.tolist()]
-    finally:
-        model.train(was_training)
+    from mmzoo.predict.retrieval_index import T2VLADIndex
+
+    if isinstance(features, dict):
+        batches: Iterable = [features]
+    elif hasattr(features, "predict_dataloader"):
+        if hasattr(features, "setup"):
+            features.setup("predict")
+        batches = features.predict_dataloader()
+    else:
+        batches = features
+    return T2VLADIndex.build(model, batches, hash_weights=False).search(model, query, top_k)
 
 
 def rank_feature_set(model: Any, path: str, output_dir: str, query: Optional[str], top_k: int = 10) -> list:
     """Rank the test videos of the feature set at ``path`` (the 1k-A test list,
     ``val_list_jsfusion.txt``; the ``msrvtt`` DataModule's defaults, reading only the model's
     experts) for ``query``, print the top ``top_k`` and write ``ranking.json`` (every video, best
-    first) under ``output_dir``. Returns ``[(video_id, score), ...]``."""
+    first) under ``output_dir``. Returns ``[(video_id, score), ...]``.
+
+    The encoded videos are saved as an index in ``output_dir/index`` (``index.safetensors`` +
+    ``index.json``); passing that folder as ``path`` ranks against it without reading or encoding
+    the videos again (the model id and weights SHA-256 must match the index's)."""
     from mmzoo.data.msrvtt import MSRVTTDataModule
+    from mmzoo.predict.retrieval_index import INDEX_JSON, T2VLADIndex
 
     if not query:
         raise QueryRequiredError("T2VLAD ranks videos for a text: give --query TEXT")
-    # the captions are not needed to rank: take the first one, so that the 1k-A caption index
-    # file (needed only to evaluate) may be absent; read only the experts this model uses
-    dm = MSRVTTDataModule(root=str(path), test_captions="first", experts=list(model.experts))
-    ranked = rank_videos(model, query, dm)
+    if (Path(path) / INDEX_JSON).is_file():  # a saved index: no features read, no video encoded
+        index = T2VLADIndex.load(path, model.device)
+        index.check_model(model, check_weights=True)
+    else:
+        # the captions are not needed to rank: take the first one, so that the 1k-A caption index
+        # file (needed only to evaluate) may be absent; read only the experts this model uses
+        dm = MSRVTTDataModule(root=str(path), test_captions="first", experts=list(model.experts))
+        dm.setup("predict")
+        index = T2VLADIndex.build(model, dm.predict_dataloader())
+        index.save(Path(output_dir) / "index")
+    ranked = index.search(model, query)
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "ranking.json").write_text(json.dumps(

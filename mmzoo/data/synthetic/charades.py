@@ -58,6 +58,7 @@ def write_charades(
     no_actions: Sequence[tuple[str, int]] = (),
     actions: dict[tuple[str, int], str] | None = None,
     seed: int = 0,
+    proposals_per_frame: int = 4,
 ) -> dict[str, Any]:
     """Write the dataset; returns a description for tests.
 
@@ -72,6 +73,9 @@ def write_charades(
         with_audio / sample_rate: write an AAC track (a tone per first class) in the mp4s.
         no_actions: ``(split, row)`` pairs written with an empty ``actions`` field.
         actions: ``(split, row)`` -> ``actions`` text written verbatim instead of random actions.
+        proposals_per_frame: also write STRG region proposals ``root/strg_proposals.safetensors``
+            (hand-drawn boxes for every frame of the frame layout, else of the videos; see
+            :func:`mmzoo.data.synthetic.something_something.write_synthetic_proposals`); 0: none.
 
     Returns:
         ``{"root", "classes", "csv": {split: path}, "rows": {split: [dict(id, actions [(class,
@@ -127,4 +131,12 @@ def write_charades(
                             f"{r['length']:.2f}"])  # fmt: skip
         out["csv"][split] = str(path)
         out["rows"][split] = rows
+    if proposals_per_frame:
+        from mmzoo.data.synthetic.something_something import PROPOSALS_FILE, write_synthetic_proposals
+
+        n24 = max(1, round(num_frames / fps * 24.0))
+        numbers = list(range(1, n24 + 1)) if layout != "video" else list(range(num_frames))
+        videos = {r["id"]: numbers for rows in out["rows"].values() for r in rows}
+        out["proposals"] = str(write_synthetic_proposals(root / PROPOSALS_FILE, videos, "charades",
+                                                         "video" if layout == "video" else "frames", proposals_per_frame))
     return out

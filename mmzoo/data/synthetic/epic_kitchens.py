@@ -17,6 +17,12 @@ and for ``version="55"``::
     root/frames_rgb_flow/rgb/{train,test}/P01/P01_01/frame_0000000001.jpg ...
     root/videos/{train,test}/P01/P01_01.MP4
 
+With ``write_objects``, object detections for SAOA (thesis ch. 3): ``root/objects/EPIC_objects.h5``
+(:mod:`mmzoo.data.epic_objects` format: every video's 2 fps grid frames, ``OBJECT_TOP_K`` boxes each,
+box k of frame f = ``object_box(k)`` and feature = ``object_feature(f, k)``) and, for EPIC-55, the
+release's ``annotations/EPIC_train_object_labels.csv`` with its ``object_detection_images/train/
+P01/P01_01/0000000001.jpg`` images (two labelled frames per training video).
+
 With ``write_flow``, the released optical flow too (greyscale JPEGs, one folder per component)::
 
     root/P01/flow_frames/P01_01/{u,v}/frame_0000000001.jpg ...                  (EPIC-100)
@@ -44,7 +50,7 @@ import numpy as np
 
 from mmzoo.data.media import write_jpeg_frames, write_mp4
 
-__all__ = ["flow_value", "format_timestamp", "write_epic"]
+__all__ = ["OBJECT_DIM", "OBJECT_TOP_K", "flow_value", "format_timestamp", "object_box", "object_feature", "write_epic"]
 
 VERBS = ("take", "put", "open", "close", "wash")
 NOUNS = ("plate", "cup", "door", "tap", "knife", "pan")
@@ -52,6 +58,56 @@ DEFAULT_VIDEOS = {
     "100": {"train": ["P01_01", "P02_101"], "val": ["P01_11"], "test": ["P03_101"]},
     "55": {"train": ["P01_01", "P26_01"], "s1": ["P01_05"], "s2": ["P32_01"]},
 }
+
+
+OBJECT_DIM, OBJECT_TOP_K = 16, 5
+
+
+def object_box(k: int) -> tuple[float, float, float, float]:
+    """Box k (x0, y0, x1, y1, pixels) of every synthetic detection frame."""
+    return (4.0 * k, 2.0 * k, 4.0 * k + 16, 2.0 * k + 12)
+
+
+def object_feature(frame: int, k: int) -> np.ndarray:
+    """Feature of box k of frame ``frame``: ``frame + k / 10`` in channel 0, ``k`` in channel 1, 1 elsewhere."""
+    f = np.ones(OBJECT_DIM, np.float32)
+    f[0], f[1] = frame + k / 10, k
+    return f
+
+
+def _write_objects(root: Path, version: str, num_frames: int, fps: float, size: tuple[int, int],
+                   video_ids: list[str], train_ids: list[str], participants: dict[str, str]) -> dict[str, Any]:
+    from PIL import Image
+
+    from mmzoo.data.epic_objects import grid_frames, write_objects
+
+    videos = {}
+    for vid in video_ids:
+        frames = grid_frames(1, num_frames, fps, 2.0)
+        k = OBJECT_TOP_K
+        counts = np.full(len(frames), k, np.int64)
+        counts[-1] = 2  # the last frame keeps only two detections
+        videos[vid] = {"frames": frames, "boxes": np.tile(np.array([object_box(i) for i in range(k)], np.float32), (len(frames), 1, 1)),
+                       "scores": np.tile(np.linspace(0.9, 0.5, k, dtype=np.float32), (len(frames), 1)), "counts": counts,
+                       "features": np.stack([np.stack([object_feature(f, i) for i in range(k)]) for f in frames]),
+                       "width": size[1], "height": size[0], "fps": fps}
+    out = {"objects": str(write_objects(root / "objects" / "EPIC_objects.h5", videos, OBJECT_DIM, OBJECT_TOP_K, 2.0,
+                                        detector="synthetic"))}
+    if version == "55":
+        rows = []
+        for vid in train_ids:
+            d = root / "object_detection_images" / "train" / participants[vid] / vid
+            d.mkdir(parents=True, exist_ok=True)
+            for frame, noun, boxes in ((1, 0, "[(2, 4, 10, 20)]"), (31, 1, "[(0, 0, 8, 8), (20, 30, 12, 16)]")):
+                Image.fromarray(np.full((size[0], size[1], 3), 90, np.uint8)).save(d / f"{frame:010d}.jpg")
+                rows.append([noun, NOUNS[noun], participants[vid], vid, frame, boxes])
+            rows.append([2, NOUNS[2], participants[vid], vid, 61, "[]"])
+        with open(root / "annotations" / "EPIC_train_object_labels.csv", "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["noun_class", "noun", "participant_id", "video_id", "frame", "bounding_boxes"])
+            w.writerows(rows)
+        out["object_labels"] = str(root / "annotations" / "EPIC_train_object_labels.csv")
+    return out
 
 
 def flow_value(j: int, axis: str) -> int:
@@ -98,6 +154,7 @@ def write_epic(
     write_videos: bool = True,
     no_audio_videos: Sequence[str] = (),
     write_flow: bool = False,
+    write_objects: bool = False,
     seed: int = 0,
 ) -> dict[str, Any]:
     """Write the dataset; returns ``{"root", "version", "num_verbs", "num_nouns", "fps",
@@ -212,6 +269,10 @@ def write_epic(
         (ann / "EPIC_many_shot_actions.csv").write_text('action_class,verb_class,noun_class,action\n"(0, 0)",0,0,take plate\n'
                                                         '"(1, 1)",1,1,put cup\n')  # fmt: skip
         out["many_shot_verbs"], out["many_shot_nouns"], out["many_shot_actions"] = [0, 1], [0, 1], [(0, 0), (1, 1)]
+    if write_objects:
+        ids = [v for vids in videos.values() for v in vids]
+        train_ids = [v for split, vids in videos.items() if split in ("train", "val") for v in vids]
+        out.update(_write_objects(root, version, num_frames, fps, size, ids, train_ids, {v: v.split("_")[0] for v in ids}))
     for key, rows in file_rows.items():
         path = ann / names[key]
         cols = labelled_cols if key in ("train", "val") else test_cols

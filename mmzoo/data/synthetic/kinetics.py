@@ -14,6 +14,12 @@ and a tone of ``300 + 100 k`` Hz. The top-left 8x8 block of frame ``t`` has grey
 ``min(4 t, 255)`` so that decoded frame indices can be checked from pixels. Rows listed in
 ``no_audio`` get a video-only file; ``corrupt`` rows get a file of random bytes.
 
+With ``av_events=True`` sound and motion co-occur (for audio-visual synchronisation tests): each
+video gets events at random times (:func:`event_times`, about one every ``event_every`` seconds);
+during an event a white 12x12 square moves across the frame centre for ``event_seconds`` and the
+audio holds a noise burst of amplitude 0.8 over the same span; outside events the frame is the
+plain class colour and the audio is the class tone at amplitude 0.05.
+
 :func:`write_mini_kinetics_lists` writes Mini-Kinetics list files over such a dataset, in the
 format of either distribution: AR-Net's ``mini_{train,val}_videofolder.txt`` (+
 ``minik_classInd.txt``) or S3D's ``{train,val}_ytid_list.txt`` (see :mod:`mmzoo.data.kinetics`).
@@ -55,6 +61,31 @@ def class_audio(k: int, seconds: float, sample_rate: int) -> np.ndarray:
     return (0.4 * np.sin(2 * np.pi * (300 + 100 * k) * np.arange(n) / sample_rate)).astype(np.float32)
 
 
+def event_times(num_seconds: float, every: float, seed: int) -> list[float]:
+    """Start times (s) of the events of one ``av_events`` video: one per ``every``-second slot, at a
+    random offset within the first half of the slot."""
+    rng = random.Random(seed)
+    return [slot * every + rng.uniform(0.0, 0.5 * every) for slot in range(int(num_seconds // every))]
+
+
+def event_media(k: int, num_frames: int, fps: float, size: tuple[int, int], sample_rate: int, times: Sequence[float],
+                event_seconds: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Frames and audio of an ``av_events`` video of class ``k`` with events starting at ``times``."""
+    frames = class_frames(k, num_frames, *size)
+    n = round(num_frames / fps * sample_rate)
+    audio = 0.125 * class_audio(k, num_frames / fps, sample_rate)[:n]
+    noise = np.random.default_rng(seed).uniform(-0.8, 0.8, n).astype(np.float32)
+    h, w = size
+    for t0 in times:
+        a, b = round(t0 * sample_rate), min(n, round((t0 + event_seconds) * sample_rate))
+        audio[a:b] = noise[a:b]
+        f0, f1 = int(np.ceil(t0 * fps)), min(num_frames, int(np.ceil((t0 + event_seconds) * fps)))
+        for i, f in enumerate(range(f0, f1)):
+            x = min(w - 12, w // 4 + 4 * i)
+            frames[f, h // 2 - 6 : h // 2 + 6, x : x + 12] = 255
+    return frames, audio
+
+
 def write_kinetics(
     root: str | Path,
     classes: Sequence[str] = DEFAULT_CLASSES,
@@ -68,6 +99,9 @@ def write_kinetics(
     flat: bool = False,
     seed: int = 0,
     deepmind_csvs: bool = False,
+    av_events: bool = False,
+    event_every: float = 1.0,
+    event_seconds: float = 0.2,
 ) -> dict[str, Any]:
     """Write the dataset; returns a description for tests.
 
@@ -83,6 +117,8 @@ def write_kinetics(
         flat: CVDF layout without label folders.
         deepmind_csvs: name and place the lists as DeepMind's archive does (``root/train.csv``,
             ``root/validate.csv``, ``root/test.csv``) instead of ``root/annotations/<split>.csv``.
+        av_events / event_every / event_seconds: co-occurring sound and motion events (module
+            docstring); each row then also records its ``event_times``.
 
     Returns:
         ``{"root", "classes" (sorted), "csv": {split: path}, "rows": {split: [dict(label,
@@ -121,6 +157,12 @@ def write_kinetics(
             if is_corrupt:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_bytes(bytes(rng.randrange(256) for _ in range(2048)))
+            elif av_events:
+                vseed = rng.randrange(2**31)
+                r["event_times"] = event_times(seconds, event_every, vseed)
+                frames, audio = event_media(k, num_frames, fps, tuple(size), sample_rate, r["event_times"],
+                                            event_seconds, vseed)
+                write_mp4(path, frames, fps, audio if has_audio else None, sample_rate)
             else:
                 audio = class_audio(k, seconds, sample_rate) if has_audio else None
                 write_mp4(path, class_frames(k, num_frames, *size), fps, audio, sample_rate)

@@ -1,0 +1,344 @@
+"""`mmzoo extract`: per-video feature sequences from a zoo model, in HDF5, with a manifest.
+
+``mmzoo extract --model <id>[.tag] --data <name> --data.root DIR --output OUT [--split test]
+[--layer pooled] [--pooling mean] [--data.* / --model.* flags]`` runs the model's
+``forward_features`` on every view of every video of one split of a DataModule and writes, per
+video, the ``T x D`` sequence of its views:
+
+* **window and stride**: those of the DataModule's evaluation sampling, unchanged: each view is
+  one clip of ``num_frames`` frames taken ``sampling_rate`` (``stride``) frames apart, at the
+  ``num_clips`` uniformly spaced positions of :func:`mmzoo.data.samplers.uniform_clips` (bin
+  centres of the valid start range), times ``num_crops`` spatial crops; ``T = num_clips x
+  num_crops`` in the dataset's view order (clip-major). Set ``--data.num_clips`` for a denser
+  sequence. Datasets without views (AVE features, one item per video) give ``T = 1``.
+* **layer**: a key of the model's ``forward_features`` (default ``pooled``, the clip vector the
+  classifier reads; ``mmzoo extract --list-layers`` prints them).
+* **pooling**: ``mean`` / ``max`` over every axis after the channel axis (axis 1) of a feature
+  map (``B, C, T, H, W`` -> ``B, C``); a ``B, D`` vector is kept as it is; ``none`` keeps the whole
+  feature (``T x *shape``).
+
+Output folder ``OUT``: ``features.h5`` (one float32 dataset per video under ``features/``, named
+by the percent-encoded video key, with attributes ``video`` (the key: the file path relative to
+the dataset root, or the dataset's video id) and ``video_index``) and ``manifest.json`` (model
+id, tag, sha256 of the weights file, mmzoo version, data module and its arguments, split, the
+input protocol, layer, pooling, the videos written and the videos skipped with the reason).
+
+Resumable: an existing ``features.h5`` is opened for appending; videos already in it are not
+recomputed (each video is written and flushed in one step, so an interrupted run loses at most
+the video in progress). A video whose decoding fails is skipped and listed in the manifest with
+the error, never silently replaced. Sharded: under ``torchrun`` (``WORLD_SIZE`` / ``RANK``, or
+``--num_shards`` / ``--shard``) process ``r`` of ``W`` takes videos ``r, r + W, ...`` and writes
+``features.rank<r>.h5`` / ``manifest.rank<r>.json`` (merging the shards is left to the reader:
+the keys are disjoint).
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import urllib.parse
+from pathlib import Path
+from typing import Any
+
+import torch
+
+__all__ = [
+    "FEATURES_NAME",
+    "MANIFEST_NAME",
+    "extract_features",
+    "main",
+    "pool_feature",
+    "read_features",
+    "to_expert_pickle",
+    "video_key",
+]
+
+FEATURES_NAME = "features.h5"
+MANIFEST_NAME = "manifest.json"
+
+
+def pool_feature(x: torch.Tensor, pooling: str) -> torch.Tensor:
+    """``B, C, ...`` -> ``B, C`` (``mean`` / ``max`` over the axes after 1); ``B, D`` and
+    ``pooling="none"`` unchanged."""
+    if pooling not in ("mean", "max", "none"):
+        raise ValueError(f"pooling must be 'mean', 'max' or 'none', got {pooling!r}")
+    if pooling == "none" or x.dim() <= 2:
+        return x
+    dims = tuple(range(2, x.dim()))
+    return x.mean(dim=dims) if pooling == "mean" else x.amax(dim=dims)
+
+
+def video_key(item: dict, fallback: int) -> str:
+    """The name of an item's video: its meta ``video_id`` / ``source``, else ``str(fallback)``."""
+    meta = item.get("meta")
+    meta = meta if isinstance(meta, dict) else {}
+    for k in ("video_id", "source", "video"):
+        if meta.get(k) is not None:
+            return str(meta[k])
+        if isinstance(item.get(k), str):
+            return item[k]
+    return str(fallback)
+
+
+class _Videos(torch.utils.data.Dataset):
+    """One entry per video: its views' items, or the error that stopped decoding it."""
+
+    def __init__(self, dataset, groups: list[tuple[str | None, list[int]]]):
+        self.dataset, self.groups = dataset, groups
+
+    def __len__(self) -> int:
+        return len(self.groups)
+
+    def __getitem__(self, v: int) -> dict:
+        key, idxs = self.groups[v]
+        try:
+            items = [self.dataset[i] for i in idxs]
+        except Exception as err:  # noqa: BLE001 - reported per video in the manifest
+            return {"key": key or str(v), "index": v, "error": f"{type(err).__name__}: {err}"}
+        return {"key": key or video_key(items[0], v), "index": v, "items": items}
+
+
+def _groups(dataset) -> tuple[list[tuple[str | None, list[int]]], bool]:
+    """(video key or None, item indices) per video, and whether the keys are known without
+    decoding (datasets with ``records`` and ``views``, e.g. the clip datasets of Kinetics, UCF101)."""
+    records, views = getattr(dataset, "records", None), getattr(dataset, "views", None)
+    if records is not None and isinstance(views, int) and len(dataset) == len(records) * views:
+        return [(str(getattr(r, "source", i)), list(range(i * views, (i + 1) * views)))
+                for i, r in enumerate(records)], True  # fmt: skip
+    return [(None, [i]) for i in range(len(dataset))], False
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _load_model(name: str, pretrained: bool, ckpt_path: str | None, model_args: dict):
+    """(model in eval mode, weights record for the manifest)."""
+    import mmzoo
+    from mmzoo.registry import get_spec
+
+    if ckpt_path:
+        from mmzoo.hub.checkpoint import model_from_checkpoint
+
+        model = model_from_checkpoint(Path(ckpt_path), model_id=None if "/" in name else name.split(".")[0])
+        return model.eval(), {"source": str(ckpt_path), "sha256": _sha256(Path(ckpt_path))}
+    if not pretrained:
+        torch.manual_seed(0)
+        model = mmzoo.create(name, **model_args).eval()
+        model.zoo_id = get_spec(name).id
+        return model, {"source": "random initialisation (--pretrained false, seed 0)", "sha256": None}
+    from mmzoo.hub import pull
+
+    folder = Path(name) if Path(name).is_dir() else Path(pull(name))
+    model = mmzoo.load(str(folder) if Path(name).is_dir() else name, **model_args)
+    weights = folder / "model.safetensors"
+    return model, {"source": name, "sha256": _sha256(weights) if weights.is_file() else None}
+
+
+def _protocol(dm) -> dict[str, Any]:
+    """The input protocol of the DataModule: its sampling / crop arguments as constructed."""
+    keys = ("version", "num_frames", "sampling_rate", "stride", "alpha", "num_clips", "num_crops", "test_scale",
+            "test_crop_size", "short_side", "crop_size", "fps", "input_mode", "with_audio", "audio_n_mels",
+            "audio_num_frames", "eval_window", "eval_stride", "frame_size")
+    hp = dict(getattr(dm, "hparams", {}) or {})
+    return {k: hp[k] for k in keys if k in hp}
+
+
+def _model_inputs(model, batch: dict) -> dict:
+    names = [k for k in model.example_input(1) if k in batch]
+    if not names:
+        raise ValueError(f"the batch fields {sorted(batch)} hold none of {type(model).__name__}'s inputs "
+                         f"{sorted(model.example_input(1))}")
+    return {k: batch[k] for k in names}
+
+
+def _to(x: Any, device: torch.device) -> Any:
+    if isinstance(x, torch.Tensor):
+        return x.to(device)
+    if isinstance(x, (list, tuple)):
+        return type(x)(_to(v, device) for v in x)
+    if isinstance(x, dict):
+        return {k: _to(v, device) for k, v in x.items()}
+    return x
+
+
+def extract_features(
+    model_name: str,
+    data_name: str,
+    output: str | os.PathLike,
+    split: str = "test",
+    layer: str = "pooled",
+    pooling: str = "mean",
+    data_args: dict | None = None,
+    model_args: dict | None = None,
+    pretrained: bool = True,
+    ckpt_path: str | None = None,
+    device: str = "cpu",
+    shard: int = 0,
+    num_shards: int = 1,
+    progress: bool = True,
+) -> Path:
+    """Write ``features.h5`` and ``manifest.json`` under ``output`` (module docstring); returns
+    the manifest's path."""
+    import h5py
+    from tqdm.auto import tqdm
+
+    from mmzoo import __version__
+    from mmzoo.data import get_datamodule
+    from mmzoo.registry import get_spec
+
+    pool_feature(torch.zeros(1, 1), pooling)  # validate early
+    if not 0 <= shard < num_shards:
+        raise ValueError(f"shard {shard} outside [0, {num_shards})")
+    model, weights = _load_model(model_name, pretrained, ckpt_path, dict(model_args or {}))
+    dev = torch.device(device)
+    model.to(dev)
+    spec = get_spec(model.zoo_id)
+    dm_class = get_datamodule(data_name)
+    kwargs = {**getattr(dm_class, "defaults_from_input", lambda cfg: {})(spec.input), **(data_args or {})}
+    dm = dm_class(**kwargs)
+    stage = {"train": "fit", "val": "validate", "test": "test", "predict": "predict"}.get(split)
+    if stage is None:
+        raise ValueError(f"split must be train, val, test or predict, got {split!r}")
+    dataset = dm.dataset(split)
+    groups, keys_known = _groups(dataset)
+    mine = list(range(shard, len(groups), num_shards))
+    out = Path(output)
+    out.mkdir(parents=True, exist_ok=True)
+    suffix = f".rank{shard}" if num_shards > 1 else ""
+    h5_path = out / FEATURES_NAME.replace(".h5", f"{suffix}.h5")
+    manifest_path = out / MANIFEST_NAME.replace(".json", f"{suffix}.json")
+    previous = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+    skipped = {s["video"]: s["reason"] for s in previous.get("skipped", [])}
+    with h5py.File(h5_path, "a") as f:
+        grp = f.require_group("features")
+        done = {grp[k].attrs["video"] for k in grp}
+        todo = [v for v in mine if not (keys_known and groups[v][0] in done)]
+        loader = torch.utils.data.DataLoader(_Videos(dataset, [groups[v] for v in todo]), batch_size=None,
+                                             num_workers=dm.num_workers, collate_fn=lambda x: x)
+        collate = type(dm).collate_fn
+        shape = None
+        for entry in tqdm(loader, total=len(todo), desc=f"extract {model.zoo_id}", disable=not progress):
+            key = entry["key"]
+            if key in done:
+                continue
+            if "error" in entry:
+                skipped[key] = entry["error"]
+                continue
+            batch = _to(collate(entry["items"]), dev)
+            with torch.no_grad():
+                feats = model.forward_features(**_model_inputs(model, batch))
+            if layer not in feats:
+                raise ValueError(f"--layer {layer!r}: {type(model).__name__}.forward_features gives {sorted(feats)}")
+            seq = pool_feature(feats[layer], pooling).float().cpu().numpy()
+            shape = list(seq.shape[1:])
+            name = urllib.parse.quote(key, safe="")
+            ds = grp.create_dataset(name, data=seq)
+            ds.attrs["video"] = key
+            ds.attrs["video_index"] = todo[entry["index"]]
+            skipped.pop(key, None)
+            done.add(key)
+            f.flush()
+        written = sorted(done)
+        if shape is None and written:
+            shape = list(grp[urllib.parse.quote(written[0], safe="")].shape[1:])
+    manifest = {
+        "mmzoo_version": __version__,
+        "model": model.zoo_id,
+        "tag": getattr(model, "zoo_tag", None),
+        "weights": weights,
+        "data": data_name,
+        "data_args": {k: v for k, v in kwargs.items() if isinstance(v, (str, int, float, bool, list, type(None)))},
+        "split": split,
+        "input_protocol": _protocol(dm),
+        "window": "one row per evaluation view (num_clips uniform clips x num_crops crops, clip-major)",
+        "layer": layer,
+        "pooling": pooling,
+        "feature_shape": shape,
+        "dtype": "float32",
+        "shard": [shard, num_shards],
+        "videos": len(written),
+        "written": written,
+        "skipped": [{"video": k, "reason": v} for k, v in sorted(skipped.items())],
+    }
+    manifest_path.write_text(json.dumps(manifest, indent=2, default=str))
+    return manifest_path
+
+
+def read_features(path: str | os.PathLike) -> dict[str, Any]:
+    """``{video key: (T, ...) numpy array}`` of a ``features.h5`` written by :func:`extract_features`."""
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        return {f["features"][k].attrs["video"]: f["features"][k][()] for k in f["features"]}
+
+
+def to_expert_pickle(features: str | os.PathLike, output: str | os.PathLike, id_from: str = "stem") -> Path:
+    """Write a ``features.h5`` as an expert pickle of the T2VLAD / MMT loaders (MSR-VTT's
+    ``mmt_feats/features.<expert>.pkl``): ``{video_id: float32 [T, D]}``, the T views as the
+    expert's tokens. ``id_from="stem"``: the video id is the file name without its extension
+    (``video12.mp4`` -> ``video12``, MSR-VTT's ids); ``"key"``: the key as written."""
+    import pickle
+
+    if id_from not in ("stem", "key"):
+        raise ValueError(f"id_from must be 'stem' or 'key', got {id_from!r}")
+    feats = read_features(features)
+    out: dict[str, Any] = {}
+    for key, seq in feats.items():
+        vid = Path(key).stem if id_from == "stem" else key
+        if vid in out:
+            raise ValueError(f"{features}: two videos give the id {vid!r}; pass id_from='key'")
+        out[vid] = seq.reshape(seq.shape[0], -1).astype("float32")
+    path = Path(output)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as f:
+        pickle.dump(out, f, protocol=4)
+    return path
+
+
+def _parse_value(text: str) -> Any:
+    import yaml
+
+    return yaml.safe_load(text)
+
+
+def main(argv: list[str]) -> Path:
+    """The `mmzoo extract` command line (``--data.<arg> v`` / ``--model.<arg> v`` pass constructor
+    arguments, YAML-parsed: ``32``, ``[32, 40]``, ``true``)."""
+    parser = argparse.ArgumentParser(prog="mmzoo extract", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", required=True, help="'id', 'id.tag', a hub repo or a local folder")
+    parser.add_argument("--data", required=True, help="DataModule name, e.g. kinetics")
+    parser.add_argument("--output", required=True, help="output folder (features.h5 + manifest.json)")
+    parser.add_argument("--split", default="test", choices=["train", "val", "test", "predict"])
+    parser.add_argument("--layer", default="pooled", help="key of the model's forward_features")
+    parser.add_argument("--pooling", default="mean", choices=["mean", "max", "none"])
+    parser.add_argument("--pretrained", default="true", choices=["true", "false"])
+    parser.add_argument("--ckpt_path", default=None)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--shard", type=int, default=int(os.environ.get("RANK", "0")))
+    parser.add_argument("--num_shards", type=int, default=int(os.environ.get("WORLD_SIZE", "1")))
+    parser.add_argument("--no_progress", action="store_true")
+    known, rest = parser.parse_known_args(argv)
+    data_args, model_args = {}, {}
+    it = iter(rest)
+    for arg in it:
+        name, _, value = arg.partition("=")
+        prefix = next((p for p in ("--data.", "--model.") if name.startswith(p)), None)
+        if prefix is None:
+            parser.error(f"unknown argument {arg}")
+        if not value:
+            value = next(it, None)
+            if value is None:
+                parser.error(f"{name} needs a value")
+        (data_args if prefix == "--data." else model_args)[name[len(prefix):]] = _parse_value(value)
+    path = extract_features(known.model, known.data, known.output, known.split, known.layer, known.pooling,
+                            data_args, model_args, known.pretrained == "true", known.ckpt_path, known.device,
+                            known.shard, known.num_shards, not known.no_progress)
+    manifest = json.loads(path.read_text())
+    print(f"mmzoo extract: {manifest['videos']} video(s) -> {path.parent}; skipped {len(manifest['skipped'])}")
+    return path
