@@ -323,6 +323,24 @@ def _lightning_main(subcommand: str, argv: list[str]) -> None:
         raise _merge_conflict(holder.get("cli"), err) from err
 
 
+def _cmd_compare(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from mmzoo.catalog import load_index
+    from mmzoo.compare import points, render_svg
+
+    pts = points(load_index(), args.metric, args.pattern)
+    width = max(len(i) for i, _, _ in pts)
+    print(f"{'id':<{width}}  {'GFLOPs':>8}  {args.metric} (reported by the thesis)")
+    for model_id, g, v in pts:
+        print(f"{model_id:<{width}}  {g:>8.1f}  {v:g}")
+    if args.output:
+        out = Path(args.output)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(render_svg(pts, args.metric), encoding="utf-8")
+        print(f"wrote {out} ({len(pts)} ids)")
+
+
 def _cmd_list(args: argparse.Namespace) -> None:
     from mmzoo.catalog import NOT_PUBLISHED, PUBLISHED, list_ids, load_index, weights_status
 
@@ -441,6 +459,11 @@ def _zoo_parser() -> argparse.ArgumentParser:
     p.add_argument("--pretrained", action="store_true", help="list 'id.tag' for tags with weights")
     p.add_argument("--json", action="store_true")
     p.set_defaults(fn=_cmd_list)
+    p = sub.add_parser("compare", help="a reported metric against GFLOPs for the zoo's ids (table, SVG chart)")
+    p.add_argument("--metric", required=True, help="a reported metric name, e.g. k400_top1 (see `mmzoo info <id>`)")
+    p.add_argument("--pattern", default=None, help="glob over ids, e.g. 'slowfast*'")
+    p.add_argument("--output", default=None, help="write an accuracy-vs-GFLOPs chart (.svg)")
+    p.set_defaults(fn=_cmd_compare)
     p = sub.add_parser("info", help="task, paper, params, GFLOPs, tags and reported metrics")
     p.add_argument("id")
     p.add_argument("--json", action="store_true")

@@ -31,6 +31,10 @@ class UnknownModelError(MmzooError, KeyError):
         return str(self.args[0])
 
 
+class CompareError(MmzooError, ValueError):
+    """`mmzoo compare`: a metric no selected id reports, or a pattern matching no id."""
+
+
 class UnknownDataError(MmzooError, KeyError):
     """A `--data` name that no DataModule registered; the message lists the closest names."""
 

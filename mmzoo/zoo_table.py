@@ -11,24 +11,21 @@ import functools
 import re
 from pathlib import Path
 
-from mmzoo.catalog import NOT_PUBLISHED, PUBLISHED, build_index, weights_status, write_index
+from mmzoo.catalog import (
+    NOT_PUBLISHED,
+    PUBLISHED,
+    build_index,
+    weights_status,
+    write_index,
+)
+from mmzoo.compare import reported_numbers
 
 START = "<!-- zoo-table:start -->"
 END = "<!-- zoo-table:end -->"
 
 
-def _numbers(reported: dict, prefix: str = ""):
-    """(key path, number) pairs of a possibly nested `reported` dict, in order."""
-    for key, value in reported.items():
-        name = f"{prefix} {key}".strip()
-        if isinstance(value, dict):
-            yield from _numbers(value, name)
-        elif isinstance(value, (int, float)) and not isinstance(value, bool):
-            yield name, value
-
-
 def _fmt_reported(reported: dict) -> str:
-    return "; ".join(f"{k} {v}" for k, v in list(_numbers(reported))[:2]) or "-"
+    return "; ".join(f"{k} {v}" for k, v in list(reported_numbers(reported))[:2]) or "-"
 
 
 @functools.lru_cache(maxsize=1)
