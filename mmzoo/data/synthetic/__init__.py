@@ -22,23 +22,27 @@ benchmarks and the demo.
 from mmzoo.data.media import write_jpeg_frames, write_mp4
 from mmzoo.data.synthetic.activitynet import write_activitynet
 from mmzoo.data.synthetic.arrow_of_time import write_aot_folder
+from mmzoo.data.synthetic.audioset import write_audioset
 from mmzoo.data.synthetic.ave import write_ave
 from mmzoo.data.synthetic.charades import write_charades
 from mmzoo.data.synthetic.coco import write_coco
 from mmzoo.data.synthetic.davis import write_davis
+from mmzoo.data.synthetic.dcase2014 import write_dcase2014
 from mmzoo.data.synthetic.egtea import write_egtea
 from mmzoo.data.synthetic.epic_kitchens import write_epic
+from mmzoo.data.synthetic.esc50 import write_esc50
 from mmzoo.data.synthetic.fcvid import write_fcvid
 from mmzoo.data.synthetic.hmdb51 import write_hmdb51
 from mmzoo.data.synthetic.jhmdb import write_jhmdb
 from mmzoo.data.synthetic.kinetics import write_kinetics
 from mmzoo.data.synthetic.msrvtt import write_msrvtt
+from mmzoo.data.synthetic.something_something import write_something_something
 from mmzoo.data.synthetic.ucf101 import write_ucf101
 from mmzoo.data.synthetic.vid import write_vid
 from mmzoo.data.synthetic.video_folder import write_video_folder
 from mmzoo.data.synthetic.vip import write_vip
 
-__all__ = ["write_activitynet", "write_aot_folder", "write_ave", "write_charades", "write_coco", "write_davis",
-           "write_egtea", "write_epic", "write_fcvid", "write_hmdb51", "write_jpeg_frames", "write_jhmdb",
-           "write_kinetics", "write_mp4", "write_msrvtt", "write_ucf101", "write_vid", "write_video_folder",
-           "write_vip"]
+__all__ = ["write_activitynet", "write_aot_folder", "write_audioset", "write_ave", "write_charades", "write_coco",
+           "write_davis", "write_dcase2014", "write_egtea", "write_epic", "write_esc50", "write_fcvid", "write_hmdb51",
+           "write_jpeg_frames", "write_jhmdb", "write_kinetics", "write_mp4", "write_msrvtt",
+           "write_something_something", "write_ucf101", "write_vid", "write_video_folder", "write_vip"]
