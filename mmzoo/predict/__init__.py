@@ -24,6 +24,8 @@ __all__ = ["PREDICTORS", "register_predictor", "get_predictor", "predict_input",
 PREDICTORS: dict[str, str] = {
     "aot": "mmzoo.predict.aot:predict_input",
     "multisensory": "mmzoo.predict.multisensory:predict_input",
+    "nonlocal_net": "mmzoo.predict.classify:predict_input",
+    "slowfast": "mmzoo.predict.classify:predict_input",
     "stmn": "mmzoo.predict.stmn:predict_input",
     "t2vlad": "mmzoo.predict.t2vlad:predict_input",
 }
