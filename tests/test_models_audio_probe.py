@@ -116,14 +116,12 @@ def test_cli_fit_and_test_with_pushed_source(esc, tmp_path):
     assert (res["test/window_top1"] * 15 / 100) == pytest.approx(round(res["test/window_top1"] * 15 / 100))
 
 
-def test_probe_on_a_logmel_source_when_registered(esc):
-    """Part A's AVTS (log-mel audio), when registered: the ESC-50 DataModule takes its front end from
-    AVTS's input contract and the probe classifies on AVTS's embed_audio."""
-    from mmzoo.registry import all_specs
+def test_probe_on_a_logmel_source(esc):
+    """AVTS (log-mel audio): the ESC-50 DataModule takes its front end from AVTS's input contract
+    and the probe classifies on AVTS's embed_audio."""
+    from mmzoo.registry import get_spec
 
-    if "avts-mc3-vggmel" not in all_specs():
-        pytest.skip("avts-mc3-vggmel is not registered")
-    kw = ESC50DataModule.defaults_from_input(all_specs()["avts-mc3-vggmel"].input)
+    kw = ESC50DataModule.defaults_from_input(get_spec("avts-mc3-vggmel").input)
     assert kw["audio_format"] == "logmel"
     dm = ESC50DataModule(esc["root"], num_workers=0, batch_size=4, **kw)
     dm.setup("test")
