@@ -30,6 +30,17 @@ def isolated_hub(tmp_path_factory, monkeypatch):
     shutil.rmtree(root, ignore_errors=True)
 
 
+@pytest.fixture(autouse=True)
+def _restore_seed_env():
+    """In-process `fit`/`test` runs seed_everything, which exports PL_GLOBAL_SEED / PL_SEED_WORKERS;
+    keep them from leaking into later tests of this process and into their subprocesses."""
+    saved = {k: v for k, v in os.environ.items() if k.startswith("PL_")}
+    yield
+    for key in [k for k in os.environ if k.startswith("PL_")]:
+        del os.environ[key]
+    os.environ.update(saved)
+
+
 @pytest.fixture(scope="module")
 def msrvtt_vocab(tmp_path_factory):
     """A synthetic MSR-VTT (24 videos, expert features only) and a WordPiece vocab for its captions."""

@@ -42,16 +42,6 @@ def ave_root(tmp_path_factory) -> Path:
     return root
 
 
-@pytest.fixture(autouse=True)
-def _restore_seed_env():
-    """In-process `fit`/`test` runs seed_everything, which exports PL_GLOBAL_SEED / PL_SEED_WORKERS;
-    keep them from leaking into later tests of this process and into their subprocesses."""
-    saved = {k: v for k, v in os.environ.items() if k.startswith("PL_")}
-    yield
-    for key in [k for k in os.environ if k.startswith("PL_")]:
-        del os.environ[key]
-    os.environ.update(saved)
-
 
 def _common(ave_root: Path, run_dir: Path) -> list[str]:
     return ["--model", "cmcoatt-avsdn", "--data", "ave", "--data.root", str(ave_root),

@@ -4,7 +4,6 @@ weights (ESC-50 layout)."""
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 import torch
@@ -20,14 +19,6 @@ from mmzoo.models.audio_probe import multiclass_squared_hinge, summarise_folds
 
 SRC = {"widths": [4, 8, 8, 16], "fusion_dim": 8, "crop_size": 32}
 
-
-@pytest.fixture(autouse=True)
-def _restore_seed_env():
-    saved = {k: v for k, v in os.environ.items() if k.startswith("PL_")}
-    yield
-    for key in [k for k in os.environ if k.startswith("PL_")]:
-        del os.environ[key]
-    os.environ.update(saved)
 
 
 def test_squared_hinge_by_hand():

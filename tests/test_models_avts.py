@@ -5,7 +5,6 @@ synchronisation on synthetic Kinetics whose sound and motion co-occur, and the C
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 import pytorch_lightning as pl
@@ -31,14 +30,6 @@ TINY = {"video_layers": [1, 1, 1, 1], "video_widths": [8, 8, 8, 16], "audio_widt
 CLIP = {"version": "any", "num_frames": 8, "stride": 4, "train_scale": (32, 36), "crop_size": 32, "test_scale": 32,
         "test_crop_size": 32, "num_clips": 1, "num_crops": 1, "num_workers": 0}
 
-
-@pytest.fixture(autouse=True)
-def _restore_seed_env():
-    saved = {k: v for k, v in os.environ.items() if k.startswith("PL_")}
-    yield
-    for key in [k for k in os.environ if k.startswith("PL_")]:
-        del os.environ[key]
-    os.environ.update(saved)
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@ learning correspondence on synthetic AudioSet where colour and tone co-occur, an
 from __future__ import annotations
 
 import json
-import os
 
 import numpy as np
 import pytest
@@ -17,14 +16,6 @@ from mmzoo.models.l3net import correspondence_pairs
 
 TINY = {"widths": [4, 8, 8, 16], "fusion_dim": 8, "crop_size": 32}
 
-
-@pytest.fixture(autouse=True)
-def _restore_seed_env():
-    saved = {k: v for k, v in os.environ.items() if k.startswith("PL_")}
-    yield
-    for key in [k for k in os.environ if k.startswith("PL_")]:
-        del os.environ[key]
-    os.environ.update(saved)
 
 
 def _tower_params(cin: int, widths: list[int], bn_after_last: bool, input_bn: bool) -> int:

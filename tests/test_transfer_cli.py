@@ -5,7 +5,6 @@ features that do not (label-independent noise videos), with the same network and
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -25,14 +24,6 @@ DATA = ["--data.num_frames", "8", "--data.stride", "1", "--data.alpha", "4", "--
 TRAINER = ["--trainer.accelerator", "cpu", "--trainer.devices", "1", "--trainer.enable_progress_bar", "false",
            "--trainer.check_val_every_n_epoch", "100", "--seed_everything", "0"]
 
-
-@pytest.fixture(autouse=True)
-def _restore_seed_env():
-    saved = {k: v for k, v in os.environ.items() if k.startswith("PL_")}
-    yield
-    for key in [k for k in os.environ if k.startswith("PL_")]:
-        del os.environ[key]
-    os.environ.update(saved)
 
 
 @pytest.fixture
