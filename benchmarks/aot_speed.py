@@ -25,25 +25,12 @@ import numpy as np
 import torch
 from torch import nn
 
-
-def _sync(device: str) -> None:
-    if device == "cuda":
-        torch.cuda.synchronize()
+from _timing import median_seconds
 
 
 def timed(fn, iters: int, warmup: int, device: str) -> float:
-    """Median seconds of one call."""
-    with torch.no_grad():
-        for _ in range(warmup):
-            fn()
-        _sync(device)
-        out = []
-        for _ in range(iters):
-            t0 = time.perf_counter()
-            fn()
-            _sync(device)
-            out.append(time.perf_counter() - t0)
-    return statistics.median(out)
+    """Median seconds of one call, without autograd."""
+    return median_seconds(fn, iters, warmup, device, grad=False)
 
 
 class TorchvisionTCAM(nn.Module):

@@ -15,31 +15,16 @@ from __future__ import annotations
 
 import argparse
 import platform
-import statistics
-import time
 from pathlib import Path
 
 import torch
 
-
-def _sync(device: str) -> None:
-    if device == "cuda":
-        torch.cuda.synchronize()
+from _timing import median_seconds
 
 
 def timed(fn, iters: int, warmup: int, device: str, grad: bool = False) -> float:
     """Median seconds of one call."""
-    with torch.set_grad_enabled(grad):
-        for _ in range(warmup):
-            fn()
-        _sync(device)
-        out = []
-        for _ in range(iters):
-            t0 = time.perf_counter()
-            fn()
-            _sync(device)
-            out.append(time.perf_counter() - t0)
-    return statistics.median(out)
+    return median_seconds(fn, iters, warmup, device, grad=grad)
 
 
 def main(argv: list[str] | None = None) -> Path:

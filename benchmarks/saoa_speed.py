@@ -20,29 +20,15 @@ from __future__ import annotations
 import argparse
 import contextlib
 import platform
-import statistics
-import time
 from pathlib import Path
 
 import torch
 
-
-def _sync(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
+from _timing import median_seconds
 
 
 def _time(fn, iters: int, warmup: int, device: str) -> float:
-    for _ in range(warmup):
-        fn()
-    _sync(device)
-    out = []
-    for _ in range(iters):
-        t0 = time.perf_counter()
-        fn()
-        _sync(device)
-        out.append(time.perf_counter() - t0)
-    return statistics.median(out)
+    return median_seconds(fn, iters, warmup, device)
 
 
 def _inputs(b: int, frames: int, size: int, device: str) -> dict[str, torch.Tensor]:
