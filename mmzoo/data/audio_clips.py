@@ -40,7 +40,8 @@ from mmzoo.data.decode import CorruptVideoError, VideoReader
 from mmzoo.data.paths import flag
 from mmzoo.registry import InputConfig
 
-__all__ = ["AudioFileDataModule", "AudioFileDataset", "AudioRecord", "Waveform", "window_starts"]
+__all__ = ["AudioFileDataModule", "AudioFileDataset", "AudioRecord", "Waveform", "clip_waveform_defaults",
+           "window_starts"]
 
 
 @dataclass
@@ -83,6 +84,20 @@ class Waveform(nn.Module):
             left = (need - have) // 2
             waveform = torch.nn.functional.pad(waveform, (left, need - have - left))
         return waveform.float()
+
+
+def clip_waveform_defaults(cfg: InputConfig) -> dict[str, Any]:
+    """The clip-DataModule arguments (``kinetics``, ``audioset``: ``audio_format`` /
+    ``audio_waveform_sec``) that a model's raw-waveform audio input implies; {} for any other input."""
+    a = cfg.audio
+    if a is None or a.kind != "waveform":
+        return {}
+    out: dict[str, Any] = {"with_audio": True, "audio_format": "waveform"}
+    if a.sample_rate:
+        out["audio_sample_rate"] = int(a.sample_rate)
+        if a.num_frames:
+            out["audio_waveform_sec"] = a.num_frames / a.sample_rate
+    return out
 
 
 def window_starts(duration: float, window_sec: float, num_windows: int) -> list[float]:

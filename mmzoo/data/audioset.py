@@ -45,7 +45,7 @@ from typing import Any, Literal
 
 import torch
 
-from mmzoo.data.audio_clips import Waveform
+from mmzoo.data.audio_clips import Waveform, clip_waveform_defaults
 from mmzoo.data.clips import ClipDataModule
 from mmzoo.data.paths import find_path, flag, report_missing
 from mmzoo.data.registry import register_datamodule
@@ -209,15 +209,7 @@ class AudioSetDataModule(ClipDataModule):
     @classmethod
     def defaults_from_input(cls, cfg: InputConfig) -> dict[str, Any]:
         """The clip defaults, plus ``audio_format="waveform"`` (rate and length) for a waveform input."""
-        out = super().defaults_from_input(cfg)
-        a = cfg.audio
-        if a is not None and a.kind == "waveform":
-            out.update(with_audio=True, audio_format="waveform")
-            if a.sample_rate:
-                out["audio_sample_rate"] = int(a.sample_rate)
-                if a.num_frames:
-                    out["audio_waveform_sec"] = a.num_frames / a.sample_rate
-        return out
+        return {**super().defaults_from_input(cfg), **clip_waveform_defaults(cfg)}
 
     def logmel(self):
         if not self.train_cfg.with_audio:

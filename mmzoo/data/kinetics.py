@@ -306,15 +306,12 @@ class KineticsDataModule(ClipDataModule):
     def defaults_from_input(cls, cfg: Any) -> dict[str, Any]:
         """The clip defaults, plus ``audio_format="waveform"`` (rate, length, ``missing_audio="skip"``)
         for a model whose audio input is a raw waveform."""
-        out = super().defaults_from_input(cfg)
-        a = cfg.audio
-        if a is not None and a.kind == "waveform":
-            out.update(with_audio=True, audio_format="waveform", missing_audio="skip")
-            if a.sample_rate:
-                out["audio_sample_rate"] = int(a.sample_rate)
-                if a.num_frames:
-                    out["audio_waveform_sec"] = a.num_frames / a.sample_rate
-        return out
+        from mmzoo.data.audio_clips import clip_waveform_defaults
+
+        waveform = clip_waveform_defaults(cfg)
+        if waveform:
+            waveform["missing_audio"] = "skip"  # zeros cannot stand in for a waveform (see __init__)
+        return {**super().defaults_from_input(cfg), **waveform}
 
     def logmel(self):
         """The audio front end: a log-mel, or the raw-waveform window of ``audio_format="waveform"``."""
