@@ -28,7 +28,7 @@ from mmzoo.errors import NotSupportedError
 from mmzoo.metrics.classification import EpicActionAccuracy, MultiViewAccuracy
 from mmzoo.metrics.egtea import EgteaAccuracy
 from mmzoo.models.base import ZooModule
-from mmzoo.models.ipl import check_labelled
+from mmzoo.models.ipl import check_labelled, epic_accuracy
 from mmzoo.registry import InputConfig, get_spec, register_model
 
 __all__ = ["Ensemble", "fuse_scores"]
@@ -130,8 +130,7 @@ class Ensemble(ZooModule):
             pairs = getattr(dm, "action_pairs", None)
             if pairs is not None:
                 return EgteaAccuracy(pairs).to(self.device)
-            subsets = getattr(dm, "metric_subsets", None)
-            return EpicActionAccuracy(top_k=(1, 5), **(subsets() if callable(subsets) else {})).to(self.device)
+            return epic_accuracy(dm).to(self.device)
         return MultiViewAccuracy(top_k=(1, 5)).to(self.device)
 
     def _eval_step(self, batch: dict, attr: str) -> None:

@@ -59,6 +59,18 @@ def check_labelled(batch: dict) -> None:
                                 "mmzoo.predict.epic.EpicSubmissionWriter")
 
 
+def epic_accuracy(dm: Any) -> EpicActionAccuracy:
+    """EPIC verb / noun / action top-1/5 accuracy with the DataModule's evaluation subsets
+    (``metric_subsets()``: unseen participants, tail or many-shot classes) when it has them."""
+    subsets = getattr(dm, "metric_subsets", None)
+    return EpicActionAccuracy(top_k=(1, 5), **(subsets() if callable(subsets) else {}))
+
+
+def verb_noun_loss(out: dict[str, torch.Tensor], batch: dict) -> torch.Tensor:
+    """CE(verb) + CE(noun) of verb / noun logits against a batch's labels."""
+    return F.cross_entropy(out["verb"], batch["verb"].long()) + F.cross_entropy(out["noun"], batch["noun"].long())
+
+
 class IPL(ZooModule):
     """A shared 3D CNN with the IPL verb / noun head (``head="ipl"``) or two linear heads
     (``head="linear"``, the baselines).
@@ -192,14 +204,12 @@ class IPL(ZooModule):
             self.val_metric = EgteaAccuracy(pairs).to(self.device)
             self.test_metric = EgteaAccuracy(pairs).to(self.device)
             return
-        subsets = getattr(dm, "metric_subsets", None)
-        kwargs = subsets() if callable(subsets) else {}
-        self.val_metric = EpicActionAccuracy(top_k=(1, 5), **kwargs).to(self.device)
-        self.test_metric = EpicActionAccuracy(top_k=(1, 5), **kwargs).to(self.device)
+        self.val_metric = epic_accuracy(dm).to(self.device)
+        self.test_metric = epic_accuracy(dm).to(self.device)
 
     def _loss(self, out: dict[str, torch.Tensor], batch: dict) -> torch.Tensor:
         """CE(verb) + CE(noun) (section 2.1)."""
-        return F.cross_entropy(out["verb"], batch["verb"].long()) + F.cross_entropy(out["noun"], batch["noun"].long())
+        return verb_noun_loss(out, batch)
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         out = self(batch["video"])

@@ -35,14 +35,21 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torchmetrics import MeanMetric
 
 from mmzoo.errors import NotSupportedError
 from mmzoo.metrics.classification import EpicActionAccuracy
 from mmzoo.models.base import ZooModule
-from mmzoo.models.ipl import FLOW_MEAN, FLOW_STD, I3D_MEAN, I3D_STD, check_labelled
+from mmzoo.models.ipl import (
+    FLOW_MEAN,
+    FLOW_STD,
+    I3D_MEAN,
+    I3D_STD,
+    check_labelled,
+    epic_accuracy,
+    verb_noun_loss,
+)
 from mmzoo.models.recipe import Recipe, global_batch_size, total_training_steps
 from mmzoo.nn.i3d_inception import InceptionI3d
 from mmzoo.nn.resnet3d_hara import HaraResNet3d
@@ -341,14 +348,12 @@ class SAOA(ZooModule):
                                  f"{tuple(self.action_counts.shape)}: pass --model.num_verbs / --model.num_nouns")
             self.action_counts.zero_()
             self.action_counts[:v, :n] = counts.to(self.action_counts)  # classes past the data's: never seen
-        subsets = getattr(dm, "metric_subsets", None)
-        kwargs = subsets() if callable(subsets) else {}
-        self.val_metric = EpicActionAccuracy(top_k=(1, 5), **kwargs).to(self.device)
-        self.test_metric = EpicActionAccuracy(top_k=(1, 5), **kwargs).to(self.device)
+        self.val_metric = epic_accuracy(dm).to(self.device)
+        self.test_metric = epic_accuracy(dm).to(self.device)
 
     def _loss(self, out: dict[str, torch.Tensor], batch: dict) -> torch.Tensor:
         """CE(verb) + CE(noun) (section 3.2; stage 1: each backbone with its own label)."""
-        return F.cross_entropy(out["verb"], batch["verb"].long()) + F.cross_entropy(out["noun"], batch["noun"].long())
+        return verb_noun_loss(out, batch)
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         out = self._run(batch)
