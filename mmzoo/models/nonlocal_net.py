@@ -37,7 +37,7 @@ from mmzoo.data.constants import KINETICS_MEAN, KINETICS_STD
 from mmzoo.models.recipe import Recipe
 from mmzoo.models.slowfast import SlowFastFamilyModule
 from mmzoo.nn.nonlocal_block import NonLocal3d, nonlocal_positions
-from mmzoo.nn.resnet3d import STAGE_DEPTHS, ResNetPathway3d, inflate_resnet2d_state_dict
+from mmzoo.nn.resnet3d import STAGE_DEPTHS, ResNetPathway3d, load_imagenet_inflated
 from mmzoo.nn.slowfast import MultiPathwayHead
 from mmzoo.registry import InputConfig, Weights, register_model
 
@@ -224,17 +224,7 @@ class NonLocalNet(SlowFastFamilyModule):
                 m.reset_parameters(nonlocal_init_std)
         self.imagenet_loaded = False
         if pretrained_backbone and hp.depth in (50, 101) and hp.width == 64:
-            self._load_imagenet(hp.depth)
-
-    def _load_imagenet(self, depth: int) -> None:
-        from mmzoo.nn.timm_backbone import create_timm_model
-
-        net2d, ok = create_timm_model(f"resnet{depth}.tv_in1k", True,
-                                      fallback_hint="Pass --model.pretrained_backbone false to silence this.")
-        if ok:
-            target = self.backbone.state_dict()
-            self.backbone.load_state_dict({**target, **inflate_resnet2d_state_dict(net2d.state_dict(), target)})
-            self.imagenet_loaded = True
+            self.imagenet_loaded = load_imagenet_inflated(self.backbone, hp.depth)
 
     def num_nonlocal_blocks(self) -> int:
         return sum(len(p) for p in self.nonlocal_after)

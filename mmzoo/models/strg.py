@@ -68,7 +68,7 @@ from mmzoo.nn.region_graph import (
     masked_node_mean,
     temporal_iou_graphs,
 )
-from mmzoo.nn.resnet3d import STAGE_DEPTHS, ResNetPathway3d, inflate_resnet2d_state_dict
+from mmzoo.nn.resnet3d import STAGE_DEPTHS, ResNetPathway3d, load_imagenet_inflated
 from mmzoo.registry import InputConfig, register_model
 
 __all__ = ["STRG", "boxes_valid"]
@@ -218,22 +218,12 @@ class STRG(SlowFastFamilyModule):
             self.sim_graph.reset_parameters(init_std)
         self.imagenet_loaded = False
         if pretrained_backbone and hp.depth in (50, 101) and hp.width == 64:
-            self._load_imagenet(hp.depth)
+            self.imagenet_loaded = load_imagenet_inflated(self.backbone, hp.depth)
         if init_checkpoint:
             self.load_stage_checkpoint(init_checkpoint)
         self._apply_stage()
 
     # ------------------------------------------------------------------ weights
-    def _load_imagenet(self, depth: int) -> None:
-        from mmzoo.nn.timm_backbone import create_timm_model
-
-        net2d, ok = create_timm_model(f"resnet{depth}.tv_in1k", True,
-                                      fallback_hint="Pass --model.pretrained_backbone false to silence this.")
-        if ok:
-            target = self.backbone.state_dict()
-            self.backbone.load_state_dict({**target, **inflate_resnet2d_state_dict(net2d.state_dict(), target)})
-            self.imagenet_loaded = True
-
     def load_stage_checkpoint(self, path: str) -> None:
         """Load the weights of an earlier stage (a Lightning `.ckpt`'s `state_dict`, or a
         `.safetensors` file) into this model; every tensor must match (the RPN's may be absent)."""

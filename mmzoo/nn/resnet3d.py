@@ -42,6 +42,7 @@ __all__ = [
     "ResNetPathway3d",
     "STAGE_DEPTHS",
     "inflate_resnet2d_state_dict",
+    "load_imagenet_inflated",
 ]
 
 Triple = tuple[int, int, int]
@@ -526,3 +527,17 @@ def inflate_resnet2d_state_dict(
             raise ValueError(f"'{key}' {tuple(w.shape)} does not fit '{name}' {tuple(ref.shape)}")
         out[name] = w.to(ref.dtype).clone()
     return out
+
+
+def load_imagenet_inflated(pathway: nn.Module, depth: int) -> bool:
+    """Load torchvision's ImageNet ResNet-`depth` (through timm, `resnet{depth}.tv_in1k`) into a
+    `ResNetPathway3d`, inflated with `inflate_resnet2d_state_dict` ("average"). Returns False,
+    leaving `pathway` as it was, when the weights cannot be had (timm's fallback says why)."""
+    from mmzoo.nn.timm_backbone import create_timm_model
+
+    net2d, ok = create_timm_model(f"resnet{depth}.tv_in1k", True,
+                                  fallback_hint="Pass --model.pretrained_backbone false to silence this.")
+    if ok:
+        target = pathway.state_dict()
+        pathway.load_state_dict({**target, **inflate_resnet2d_state_dict(net2d.state_dict(), target)})
+    return bool(ok)
