@@ -1,22 +1,42 @@
-"""`mmzoo predict --input video.mp4` for the video classifiers: per-window top-k labels in JSON and
-an annotated mp4, checked against the model run by hand on the same windows."""
+"""`mmzoo predict --input video.mp4` for the classifiers: per-window top-k labels in JSON and an
+annotated mp4, checked against the model run by hand on independently decoded inputs (frames and
+audio decoded with PyAV here, the log-mel of the thesis' front end applied to that audio).
+
+Families: SlowFast and Non-local (clip windows), IPL (verb / noun / action), TSN (25-segment test
+protocol, here 4 segments), AVSlowFast (clip windows + the aligned audio window) and AudioNet
+(consecutive audio windows)."""
 from __future__ import annotations
 
 import json
+import math
 
+import av
 import numpy as np
 import pytest
 import torch
 
 import mmzoo
 from mmzoo.cli import main
-from mmzoo.data.constants import KINETICS_MEAN, KINETICS_STD
+from mmzoo.data.audio import LogMel
+from mmzoo.data.constants import AVSLOWFAST_AUDIO, AVSLOWFAST_LOGMEL_MEAN, AVSLOWFAST_LOGMEL_STD, KINETICS_MEAN, KINETICS_STD
 from mmzoo.data.decode import read_video_clip
+from mmzoo.data.media import write_mp4
 from mmzoo.data.synthetic.kinetics import write_kinetics
 from mmzoo.hub.repo import save_pretrained
 
 TINY = {"slowfast-r50-4x16": dict(depth=14, width=8, slow_frames=2, alpha=4, crop_size=32, num_classes=5),
         "i3d-r50-8x8": dict(depth=14, width=8, frames=8, crop_size=32, num_classes=5)}
+AV_TINY = dict(depth=14, width=8, slow_frames=2, alpha=4, crop_size=32, num_classes=5, audio_frames=32, mel_bins=16)
+AUDIO_TINY = dict(depth=14, width=8, num_classes=5, audio_frames=32, mel_bins=16)
+IPL_TINY = dict(width_multiplier=0.125, frames=8, crop_size=32, num_verbs=5, num_nouns=6, top_k=2)
+TSN_TINY = dict(num_classes=5, backbone_layers=[1, 1, 1, 1], backbone_channels=[8, 8, 8, 8], stem_width=8, crop_size=32,
+                num_frames=4, pretrained_backbone=False)
+FPS, SR, N_FRAMES, H, W = 30.0, 16000, 72, 40, 48
+#: mmzoo.data.decode.VideoReader.audio seeks before decoding; after a seek to the start of an AAC
+#: track FFmpeg decodes the first frame without its priming packet and its first ~500 samples
+#: come out as zeros (the DataModules read the same). Audio windows that start within 0.1 s
+#: (the reader's seek margin) are compared in the strict-xfail test below, the others exactly.
+EARLY = 0.1
 
 
 @pytest.fixture(scope="module")
@@ -25,32 +45,99 @@ def video(tmp_path_factory):
     return truth["rows"]["train"][0]["path"]
 
 
+@pytest.fixture(scope="module")
+def noisy(tmp_path_factory):
+    """Random frames and white-noise AAC audio at 16 kHz (no resampling anywhere), and the same
+    frames without an audio stream."""
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, (N_FRAMES, H, W, 3), dtype=np.uint8)
+    audio = rng.uniform(-0.5, 0.5, int(N_FRAMES / FPS * SR)).astype(np.float32)
+    root = tmp_path_factory.mktemp("noisy")
+    write_mp4(root / "av.mp4", frames, FPS, audio=audio, sample_rate=SR)
+    write_mp4(root / "mute.mp4", frames, FPS)
+    return str(root / "av.mp4"), str(root / "mute.mp4")
+
+
+def pyav_frames(path, short: int) -> np.ndarray:
+    """Every frame, decoded by PyAV and scaled so that the short side is ``short`` (bilinear)."""
+    with av.open(str(path)) as c:
+        s = c.streams.video[0]
+        h, w = s.codec_context.height, s.codec_context.width
+        size = (short, round(w * short / h)) if h <= w else (round(h * short / w), short)
+        return np.stack([f.reformat(width=size[1], height=size[0], format="rgb24", interpolation="BILINEAR").to_ndarray()
+                         for f in c.decode(s)])
+
+
+def pyav_audio(path) -> np.ndarray:
+    """The mono sound track on the video's timeline (sample 0 = first video frame), by PyAV."""
+    with av.open(str(path)) as c:
+        a, v = c.streams.audio[0], c.streams.video[0]
+        tb, t_ref = float(a.time_base), (v.start_time or 0) * float(v.time_base)
+        n = round(((a.start_time or 0) * tb - t_ref + a.duration * tb) * SR)
+        buf = np.zeros(n, np.float32)
+        for f in c.decode(a):
+            x = f.to_ndarray()[0]
+            s = round((f.pts * tb - t_ref) * SR)
+            lo, hi = max(s, 0), min(s + len(x), n)
+            buf[lo:hi] = x[lo - s:hi - s]
+    return buf
+
+
+def window(buf: np.ndarray, first: int, n: int) -> torch.Tensor:
+    """``buf[first:first + n]``, zeros outside the track."""
+    out = np.zeros(n, np.float32)
+    lo, hi = max(first, 0), min(first + n, len(buf))
+    out[lo - first:hi - first] = buf[lo:hi]
+    return torch.from_numpy(out)
+
+
+def logmel(frames: int, mels: int) -> LogMel:
+    """The AVSlowFast front end (thesis ch. 4: 16 kHz, 32 ms / 16 ms, HTK mels; FFT 512, log offset
+    and -7.03 / 4.66 normalisation from the authors' code) at a narrowed size."""
+    a = AVSLOWFAST_AUDIO
+    return LogMel(sample_rate=a["sample_rate"], win_ms=a["window_ms"], hop_ms=a["hop_ms"], n_mels=mels, n_fft=a["n_fft"],
+                  num_frames=frames, mel_scale=a["mel_scale"], log_offset=a["log_offset"], normalization="fixed",
+                  mean=AVSLOWFAST_LOGMEL_MEAN, std=AVSLOWFAST_LOGMEL_STD)
+
+
+def crops(frames: np.ndarray, size: int, mean, std) -> torch.Tensor:
+    h, w = frames.shape[1:3]
+    y, x = (h - size) // 2, (w - size) // 2
+    sel = np.ascontiguousarray(frames[:, y:y + size, x:x + size])
+    m, s = torch.tensor(mean).view(-1, 1, 1, 1), torch.tensor(std).view(-1, 1, 1, 1)
+    return ((torch.from_numpy(sel).permute(3, 0, 1, 2).float() / 255 - m) / s)[None]
+
+
+def run(model, path, tmp_path, top_k=3):
+    folder = save_pretrained(model, tmp_path / "tiny")
+    out = tmp_path / "pred"
+    main(["predict", "--model", str(folder), "--input", str(path), "--output_dir", str(out), "--top_k", str(top_k)])
+    return json.loads((out / "predictions.json").read_text()), out
+
+
+def check_top(entries, p: torch.Tensor, k: int = 3) -> None:
+    assert [e["index"] for e in entries] == p.topk(k).indices.tolist()
+    assert [e["score"] for e in entries] == pytest.approx(p.topk(k).values.tolist(), abs=1e-5)
+
+
 @pytest.mark.parametrize("model_id", sorted(TINY))
 def test_windows_top_k_and_annotated_video(model_id, video, tmp_path):
     torch.manual_seed(0)
     model = mmzoo.create(model_id, **TINY[model_id]).eval()
-    folder = save_pretrained(model, tmp_path / "tiny")
-    out = tmp_path / "pred"
-    main(["predict", "--model", str(folder), "--input", video, "--output_dir", str(out), "--top_k", "3"])
-    res = json.loads((out / "predictions.json").read_text())
+    res, out = run(model, video, tmp_path)
     stride = mmzoo.model_info(model_id)["input"]["sampling_rate"]
     span = 8 * stride  # 8 frames at the id's stride
     assert [(w["start"], w["end"]) for w in res["windows"]] == [(s, s + span) for s in range(0, 72 - span + 1, span)]
 
     frames = read_video_clip(video, short_side=32).frames.numpy()
     h, w = frames.shape[1:3]
-    y, x = (h - 32) // 2, (w - 32) // 2
-    mean, std = torch.tensor(KINETICS_MEAN).view(3, 1, 1, 1), torch.tensor(KINETICS_STD).view(3, 1, 1, 1)
     probs = []
     for win in res["windows"]:
-        sel = frames[win["start"]:win["end"]:stride, y:y + 32, x:x + 32]
-        clip = (torch.from_numpy(np.ascontiguousarray(sel)).permute(3, 0, 1, 2).float() / 255 - mean) / std
+        clip = crops(frames[win["start"]:win["end"]:stride], 32, KINETICS_MEAN, KINETICS_STD)
         with torch.no_grad():
-            p = model(clip[None])[0].softmax(-1)
+            p = model(clip)[0].softmax(-1)
         probs.append(p)
-        top = win["top_k"]["class"]
-        assert [e["index"] for e in top] == p.topk(3).indices.tolist()
-        assert [e["score"] for e in top] == pytest.approx(p.topk(3).values.tolist(), abs=1e-5)
+        check_top(win["top_k"]["class"], p)
     video_p = torch.stack(probs).mean(0)
     assert [e["index"] for e in res["top_k"]["class"]] == video_p.topk(3).indices.tolist()
 
@@ -62,12 +149,140 @@ def test_windows_top_k_and_annotated_video(model_id, video, tmp_path):
     assert drawn[:, band].max() > 200
 
 
-def test_an_audio_visual_classifier_is_refused_in_one_line(video, tmp_path, capsys):
-    model = mmzoo.create("avslowfast-r50-4x16", depth=14, width=8, slow_frames=2, alpha=4, crop_size=32,
-                         num_classes=5, audio_frames=32, mel_bins=16)
-    folder = save_pretrained(model, tmp_path / "av")
+def test_ipl_verb_noun_and_action_per_window(noisy, tmp_path):
+    torch.manual_seed(1)
+    model = mmzoo.create("ipl-i3d-rgb", **IPL_TINY).eval()
+    res, _ = run(model, noisy[0], tmp_path)
+    frames = pyav_frames(noisy[0], 32)  # test view: short side 256 and a 256 crop, here 32 / 32
+    span = 16  # 8 frames at stride 2
+    assert [(w["start"], w["end"]) for w in res["windows"]] == [(0, 16), (16, 32), (32, 48), (48, 64)]
+    verbs, nouns = [], []
+    for win in res["windows"]:
+        with torch.no_grad():
+            out = model(crops(frames[win["start"]:win["start"] + span:2], 32, (0.5,) * 3, (0.5,) * 3))
+        pv, pn = out["verb"][0].softmax(-1), out["noun"][0].softmax(-1)
+        verbs.append(pv)
+        nouns.append(pn)
+        check_top(win["top_k"]["verb"], pv)
+        check_top(win["top_k"]["noun"], pn)
+        best = max(((v, n) for v in range(5) for n in range(6)), key=lambda vn: float(pv[vn[0]] * pn[vn[1]]))
+        top = win["top_k"]["action"][0]
+        assert (top["verb"], top["noun"], top["index"]) == (best[0], best[1], best[0] * 6 + best[1])
+        assert top["score"] == pytest.approx(float(pv[best[0]] * pn[best[1]]), abs=1e-6)
+    pv, pn = torch.stack(verbs).mean(0), torch.stack(nouns).mean(0)
+    check_top(res["top_k"]["verb"], pv)
+    action = (pv[:, None] * pn[None, :]).flatten()  # the video's verbs x nouns, not the mean of products
+    check_top(res["top_k"]["action"], action)
+
+
+def test_tsn_centre_frames_of_equal_segments(noisy, tmp_path):
+    torch.manual_seed(2)
+    model = mmzoo.create("tsn-r50", **TSN_TINY).eval()
+    torch.nn.init.normal_(model.net.fc.weight, std=0.5)  # the paper's std 0.001 gives near-uniform scores
+    res, out = run(model, noisy[0], tmp_path)
+    # 4 segments of 72 frames: [0, 18), [18, 36), ...; the centre frame of each (TSN test protocol)
+    bounds = [(18 * i, 18 * (i + 1)) for i in range(4)]
+    centres = [lo + (hi - lo - 1) // 2 for lo, hi in bounds]
+    assert [(w["start"], w["end"], w["frame"]) for w in res["windows"]] == [(lo, hi, c) for (lo, hi), c in zip(bounds, centres)]
+    short = round(32 * 256 / 224)  # the id's 256 short side for 224 crops, scaled to the 32 crop
+    frames = pyav_frames(noisy[0], short)
+    clip = crops(frames[centres], 32, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+    with torch.no_grad():
+        logits = torch.stack([model.net(clip[0, :, t][None])[0] for t in range(4)])  # each frame alone
+    for win, lg in zip(res["windows"], logits):
+        check_top(win["top_k"]["class"], lg.softmax(-1))
+    check_top(res["top_k"]["class"], logits.mean(0).softmax(-1))  # consensus: mean logits, then softmax
+    assert read_video_clip(out / "predictions.mp4").frames.shape[0] == 72
+
+
+def test_avslowfast_windows_with_aligned_audio(noisy, tmp_path):
+    torch.manual_seed(3)
+    model = mmzoo.create("avslowfast-r50-4x16", **AV_TINY).eval()
+    res, out = run(model, noisy[0], tmp_path)
+    frames, track, lm = pyav_frames(noisy[0], 32), pyav_audio(noisy[0]), logmel(32, 16)
+    need = 31 * 256 + 512  # samples of 32 log-mel frames
+    assert res["has_audio"] is True and len(res["windows"]) == 4
+    for win in res["windows"]:
+        s = win["start"]
+        t0, t1 = s / FPS, (s + 16) / FPS  # first frame to one step (2 frames) past the last
+        a0 = (t0 + t1) / 2 - need / SR / 2  # centred on the clip
+        assert (win["audio_start_sec"], win["audio_end_sec"]) == pytest.approx((a0, a0 + need / SR), abs=1e-6)
+        if a0 < EARLY:
+            continue  # see EARLY
+        audio = lm(window(track, round(a0 * SR), need))
+        with torch.no_grad():
+            p = model(crops(frames[s:s + 16:2], 32, KINETICS_MEAN, KINETICS_STD), audio[None])[0].softmax(-1)
+            muted = model(crops(frames[s:s + 16:2], 32, KINETICS_MEAN, KINETICS_STD), torch.zeros_like(audio)[None])
+        check_top(win["top_k"]["class"], p)
+        assert not torch.allclose(p, muted[0].softmax(-1), atol=1e-5)  # the audio does change the scores
+    with av.open(str(out / "predictions.mp4")) as c:  # the annotated video keeps the sound
+        assert len(c.streams.audio) == 1 and len(c.streams.video) == 1
+
+
+def test_avslowfast_without_audio_stream_uses_zeros_and_says_so(noisy, tmp_path, capsys):
+    torch.manual_seed(4)
+    model = mmzoo.create("avslowfast-r50-4x16", **AV_TINY).eval()
+    res, _ = run(model, noisy[1], tmp_path)
+    assert res["has_audio"] is False and res["missing_audio"] == "zeros"
+    err = [line for line in capsys.readouterr().err.splitlines() if "no audio stream" in line]
+    assert len(err) == 1 and "zeros" in err[0]
+    frames = pyav_frames(noisy[1], 32)
+    for win in res["windows"]:
+        with torch.no_grad():
+            p = model(crops(frames[win["start"]:win["end"]:2], 32, KINETICS_MEAN, KINETICS_STD),
+                      torch.zeros(1, 1, 32, 16))[0].softmax(-1)
+        check_top(win["top_k"]["class"], p)
+
+
+def test_audionet_consecutive_audio_windows(noisy, tmp_path):
+    torch.manual_seed(5)
+    model = mmzoo.create("audionet-r50", **AUDIO_TINY).eval()
+    res, out = run(model, noisy[0], tmp_path)
+    track, lm = pyav_audio(noisy[0]), logmel(32, 16)
+    need = 31 * 256 + 512
+    count = len(track) // need  # 2.4 s of sound, 0.528 s windows
+    assert count == 4 and len(res["windows"]) == count
+    probs = []
+    for k, win in enumerate(res["windows"]):
+        assert (win["start_sec"], win["end_sec"]) == pytest.approx((k * need / SR, (k + 1) * need / SR), abs=1e-6)
+        assert (win["start"], win["end"]) == (math.ceil(k * need / SR * FPS), math.ceil((k + 1) * need / SR * FPS))
+        with torch.no_grad():
+            p = model(lm(window(track, k * need, need))[None])[0].softmax(-1)
+        probs.append(p)
+        if k * need / SR >= EARLY:  # see EARLY
+            check_top(win["top_k"]["class"], p)
+    assert read_video_clip(out / "predictions.mp4").frames.shape[0] == N_FRAMES
+    with av.open(str(out / "predictions.mp4")) as c:
+        assert len(c.streams.audio) == 1
+
+
+@pytest.mark.xfail(strict=True, reason="mmzoo.data.decode.VideoReader.audio zeroes the first ~500 samples of an AAC "
+                   "track after its seek to the start (FFmpeg drops the priming packet); see EARLY")
+def test_audionet_first_window_matches_the_track(noisy, tmp_path):
+    torch.manual_seed(5)
+    model = mmzoo.create("audionet-r50", **AUDIO_TINY).eval()
+    res, _ = run(model, noisy[0], tmp_path)
+    need = 31 * 256 + 512
+    with torch.no_grad():
+        p = model(logmel(32, 16)(window(pyav_audio(noisy[0]), 0, need))[None])[0].softmax(-1)
+    check_top(res["windows"][0]["top_k"]["class"], p)
+
+
+def test_audionet_refuses_a_video_without_sound_in_one_line(noisy, tmp_path, capsys):
+    model = mmzoo.create("audionet-r50", **AUDIO_TINY)
+    folder = save_pretrained(model, tmp_path / "a")
+    with pytest.raises(SystemExit) as e:
+        main(["predict", "--model", str(folder), "--input", noisy[1], "--output_dir", str(tmp_path / "o")])
+    assert e.value.code == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "mute.mp4" in err[0] and "no audio stream" in err[0]
+
+
+def test_a_flow_model_is_refused_in_one_line(video, tmp_path, capsys):
+    model = mmzoo.create("ipl-i3d-flow", **IPL_TINY)
+    folder = save_pretrained(model, tmp_path / "flow")
     with pytest.raises(SystemExit) as e:
         main(["predict", "--model", str(folder), "--input", video, "--output_dir", str(tmp_path / "o")])
     assert e.value.code == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "avslowfast" in err[0].lower()
+    assert len(err) == 1 and "ipl-i3d-flow" in err[0] and "optical flow" in err[0]

@@ -23,11 +23,15 @@ __all__ = ["PREDICTORS", "register_predictor", "get_predictor", "predict_input",
 #: "module:function" of its predictor, imported on first use.
 PREDICTORS: dict[str, str] = {
     "aot": "mmzoo.predict.aot:predict_input",
+    "audionet": "mmzoo.predict.classify_av:predict_input",
+    "avslowfast": "mmzoo.predict.classify_av:predict_input",
+    "ipl": "mmzoo.predict.classify:predict_input",
     "multisensory": "mmzoo.predict.multisensory:predict_input",
     "nonlocal_net": "mmzoo.predict.classify:predict_input",
     "slowfast": "mmzoo.predict.classify:predict_input",
     "stmn": "mmzoo.predict.stmn:predict_input",
     "t2vlad": "mmzoo.predict.t2vlad:predict_input",
+    "tsn": "mmzoo.predict.classify:predict_segments",
 }
 
 
