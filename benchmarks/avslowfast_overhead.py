@@ -189,21 +189,41 @@ def audio_pathway(model, batch):
     return x
 
 
-def profile_tables(models, batches, device: str, rows: int = 8) -> str:
-    """torch.profiler top operators (self time) of one inference per model."""
+def profile_tables(models, batches, device: str, rows: int = 8, train: bool = False) -> str:
+    """torch.profiler top operators (self time) of one inference (or, with ``train``, one training
+    step) per model. On CUDA the heading also gives the step's wall time beside the summed kernel
+    time: a wall time well above the kernel time means the step waits on kernel launches (CPU)."""
     from torch.profiler import ProfilerActivity, profile
 
     acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device == "cuda" else [])
-    key = "self_cuda_time_total" if device == "cuda" else "self_cpu_time_total"
+    key = "self_device_time_total" if device == "cuda" else "self_cpu_time_total"
     out = []
     for v, m in models.items():
-        m.eval()
-        infer(m, batches[v])
+        if train:
+            m.train()
+            opt = torch.optim.SGD(m.parameters(), lr=1e-4, momentum=0.9)
+            run = lambda m=m, v=v, opt=opt: train_step(m, opt, batches[v])  # noqa: E731
+        else:
+            m.eval()
+            run = lambda m=m, v=v: infer(m, batches[v])  # noqa: E731
+        run()
+        _sync(device)
         with profile(activities=acts) as prof:
-            infer(m, batches[v])
+            t0 = time.perf_counter()
+            run()
+            _sync(device)
+            wall = (time.perf_counter() - t0) * 1e3
         ev = sorted(prof.key_averages(), key=lambda e: getattr(e, key, 0), reverse=True)
         total = sum(getattr(e, key) for e in ev) / 1e3
-        out += [f"**{v}** (one inference, {total:.0f} ms self time in total)", "",
+        what = "one training step" if train else "one inference"
+        busy = ""
+        if device == "cuda":  # summed kernel time vs wall: how much of the step the GPU computes
+            from torch.autograd import DeviceType
+
+            kern = sum(e.self_device_time_total for e in ev if e.device_type == DeviceType.CUDA) / 1e3
+            launches = sum(e.count for e in ev if e.device_type == DeviceType.CUDA)
+            busy = f"; GPU kernels {kern:.0f} ms in {launches} launches"
+        out += [f"**{v}** ({what}, {total:.0f} ms self time in total, {wall:.0f} ms wall under the profiler{busy})", "",
                 "| operator | calls | self ms | share |", "|---|---:|---:|---:|"]
         for e in ev[:rows]:
             ms = getattr(e, key) / 1e3
@@ -236,6 +256,9 @@ def measure(args) -> list[dict]:
     audio_ms = round_robin(av, args.warmup, args.iters, args.device)
     if args.profile:
         args.profile_text = profile_tables(models, batches, args.device)
+    if args.profile_train:
+        args.profile_text = (getattr(args, "profile_text", "") + "\n"
+                             + profile_tables(models, batches, args.device, rows=12, train=True)).strip()
     for row in rows:
         row["audio_pathway_ms"] = audio_ms.get(row["model"])
         row["infer_ms_per_batch"] = inf[row["model"]]
@@ -256,7 +279,8 @@ def to_markdown(rows: list[dict], args) -> str:
 
     lines = [
         f"device: {args.device} ({dev}), torch {torch.__version__}, threads {args.threads}, batch {args.batch}, "
-        f"4x16 clip at {args.size}^2, audio 128x80 log-mel{', SMOKE (depth 14, width 8)' if args.smoke else ''}. "
+        f"4x16 clip at {args.size}^2, audio 128x80 log-mel{', SMOKE (depth 14, width 8)' if args.smoke else ''}"
+        f"{', cudnn.benchmark on' if getattr(args, 'cudnn_benchmark', False) else ''}. "
         f"Round-robin, medians of {args.iters} inference / {max(2, args.train_iters)} training rounds after "
         f"{args.warmup} warm-up; times are {'wall' if _clock(args.device) is time.perf_counter else 'CPU (thread) time'}. Ratios are model / SlowFast (time: >1 = slower; `speed` = SlowFast time / model time).",
         "",
@@ -306,6 +330,9 @@ def main(argv=None) -> list[dict]:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--no-memory", action="store_true")
     p.add_argument("--profile", action="store_true", help="add torch.profiler top-operator tables")
+    p.add_argument("--profile-train", action="store_true", help="add the same tables for one training step")
+    p.add_argument("--cudnn-benchmark", action="store_true",
+                   help="torch.backends.cudnn.benchmark = True (Lightning's Trainer(benchmark=True))")
     p.add_argument("--smoke", action="store_true", help="depth-14 width-8 models at 64^2, 1 round: checks the script runs")
     p.add_argument("--out", default=None, help=f"default {OUT} (smoke runs: nothing written unless given)")
     args = p.parse_args(argv)
@@ -314,6 +341,7 @@ def main(argv=None) -> list[dict]:
     if args.out is None and not args.smoke:
         args.out = str(OUT)
     torch.set_num_threads(args.threads)
+    torch.backends.cudnn.benchmark = args.cudnn_benchmark
     rows = measure(args)
     text = to_markdown(rows, args)
     if args.out:

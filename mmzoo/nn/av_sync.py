@@ -160,28 +160,41 @@ def shared_negative_pass(modules: Sequence[nn.Module]):
     """
     bns = [m for mod in modules for m in mod.modules()
            if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training and m.track_running_stats]  # fmt: skip
-    saved: dict[int, torch.Tensor] = {}
+    if not bns:
+        yield
+        return
+    counts: dict[int, int] = {}
 
-    def before(m, inputs):
-        saved[id(m)] = m.running_var.detach().clone()
-
-    def after(m, inputs, output):
-        old = saved.pop(id(m))
+    def record(m, inputs):  # Python only: no kernel is launched per layer
+        if id(m) in counts:
+            raise RuntimeError(f"{type(m).__name__} ran twice inside shared_negative_pass: its running "
+                               "variance cannot be corrected to the doubled batch")
         x = inputs[0]
-        n = x.numel() // x.shape[1]
-        if n < 2:
-            return
-        momentum = m.momentum if m.momentum is not None else 1.0 / float(m.num_batches_tracked)
-        # running = (1 - m) old + m * var * n/(n-1): swap the factor for 2n/(2n-1). Through
-        # `.data`: the BN's autograd node holds the buffer (unused by its training-mode backward),
-        # and a versioned in-place write would invalidate it.
-        rv = m.running_var.data
-        update = rv - (1 - momentum) * old
-        rv.copy_((1 - momentum) * old + update * (2 * (n - 1) / (2 * n - 1)))
+        counts[id(m)] = x.numel() // x.shape[1]
 
-    handles = [h for m in bns for h in (m.register_forward_pre_hook(before), m.register_forward_hook(after))]
+    handles = [m.register_forward_pre_hook(record) for m in bns]
+    # Through `.data`: the BN's autograd node holds the buffer (unused by its training-mode
+    # backward), and a versioned in-place write would invalidate it.
+    with torch.no_grad():
+        old = torch._foreach_mul([m.running_var.data for m in bns], 1.0)  # one multi-tensor copy
     try:
         yield
     finally:
         for h in handles:
             h.remove()
+    # running = (1 - mom) old + mom * var * n/(n-1); the doubled batch's is
+    # (1 - mom) old + mom * var * 2n/(2n-1), i.e. running * f + (1 - mom) * old * (1 - f) with
+    # f = 2(n-1)/(2n-1). Applied to every layer at once, after the forward.
+    idx = [i for i, m in enumerate(bns) if counts.get(id(m), 0) >= 2]
+    if not idx:
+        return
+    rv = [bns[i].running_var.data for i in idx]
+    f = [2 * (counts[id(bns[i])] - 1) / (2 * counts[id(bns[i])] - 1) for i in idx]
+    keep = []
+    for i, fi in zip(idx, f):
+        m = bns[i]
+        mom = m.momentum if m.momentum is not None else 1.0 / float(m.num_batches_tracked)
+        keep.append((1 - mom) * (1 - fi))
+    with torch.no_grad():
+        torch._foreach_mul_(rv, f)
+        torch._foreach_add_(rv, torch._foreach_mul([old[i] for i in idx], keep))
