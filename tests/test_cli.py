@@ -281,8 +281,8 @@ def test_push_ckpt_then_load_and_pull(fitted, ave_root, capsys):
 
 
 def test_predict_input_on_a_model_without_file_prediction_fails_clearly(tmp_path):
-    """AVE models predict from the `ave` DataModule only: `--input` must say so, without a traceback."""
-    res = _cli("predict", "--model", "avsdn", "--input", str(tmp_path), "--pretrained", "false")
+    """TimeCycle predicts from a DataModule only: `--input` must say so, without a traceback."""
+    res = _cli("predict", "--model", "timecycle-r18", "--input", str(tmp_path), "--pretrained", "false")
     assert res.returncode == 1
     assert "does not predict from --input" in res.stderr and "--data" in res.stderr
     assert "Traceback" not in res.stderr

@@ -3,7 +3,9 @@
 A model family that can run on a file or folder without a DataModule registers a predictor here:
 STMN draws its detections on a video (:mod:`mmzoo.predict.stmn`; Xiao, PhD thesis ch. 3) and
 T2VLAD ranks an expert feature set for a text query (:mod:`mmzoo.predict.t2vlad`; Wang, thesis
-ch. 6). A predictor is ``fn(model, path, output_dir, query=None, top_k=10)``; it writes its
+ch. 6); the AVE event localisers label the ten 1-s segments of a 10-s video and draw its
+timeline and attention maps (:mod:`mmzoo.predict.ave`; Lin, MSc thesis 2019, ch. 3). A
+predictor is ``fn(model, path, output_dir, query=None, top_k=10)``; it writes its
 results under ``output_dir`` and returns them. Other families predict from their DataModule only
 (`mmzoo predict --model <id> --data <name>`).
 """
@@ -23,6 +25,7 @@ __all__ = ["PREDICTORS", "register_predictor", "get_predictor", "predict_input",
 #: "module:function" of its predictor, imported on first use.
 PREDICTORS: dict[str, str] = {
     "aot": "mmzoo.predict.aot:predict_input",
+    "ave": "mmzoo.predict.ave:predict_input",
     "audionet": "mmzoo.predict.classify_av:predict_input",
     "avslowfast": "mmzoo.predict.classify_av:predict_input",
     "ipl": "mmzoo.predict.classify:predict_input",
