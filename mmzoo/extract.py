@@ -11,11 +11,22 @@ video, the ``T x D`` sequence of its views:
   centres of the valid start range), times ``num_crops`` spatial crops; ``T = num_clips x
   num_crops`` in the dataset's view order (clip-major). Set ``--data.num_clips`` for a denser
   sequence. Datasets without views (AVE features, one item per video) give ``T = 1``.
+* **AVE's 1-s segments** (``--data ave`` with a model that reads raw video and / or audio):
+  the DataModule's ``"segments"`` mode gives ``T = 10`` views per video, view ``k`` = segment
+  ``k`` = ``[k, k + 1)`` s: ``frames`` frames evenly inside the segment (stream indices
+  ``floor((k + (i + 0.5) / frames) * fps)``; ``--data.segment_sampling stride``: the model's
+  own stride around the segment's centre frame), short side / centre crop / mean / std of the
+  model, and the model's audio window centred on ``k + 0.5`` s (exactly the segment for 1-s
+  audio models). The rows are keyed by AVE video id; the ``ave`` DataModule reads them back
+  (``--data.visual_features OUT`` / ``--data.audio_features OUT``). See
+  :mod:`mmzoo.data.ave_segments`.
 * **layer**: a key of the model's ``forward_features`` (default ``pooled``, the clip vector the
   classifier reads; ``mmzoo extract --list-layers`` prints them).
 * **pooling**: ``mean`` / ``max`` over every axis after the channel axis (axis 1) of a feature
   map (``B, C, T, H, W`` -> ``B, C``); a ``B, D`` vector is kept as it is; ``none`` keeps the whole
-  feature (``T x *shape``).
+  feature (``T x *shape``, e.g. the spatial map of each AVE segment for a region grid).
+* **split**: ``train``, ``val``, ``test``, ``predict``, or ``all`` (every video of the train, val
+  and test splits once: what a feature-based DataModule that trains on the file needs).
 
 Output folder ``OUT``: ``features.h5`` (one float32 dataset per video under ``features/``, named
 by the percent-encoded video key, with attributes ``video`` (the key: the file path relative to
@@ -84,29 +95,46 @@ def video_key(item: dict, fallback: int) -> str:
 class _Videos(torch.utils.data.Dataset):
     """One entry per video: its views' items, or the error that stopped decoding it."""
 
-    def __init__(self, dataset, groups: list[tuple[str | None, list[int]]]):
-        self.dataset, self.groups = dataset, groups
+    def __init__(self, groups: list[tuple[str | None, list[int], Any]]):
+        self.groups = groups
 
     def __len__(self) -> int:
         return len(self.groups)
 
     def __getitem__(self, v: int) -> dict:
-        key, idxs = self.groups[v]
+        key, idxs, dataset = self.groups[v]
         try:
-            items = [self.dataset[i] for i in idxs]
+            items = [dataset[i] for i in idxs]
         except Exception as err:  # noqa: BLE001 - reported per video in the manifest
             return {"key": key or str(v), "index": v, "error": f"{type(err).__name__}: {err}"}
         return {"key": key or video_key(items[0], v), "index": v, "items": items}
 
 
-def _groups(dataset) -> tuple[list[tuple[str | None, list[int]]], bool]:
-    """(video key or None, item indices) per video, and whether the keys are known without
+def _groups(dataset) -> tuple[list[tuple[str | None, list[int], Any]], bool]:
+    """(video key or None, item indices, dataset) per video, and whether the keys are known without
     decoding (datasets with ``records`` and ``views``, e.g. the clip datasets of Kinetics, UCF101)."""
     records, views = getattr(dataset, "records", None), getattr(dataset, "views", None)
     if records is not None and isinstance(views, int) and len(dataset) == len(records) * views:
-        return [(str(getattr(r, "source", i)), list(range(i * views, (i + 1) * views)))
+        return [(str(getattr(r, "source", i)), list(range(i * views, (i + 1) * views)), dataset)
                 for i, r in enumerate(records)], True  # fmt: skip
-    return [(None, [i]) for i in range(len(dataset))], False
+    return [(None, [i], dataset) for i in range(len(dataset))], False
+
+
+def _split_groups(dm, split: str) -> tuple[list[tuple[str | None, list[int], Any]], bool, Any]:
+    """The groups of ``split`` (``all``: train, val and test, each known video once), whether
+    their keys are known, and the first dataset (for its ``window``)."""
+    names = ["train", "val", "test"] if split == "all" else [split]
+    groups, known, first = [], True, None
+    for name in names:
+        ds = dm.dataset(name)
+        first = first if first is not None else ds
+        g, k = _groups(ds)
+        groups += g
+        known = known and k
+    if split == "all" and known:
+        seen: set = set()
+        groups = [g for g in groups if not (g[0] in seen or seen.add(g[0]))]
+    return groups, known, first
 
 
 def _sha256(path: Path) -> str:
@@ -144,7 +172,9 @@ def _protocol(dm) -> dict[str, Any]:
     """The input protocol of the DataModule: its sampling / crop arguments as constructed."""
     keys = ("version", "num_frames", "sampling_rate", "stride", "alpha", "num_clips", "num_crops", "test_scale",
             "test_crop_size", "short_side", "crop_size", "fps", "input_mode", "with_audio", "audio_n_mels",
-            "audio_num_frames", "eval_window", "eval_stride", "frame_size")
+            "audio_num_frames", "eval_window", "eval_stride", "frame_size", "segment_video", "segment_frames",
+            "segment_sampling", "segment_stride", "segment_short_side", "segment_crop", "segment_mean",
+            "segment_std", "segment_audio", "segment_audio_args")
     hp = dict(getattr(dm, "hparams", {}) or {})
     return {k: hp[k] for k in keys if k in hp}
 
@@ -202,11 +232,9 @@ def extract_features(
     dm_class = get_datamodule(data_name)
     kwargs = {**getattr(dm_class, "defaults_from_input", lambda cfg: {})(spec.input), **(data_args or {})}
     dm = dm_class(**kwargs)
-    stage = {"train": "fit", "val": "validate", "test": "test", "predict": "predict"}.get(split)
-    if stage is None:
-        raise ValueError(f"split must be train, val, test or predict, got {split!r}")
-    dataset = dm.dataset(split)
-    groups, keys_known = _groups(dataset)
+    if split not in ("train", "val", "test", "predict", "all"):
+        raise ValueError(f"split must be train, val, test, predict or all, got {split!r}")
+    groups, keys_known, dataset = _split_groups(dm, split)
     mine = list(range(shard, len(groups), num_shards))
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
@@ -219,7 +247,7 @@ def extract_features(
         grp = f.require_group("features")
         done = {grp[k].attrs["video"] for k in grp}
         todo = [v for v in mine if not (keys_known and groups[v][0] in done)]
-        loader = torch.utils.data.DataLoader(_Videos(dataset, [groups[v] for v in todo]), batch_size=None,
+        loader = torch.utils.data.DataLoader(_Videos([groups[v] for v in todo]), batch_size=None,
                                              num_workers=dm.num_workers, collate_fn=lambda x: x)
         collate = type(dm).collate_fn
         shape = None
@@ -256,7 +284,8 @@ def extract_features(
         "data_args": {k: v for k, v in kwargs.items() if isinstance(v, (str, int, float, bool, list, type(None)))},
         "split": split,
         "input_protocol": _protocol(dm),
-        "window": "one row per evaluation view (num_clips uniform clips x num_crops crops, clip-major)",
+        "window": getattr(dataset, "window", None)
+        or "one row per evaluation view (num_clips uniform clips x num_crops crops, clip-major)",
         "layer": layer,
         "pooling": pooling,
         "feature_shape": shape,
@@ -314,7 +343,7 @@ def main(argv: list[str]) -> Path:
     parser.add_argument("--model", required=True, help="'id', 'id.tag', a hub repo or a local folder")
     parser.add_argument("--data", required=True, help="DataModule name, e.g. kinetics")
     parser.add_argument("--output", required=True, help="output folder (features.h5 + manifest.json)")
-    parser.add_argument("--split", default="test", choices=["train", "val", "test", "predict"])
+    parser.add_argument("--split", default="test", choices=["train", "val", "test", "predict", "all"])
     parser.add_argument("--layer", default="pooled", help="key of the model's forward_features")
     parser.add_argument("--pooling", default="mean", choices=["mean", "max", "none"])
     parser.add_argument("--pretrained", default="true", choices=["true", "false"])

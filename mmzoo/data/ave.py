@@ -21,7 +21,16 @@ Input modes (``input_mode``): ``"features"`` reads the released feature files; `
 decodes ``AVE/<VideoID>.mp4`` and extracts per-segment features once (one frame per second
 through a timm backbone, ``7x7xC``; VGGish audio, 128-d; see :mod:`mmzoo.data.ave_features`),
 caches them in the released format and then reads them the same way; ``"auto"`` picks
-``features`` when both feature files are present, else ``video``.
+``features`` when both feature files are present, else ``video``. ``"segments"`` gives each
+video's ten 1-s segments as raw inputs of any zoo model (``video`` clips and / or ``audio``
+windows, 10 items per video; ``mmzoo extract --data ave`` selects it from the model's input
+contract), so that `mmzoo extract` writes one feature per segment; see
+:mod:`mmzoo.data.ave_segments` for the window.
+
+Features extracted by mmzoo: ``visual_features`` / ``audio_features`` name an ``mmzoo extract
+--data ave`` output (folder or ``features.h5`` with its ``manifest.json``); that stream is read
+from it by video id (a ``[D]`` row is a ``1 x 1`` grid, a ``[C, H, W]`` map an ``H x W`` grid),
+the other from the authors' files. ``visual_dim`` and ``audio_dim`` then come from the file.
 
 Batch fields (dict):
 
@@ -73,7 +82,9 @@ from mmzoo.data.ave_files import (
     find_layout,
     parse_annotations,
 )
+from mmzoo.data.ave_segments import AVESegmentDataset, SegmentConfig, SegmentVideo, ZooFeatureStream, segment_videos
 from mmzoo.data.base import ZooDataModule
+from mmzoo.data.constants import IMAGENET_MEAN, IMAGENET_STD
 from mmzoo.data.registry import register_datamodule
 from mmzoo.registry import InputConfig
 
@@ -102,8 +113,9 @@ class AVEDataModule(ZooDataModule):
 
     Args:
         root: folder holding the AVE release(s) (see the module docstring / docs/ave-data.md).
-        input_mode: ``"auto"`` (released features when present, else videos), ``"features"`` or
-            ``"video"`` (extract from ``AVE/<VideoID>.mp4`` once, cached).
+        input_mode: ``"auto"`` (released features when present, else videos), ``"features"``,
+            ``"video"`` (extract from ``AVE/<VideoID>.mp4`` once, cached) or ``"segments"``
+            (each 1-s segment as a raw model input, for `mmzoo extract`).
         supervision: ``"full"`` (segment labels) or ``"weak"`` (video-level labels; adds the
             background-only videos to training when ``weak_background_videos`` allows).
         weak_label: video-level target rule [AMBIG]: ``"average"`` (thesis, Y = mean of the
@@ -139,17 +151,23 @@ class AVEDataModule(ZooDataModule):
             ``min(4, CPUs - 1)``.
         pin_memory: pin host memory (default: when CUDA is available).
         progress: show a progress bar during extraction.
+        visual_features / audio_features: an ``mmzoo extract --data ave`` output (folder or
+            ``features.h5``) to read that stream from, instead of the authors' file.
+        segment_*: the ``"segments"`` window (frames per segment, ``"uniform"`` / ``"stride"``
+            sampling, stride, short side, crop, mean / std, audio ``"none"`` / ``"waveform"`` /
+            ``"logmel"`` and its front-end args): :class:`~mmzoo.data.ave_segments.SegmentConfig`;
+            ``mmzoo extract`` sets them from the model's input contract.
 
-    ``visual_dim`` and ``supervision`` are linked to the model's arguments of the same names by
-    ``mmzoo fit`` (``model_links``).
+    ``visual_dim``, ``audio_dim`` and ``supervision`` are linked to the model's arguments of the
+    same names by ``mmzoo fit`` (``model_links``).
     """
 
-    model_links = ("visual_dim", "supervision")
+    model_links = ("visual_dim", "audio_dim", "supervision")
 
     def __init__(
         self,
         root: str = "data/ave",
-        input_mode: Literal["auto", "features", "video"] = "auto",
+        input_mode: Literal["auto", "features", "video", "segments"] = "auto",
         supervision: Literal["full", "weak"] = "full",
         weak_label: Literal["average", "one_hot"] = "average",
         weak_background_videos: Optional[bool] = None,
@@ -174,11 +192,23 @@ class AVEDataModule(ZooDataModule):
         num_workers: Optional[int] = None,
         pin_memory: Optional[bool] = None,
         progress: bool = True,
+        visual_features: Optional[str] = None,
+        audio_features: Optional[str] = None,
+        segment_video: bool = True,
+        segment_frames: int = 8,
+        segment_sampling: Literal["uniform", "stride"] = "uniform",
+        segment_stride: int = 2,
+        segment_short_side: int = 256,
+        segment_crop: int = 224,
+        segment_mean: tuple[float, float, float] = IMAGENET_MEAN,
+        segment_std: tuple[float, float, float] = IMAGENET_STD,
+        segment_audio: Literal["none", "waveform", "logmel"] = "none",
+        segment_audio_args: Optional[dict[str, Any]] = None,
     ) -> None:
         super().__init__(batch_size=batch_size, num_workers=num_workers, pin_memory=pin_memory,
                          eval_batch_size=eval_batch_size)
         for name, val, allowed in (
-            ("input_mode", input_mode, ("auto", "features", "video")),
+            ("input_mode", input_mode, ("auto", "features", "video", "segments")),
             ("supervision", supervision, ("full", "weak")),
             ("weak_label", weak_label, ("average", "one_hot")),
             ("split_source", split_source, ("auto", "order_h5", "txt")),
@@ -212,6 +242,18 @@ class AVEDataModule(ZooDataModule):
         self.extract_batch_videos = extract_batch_videos
         self.skip_corrupt = skip_corrupt
         self.progress = progress
+        self.segments = SegmentConfig(
+            video=segment_video, frames=segment_frames, sampling=segment_sampling, stride=segment_stride,
+            short_side=segment_short_side, crop=segment_crop, mean=tuple(segment_mean), std=tuple(segment_std),
+            audio=segment_audio, audio_args=dict(segment_audio_args or {}),
+        )
+        self.zoo_streams = {s: ZooFeatureStream(p, s) for s, p in (("visual", visual_features),
+                                                                    ("audio", audio_features)) if p}
+        if self.zoo_streams and input_mode in ("video", "segments"):
+            raise ValueError(f"--data.visual_features / --data.audio_features are read in input_mode='features', "
+                             f"not input_mode={input_mode!r}")
+        self._zoo_shapes: Optional[dict[str, tuple[int, ...]]] = None
+        self._audio_dim: Optional[int] = None
 
         self.layout: Optional[AVELayout] = None
         self.rows: list[AnnotationRow] = []
@@ -228,9 +270,16 @@ class AVEDataModule(ZooDataModule):
     @classmethod
     def defaults_from_input(cls, cfg: InputConfig) -> dict[str, Any]:
         """``input_mode="features"`` for a model whose contract names released feature sets
-        (``cfg.features``); otherwise nothing (``"auto"`` picks features or videos from what is
-        on disk, and the extracted features have the released format either way)."""
-        return {"input_mode": "features"} if cfg.features else {}
+        (``cfg.features``); ``input_mode="segments"`` and the segment window in the model's own
+        input format for a model that reads raw video and / or audio (any zoo video or audio
+        model, for ``mmzoo extract --data ave``); otherwise nothing (``"auto"`` picks features
+        or videos from what is on disk, and the extracted features have the released format
+        either way)."""
+        if cfg.features:
+            return {"input_mode": "features"}
+        from mmzoo.data.ave_segments import segment_defaults_from_input
+
+        return segment_defaults_from_input(cfg)
 
     # ------------------------------------------------------------------ discovery
     def _discover(self) -> AVELayout:
@@ -239,6 +288,19 @@ class AVEDataModule(ZooDataModule):
         return self.layout
 
     def _resolve_mode(self, lay: AVELayout) -> str:
+        if self.input_mode == "segments":
+            if lay.video_dir is None:
+                raise FileNotFoundError(f"input_mode='segments' but no AVE/ folder with .mp4 files under {lay.root} "
+                                        f"(pass video_dir=...).\n{lay.describe()}")
+            return "segments"
+        if self.zoo_streams:
+            need = [f"{s}_feature.h5" for s in ("visual", "audio") if s not in self.zoo_streams]
+            missing = [n for n in need if lay.features.get(n) is None]
+            if missing:
+                raise FileNotFoundError(
+                    f"{', '.join(missing)} not found under {lay.root}: give the other stream too "
+                    f"(--data.{missing[0].split('_')[0]}_features <mmzoo extract output>) or add the authors' file")
+            return "features"
         if self.input_mode == "features":
             missing = [n for n in ("visual_feature.h5", "audio_feature.h5") if lay.features.get(n) is None]
             if missing:
@@ -273,13 +335,47 @@ class AVEDataModule(ZooDataModule):
         base = Path(self.cache_dir).expanduser() if self.cache_dir else _cache_root() / "ave-features"
         return base / f"{self.extraction.visual_backbone.replace('/', '_')}-{key}"
 
+    def _check_zoo_streams(self) -> dict[str, tuple[int, ...]]:
+        """Check the `mmzoo extract` streams against the split lists (once); their AVE shapes."""
+        if self._zoo_shapes is None:
+            lay = self._discover()
+            rows, _ = parse_annotations(lay.annotations, self.class_order, self.num_events)
+            splits = self._read_splits(lay, rows)
+            ids = [rows[i].video_id for s in SPLITS for i in splits[s]]
+            self._zoo_shapes = {s: z.check(ids) for s, z in self.zoo_streams.items()}
+        return self._zoo_shapes
+
+    @property
+    def audio_dim(self) -> int:
+        """Width of the ``audio`` field (128 for VGGish; an `mmzoo extract` stream's ``D``)."""
+        if self._audio_dim is None:
+            if "audio" in self.zoo_streams:
+                self._audio_dim = int(self._check_zoo_streams()["audio"][-1])
+            elif (self.resolved_mode or self._resolve_mode(self._discover())) == "features":
+                self._audio_dim = int(_h5_shape(self._discover().features["audio_feature.h5"], H5_KEY)[-1])
+            else:
+                self._audio_dim = 128
+        return self._audio_dim
+
+    @property
+    def visual_grid(self) -> tuple[int, int]:
+        """``(H, W)`` of the ``visual`` regions (7 x 7 for the authors' maps, 1 x 1 for vectors)."""
+        if "visual" in self.zoo_streams:
+            return tuple(self._check_zoo_streams()["visual"][:2])
+        return (7, 7)
+
     @property
     def visual_dim(self) -> int:
         """Channels ``Cv`` of the ``visual`` field (for linking to a model's ``visual_dim``)."""
         if self._visual_dim is None:
             lay = self._discover()
             mode = self.resolved_mode or self._resolve_mode(lay)
-            if mode == "features":
+            if mode == "segments":
+                raise AVEDataError("input_mode='segments' gives raw segment inputs (for `mmzoo extract`), not "
+                                   "visual features; an AVE model needs input_mode features|video|auto")
+            if "visual" in self.zoo_streams:
+                self._visual_dim = int(self._check_zoo_streams()["visual"][-1])
+            elif mode == "features":
                 path = lay.features["visual_feature.h5"]
                 self._visual_dim = int(_h5_shape(path, H5_KEY)[-1])
             else:
@@ -293,7 +389,7 @@ class AVEDataModule(ZooDataModule):
         """Video mode: extract and cache the features once (rank 0)."""
         lay = self._discover()
         rows, _ = parse_annotations(lay.annotations, self.class_order, self.num_events)
-        if self._resolve_mode(lay) == "video":
+        if self._resolve_mode(lay) == "video" and not self.zoo_streams:
             self._ensure_extracted(lay, rows)
 
     def _ensure_extracted(self, lay: AVELayout, rows: list[AnnotationRow]) -> Path:
@@ -365,15 +461,21 @@ class AVEDataModule(ZooDataModule):
                         )
         return splits
 
-    def _check_feature_files(self, visual: Path, audio: Path, labels: Optional[Path], n: int, what: str) -> int:
-        vshape = _h5_shape(visual, H5_KEY)
-        _check_shape(visual, H5_KEY, vshape, (n, NUM_SEGMENTS, 7, 7, None), f"{what}: one row per annotation line")
-        ashape = _h5_shape(audio, H5_KEY)
-        _check_shape(audio, H5_KEY, ashape, (n, NUM_SEGMENTS, 128), what)
-        if labels is not None:
+    def _check_feature_files(self, visual: Any, audio: Any, labels: Optional[Path], n: int, what: str) -> Optional[int]:
+        """Check the authors'-format files among ``visual`` / ``audio`` (an `mmzoo extract`
+        stream is checked by its own reader); the visual channels, or None."""
+        vdim = None
+        if isinstance(visual, Path):
+            vshape = _h5_shape(visual, H5_KEY)
+            _check_shape(visual, H5_KEY, vshape, (n, NUM_SEGMENTS, 7, 7, None), f"{what}: one row per annotation line")
+            vdim = int(vshape[-1])
+        if isinstance(audio, Path):
+            ashape = _h5_shape(audio, H5_KEY)
+            _check_shape(audio, H5_KEY, ashape, (n, NUM_SEGMENTS, 128), what)
+        if labels is not None and (isinstance(visual, Path) or isinstance(audio, Path)):
             lshape = _h5_shape(labels, H5_KEY)
             _check_shape(labels, H5_KEY, lshape, (n, NUM_SEGMENTS, self.num_outputs), what)
-        return int(vshape[-1])
+        return vdim
 
     def setup(self, stage: Optional[str] = None) -> None:
         if self.datasets:
@@ -384,10 +486,19 @@ class AVEDataModule(ZooDataModule):
         mode = self._resolve_mode(lay)
         n = len(rows)
         skipped_rows: set[int] = set()
+        if mode == "segments":
+            self.rows, self.classes, self.resolved_mode, self.splits = rows, classes, mode, splits
+            self.datasets = {s: AVESegmentDataset(self._segment_videos(s, lay), self.segments) for s in SPLITS}
+            return
         if mode == "features":
             visual, audio, labels = (lay.features[f] for f in FEATURE_FILES)
-            self._visual_dim = self._check_feature_files(visual, audio, labels, n, "AVE features")
-            if labels is not None:
+            zoo = self._check_zoo_streams()
+            visual, audio = self.zoo_streams.get("visual", visual), self.zoo_streams.get("audio", audio)
+            vdim = self._check_feature_files(visual, audio, labels, n, "AVE features")
+            self._visual_dim = vdim if vdim is not None else int(zoo["visual"][-1])
+            if zoo:
+                lay.notes += [f"{z.describe()}" for z in self.zoo_streams.values()]
+            if labels is not None and len(self.zoo_streams) < 2:
                 lab = _h5_read(labels, H5_KEY)
                 got = lab.argmax(-1)
                 want = np.stack([r.segment_labels(NUM_SEGMENTS, self.background_index) for r in rows])
@@ -432,7 +543,10 @@ class AVEDataModule(ZooDataModule):
         self.datasets = {s: AVEFeatureDataset(self._entries(s, rows), sources) for s in SPLITS}
 
         use_bg = False
-        if self.supervision == "weak" and self.weak_background_videos is not False:
+        if self.zoo_streams and self.supervision == "weak" and self.weak_background_videos:
+            raise ValueError("weak_background_videos=True: the background-only videos exist only as the authors' "
+                             "features, not in --data.visual_features / --data.audio_features")
+        if self.supervision == "weak" and self.weak_background_videos is not False and not self.zoo_streams:
             nv, na, nl = (lay.noisy[f] for f in NOISY_FILES)
             present = nv is not None and na is not None
             if self.weak_background_videos and not present:
@@ -469,6 +583,14 @@ class AVEDataModule(ZooDataModule):
                 use_bg = True
                 lay.notes.append(f"weak training adds {m} background-only videos from {nv.name}")
         self.uses_background_videos = use_bg
+
+    def _segment_videos(self, split: str, lay: AVELayout) -> list[SegmentVideo]:
+        videos, missing = segment_videos([self.rows[i] for i in self.splits[split]], lay.video_dir, self.background_index)
+        if missing and not self.skip_corrupt:
+            raise FileNotFoundError(f"{len(missing)} video(s) of the '{split}' split are missing, e.g. {missing[0]} "
+                                    "(set skip_corrupt=True to count and skip them)")
+        self.skipped.update({str(p): "missing" for p in missing})
+        return videos
 
     def _entries(self, split: str, rows: list[AnnotationRow]) -> list[dict[str, Any]]:
         out = []

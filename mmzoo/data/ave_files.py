@@ -372,9 +372,11 @@ class AVEFeatureDataset(torch.utils.data.Dataset):
     HDF5 files are opened lazily in each worker process.
     """
 
-    def __init__(self, entries: list[dict[str, Any]], sources: dict[str, tuple[Path, Path]]) -> None:
+    def __init__(self, entries: list[dict[str, Any]], sources: dict[str, tuple[Any, Any]]) -> None:
         self.entries = entries
-        self.sources = {k: (Path(v), Path(a)) for k, (v, a) in sources.items()}
+        # a stream is an authors' HDF5 file (rows = annotation rows) or a reader with
+        # ``read(video_id)`` (mmzoo.data.ave_segments.ZooFeatureStream: `mmzoo extract` output)
+        self.sources = {k: tuple(x if hasattr(x, "read") else Path(x) for x in pair) for k, pair in sources.items()}
         self._files: dict[str, Any] = {}
         self._pid: Optional[int] = None
 
@@ -391,6 +393,11 @@ class AVEFeatureDataset(torch.utils.data.Dataset):
             self._files[key] = h5py.File(path, "r")[H5_KEY]
         return self._files[key]
 
+    def _read(self, src: Any, e: dict[str, Any]) -> np.ndarray:
+        if isinstance(src, Path):
+            return np.asarray(self._open(src)[e["index"]], dtype=np.float32)
+        return src.read(e["meta"]["video_id"])
+
     def __getstate__(self):
         state = dict(self.__dict__)
         state["_files"], state["_pid"] = {}, None
@@ -398,9 +405,7 @@ class AVEFeatureDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         e = self.entries[i]
-        vpath, apath = self.sources[e["source"]]
-        visual = torch.from_numpy(np.asarray(self._open(vpath)[e["index"]], dtype=np.float32))
-        audio = torch.from_numpy(np.asarray(self._open(apath)[e["index"]], dtype=np.float32))
+        visual, audio = (torch.from_numpy(self._read(src, e)) for src in self.sources[e["source"]])
         return {
             "visual": visual,
             "audio": audio,
