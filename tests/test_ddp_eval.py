@@ -11,6 +11,26 @@ because its snippet sharding never padded).
 
 The multi-process runs are real ``mmzoo test`` subprocesses (Lightning re-launches the command
 for rank 1), through the real CLI on synthetic datasets in the official layouts.
+
+Every other registered DataModule's evaluation (``FAMILIES``) is checked the same way, in one
+2-process launch shared by all of them: EPIC-Kitchens verb / noun / action top-k with the unseen
+and tail subsets (IPL) and the action-prior accuracies (SAOA, objects file), EGTEA mean class
+accuracy, Charades mAP / wAP (max over views), ActivityNet and FCVID official mAP / hit@k and the
+measured GFLOPs (TSN, PSN), DAVIS J&F with recall and decay, JHMDB PCK, VIP part mIoU and
+instance AP^r_vol (label propagation), Something-Something top-k (STRG), UCF101 / HMDB51 video
+and clip accuracy (transfer), ESC-50 / DCASE 2014 clip and window accuracy (audio probe), and
+Arrow of Time (T-CAM). Run with the padding sampler, every family but Arrow of Time (whose test
+set is always even, so nothing is padded) fails here: the mean loss changes (a repeated sample
+weighs twice), and so do the per-sample metrics (clip / window accuracy, J&F, PCK, mIoU, AP^r_vol);
+the metrics that average views per video index are unchanged by a repeated view.
+
+Not exact under DDP, and not tested for equality: the evaluations whose inputs are built from the
+other samples of a batch, since sharding changes which samples share a batch: the sync accuracy of
+AVTS (easy negatives: another video's audio in the batch) and Multisensory (misaligned audio drawn
+per batch from a generator seeded by the batch index), L3-Net's correspondence accuracy on AudioSet (negative
+pairs inside the batch), and TimeCycle's loss on unlabelled clips (``video-folder``: the patches
+of the i-th sample of every batch come from one seeded draw, so they depend on its position in its
+batch). Those numbers also change with the batch size on one process.
 """
 from __future__ import annotations
 
@@ -159,3 +179,182 @@ def test_coco_counts_a_repeated_image_once(tmp_path):
     a, b = once.compute(), padded.compute()
     assert float(a["bbox/AP"]) == 100.0  # exact ground-truth boxes
     assert all(float(a[k]) == float(b[k]) for k in a)
+
+
+# --------------------------------------------------------------------------- the other families, one 2-process launch
+_CLIP = ["--data.num_frames", "8", "--data.crop_size", "32", "--data.train_scale", "[32,40]", "--data.test_scale", "32",
+         "--data.test_crop_size", "32", "--data.num_crops", "1"]
+_UNTRIMMED = ["--data.crop_size", "32", "--data.train_scale", "[32,40]", "--data.test_scale", "32",
+              "--data.test_crop_size", "32"]
+_IPL = ["--model.width_multiplier", "0.125", "--model.frames", "8", "--model.crop_size", "32", "--model.top_k", "2"]
+_NONLOCAL = ["--model.depth", "14", "--model.width", "8", "--model.frames", "8", "--model.crop_size", "32"]
+_TSN = ["--model.backbone_layers", "[1,1,1,1]", "--model.backbone_channels", "[8,8,8,8]", "--model.stem_width", "8",
+        "--model.crop_size", "32", "--model.pretrained_backbone", "false"]
+_PSN = ["--model.num_segments", "8", "--model.num_selected", "3", "--model.recognizer_layers", "[1,1,1,1]",
+        "--model.recognizer_channels", "[8,8,8,8]", "--model.recognizer_stem_width", "8", "--model.crop_size", "32",
+        "--model.sampler_pretrained", "false", "--model.sampler_repeats", "[1,1,1]",
+        "--model.sampler_channels", "[8,16,16,16,32]", "--model.crm_filters", "[8,8,8]", "--model.crm_out_dim", "8"]
+_PROPAGATION = ["--model.depth", "10", "--model.width", "8", "--model.pretrained_backbone", "false",
+                "--model.frame_size", "32", "--data.frame_size", "32", "--data.batch_size", "1"]
+_STRG = ["--model.depth", "14", "--model.width", "8", "--model.frames", "8", "--model.crop_size", "32",
+         "--model.node_dim", "16", "--model.pretrained_backbone", "false", "--model.stem_temporal_stride", "1",
+         "--model.nonlocal_placement", "custom", "--model.nonlocal_positions", "[[], [0], [0], []]",
+         "--data.proposals", "strg_proposals.safetensors", "--data.proposal_frames", "4"]
+_TRANSFER = ["--model.source_kwargs", json.dumps(dict(depth=14, width=8, slow_frames=2, alpha=4, crop_size=32,
+                                                      audio_frames=32, mel_bins=16, mode="ssl")),
+             *_CLIP, "--data.alpha", "4", "--data.num_clips", "1",
+             "--data.audio_num_frames", "32", "--data.audio_n_mels", "16"]
+_PROBE = ["--model.source_kwargs", json.dumps(dict(widths=[4, 8, 8, 16], fusion_dim=8))]
+_TCAM = ["--model.flow_frames", "2", "--model.widths", "[4,8,8,16,16]", "--model.crop_size", "32",
+         "--data.flow_frames", "2", "--data.short_side", "32", "--data.crop_size", "32", "--data.flow_method", "farneback"]
+
+#: family: (model id, data, flags, the metrics that must be present). Evaluation sets (samples
+#: = views, all odd but one): EPIC-100 val 5 segments (IPL; SAOA with the objects file); EGTEA
+#: split-1 test 5 clips; Charades test 3 videos x 3 clips; ActivityNet / FCVID 3 videos; DAVIS /
+#: JHMDB / VIP 3 sequences (batch 1); Something-Something v1 validation 3 videos; UCF101 / HMDB51
+#: split-1 test 3 clips; ESC-50 fold 1, 3 clips of several windows each; DCASE 2014 fold 1, 3
+#: recordings x 3 windows; Arrow of Time 3 videos x 2 directions (always even, since every video is
+#: played both ways: no padding with 2 processes, but the two plays of a video land on different
+#: ranks).
+FAMILIES = {
+    "epic-kitchens": ("ipl-i3d-rgb", "epic-kitchens", [
+        *_IPL, "--model.num_verbs", "5", "--model.num_nouns", "6", *_CLIP, "--data.num_clips", "1",
+        "--data.batch_size", "2"], ("test/verb_top1", "test/noun_top5", "test/action_top1", "test/unseen_action_top1",
+                                    "test/tail_verb_top1", "test/loss")),
+    "epic-kitchens-objects": ("saoa-r50-rgb", "epic-kitchens", [
+        "--model.width_multiplier", "0.125", "--model.frames", "8", "--model.crop_size", "32", "--model.object_dim", "16",
+        "--model.num_objects", "10", "--model.num_verbs", "5", "--model.num_nouns", "6", *_CLIP, "--data.num_clips", "1",
+        "--data.objects", "objects/EPIC_objects.h5", "--data.batch_size", "2"],
+        ("test/action_top5", "test/unseen_noun_top1", "test/action_prior_top1", "test/action_prior_top5", "test/loss")),
+    "egtea": ("ipl-i3d-rgb", "egtea", [
+        *_IPL, "--model.num_verbs", "4", "--model.num_nouns", "3", *_CLIP, "--data.num_clips", "1",
+        "--data.batch_size", "2"], ("test/action_top1", "test/action_mean_class_accuracy", "test/loss")),
+    "charades": ("i3d-r101-charades", "charades", [
+        *_NONLOCAL, *_CLIP, "--data.train_resize", "32", "--data.num_clips", "3", "--data.batch_size", "2"],
+        ("test/mAP", "test/wAP", "test/loss")),
+    "activitynet": ("tsn-r50", "activitynet", [*_TSN, *_UNTRIMMED, "--data.num_frames", "4", "--data.batch_size", "2"],
+                    ("test/mAP", "test/hit@3", "test/top1", "test/gflops_per_video", "test/loss")),
+    "fcvid": ("psn-r101-fcvid", "fcvid", [*_PSN, *_UNTRIMMED, "--data.num_frames", "8", "--data.batch_size", "2"],
+              ("test/mAP", "test/top1", "test/gflops_per_video", "test/loss")),
+    "davis2017": ("labelprop-random-r50", "davis2017", _PROPAGATION, ("test/JF_mean", "test/J_decay", "test/F_recall")),
+    "jhmdb": ("labelprop-random-r50", "jhmdb", _PROPAGATION, ("test/pck@0.1", "test/pck@0.2")),
+    "vip": ("labelprop-random-r50", "vip", _PROPAGATION, ("test/mIoU", "test/APr_vol")),
+    "something-something": ("strg-i3d-r50-sthv1", "something-something", [
+        *_STRG, *_CLIP, "--data.num_clips", "1", "--data.batch_size", "2"], ("test/top1", "test/top5", "test/loss")),
+    "ucf101": ("transfer", "ucf101", [*_TRANSFER, "--data.batch_size", "2"], ("test/top1", "test/clip_top1", "test/loss")),
+    "hmdb51": ("transfer", "hmdb51", [*_TRANSFER, "--data.batch_size", "2"], ("test/top1", "test/clip_top1", "test/loss")),
+    "esc50": ("audio-probe", "esc50", [*_PROBE, "--data.batch_size", "2"], ("test/top1", "test/window_top1", "test/loss")),
+    "dcase2014": ("audio-probe", "dcase2014", [*_PROBE, "--data.num_windows", "3", "--data.batch_size", "2"],
+                  ("test/top1", "test/window_top1", "test/loss")),
+    "arrow-of-time": ("aot-tcam-vgg16", "arrow-of-time", [*_TCAM, "--data.batch_size", "2"], ("test/top1", "test/loss")),
+}
+
+
+def _write_family(family: str, root: Path) -> None:
+    from mmzoo.data import synthetic
+    from mmzoo.data.synthetic.dcase2014 import write_dcase2014
+    from mmzoo.data.synthetic.esc50 import write_esc50
+    from mmzoo.data.synthetic.something_something import write_something_something
+
+    if family.startswith("epic-kitchens"):  # P01 is the unseen participant of the synthetic validation set
+        val = ["P01_11", "P02_12", "P04_13", "P05_14", "P06_15"]
+        synthetic.write_epic(root, videos={"train": ["P01_01"], "val": val, "test": ["P03_101"]}, segments_per_video=1,
+                             num_frames=40, write_videos=False, write_objects=family == "epic-kitchens-objects")
+    elif family == "egtea":
+        synthetic.write_egtea(root, clips_per_action=3, num_frames=16)
+    elif family == "charades":
+        synthetic.write_charades(root, num_videos={"train": 1, "test": 3}, num_frames=24, size=(32, 40))
+    elif family == "activitynet":
+        synthetic.write_activitynet(root, per_class={"training": 1, "validation": 1}, num_seconds=4)
+    elif family == "fcvid":
+        synthetic.write_fcvid(root, per_class={"train": 1, "test": 1}, num_seconds=4)
+    elif family == "davis2017":
+        synthetic.write_davis(root, sequences={"val": ["a", "b", "c"], "train": ["t"]}, num_frames=4, num_objects=2)
+    elif family == "jhmdb":
+        synthetic.write_jhmdb(root, classes={"wave": {"a": 2, "b": 2, "c": 2, "t": 1}}, num_frames=4)
+    elif family == "vip":
+        synthetic.write_vip(root, splits={"val": ["a", "b", "c"], "train": ["t"]}, num_frames=4)
+    elif family == "something-something":
+        write_something_something(root, "v1", num_videos={"train": 1, "validation": 3}, num_frames=12, size=(32, 40))
+    elif family in ("ucf101", "hmdb51"):
+        getattr(synthetic, f"write_{family}")(root, num_frames=8)
+    elif family == "esc50":
+        write_esc50(root, seconds=2.0)
+    elif family == "dcase2014":
+        write_dcase2014(root, seconds=2.0)
+    elif family == "arrow-of-time":
+        synthetic.write_aot_folder(root, train=1, test=3, num_frames=6)
+
+
+def _family_args(family: str, base: Path, out: Path) -> list[str]:
+    model, data, flags, _ = FAMILIES[family]
+    return ["test", "--model", model, "--data", data, "--data.root", str(base / family), *_COMMON, *flags,
+            "--results_json", str(out), "--trainer.default_root_dir", str(out.parent / out.stem)]
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+#: What each of the two processes runs: ``mmzoo test`` once per family, in one process group.
+_RANK_SCRIPT = ("import json, sys\nfrom mmzoo.cli import main\nfor argv in json.load(open(sys.argv[1])):\n"
+                "    print('=== mmzoo', *argv[:5], flush=True)\n    main(argv)\n")
+
+
+@pytest.fixture(scope="module")
+def two_process_metrics(tmp_path_factory) -> tuple[Path, dict[str, dict]]:
+    """Every FAMILIES case through ``mmzoo test --trainer.devices 2 --trainer.strategy ddp`` in
+    one launch: two interpreters started the way ``torchrun`` starts them (``LOCAL_RANK``,
+    ``WORLD_SIZE``, ``MASTER_ADDR`` / ``MASTER_PORT``, so Lightning launches nothing itself), each
+    running the CLI for every family in turn (one interpreter start for all of them)."""
+    import time
+
+    base = tmp_path_factory.mktemp("ddp_families")
+    for family in FAMILIES:
+        _write_family(family, base / family)
+    runs = [[*_family_args(f, base, base / f"{f}-two.json"), "--trainer.devices", "2", "--trainer.strategy", "ddp"]
+            for f in FAMILIES]
+    (base / "runs.json").write_text(json.dumps(runs))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PL_")}
+    env.update(OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port()),
+               WORLD_SIZE="2", NODE_RANK="0")
+    procs, logs = [], []
+    for rank in range(2):
+        logs.append(open(base / f"rank{rank}.log", "w"))
+        procs.append(subprocess.Popen([sys.executable, "-c", _RANK_SCRIPT, str(base / "runs.json")], cwd=base,
+                                      env={**env, "LOCAL_RANK": str(rank), "RANK": str(rank)}, stdout=logs[-1],
+                                      stderr=subprocess.STDOUT))
+    deadline = time.monotonic() + 600
+    while any(p.poll() is None for p in procs) and time.monotonic() < deadline:
+        if any(p.poll() not in (None, 0) for p in procs):  # one rank failed: the other would wait in a collective
+            break
+        time.sleep(0.2)
+    for p in procs:
+        if p.poll() is None:
+            p.kill()
+        p.wait()
+    for log in logs:
+        log.close()
+    failed = [r for r, p in enumerate(procs) if p.returncode != 0]
+    assert not failed, "mmzoo test on 2 processes failed:\n" + "\n".join(
+        (base / f"rank{r}.log").read_text()[-3000:] for r in failed)
+    return base, {f: json.loads((base / f"{f}-two.json").read_text())["metrics"] for f in FAMILIES}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_two_processes_give_the_metrics_of_one_every_family(family, two_process_metrics):
+    base, two_all = two_process_metrics
+    out = base / f"{family}-one.json"
+    from mmzoo.cli import main
+
+    main([*_family_args(family, base, out), "--trainer.devices", "1"])
+    one, two = json.loads(out.read_text())["metrics"], two_all[family]
+    assert set(one) == set(two)
+    assert all(k in one for k in FAMILIES[family][3]), one
+    for key in one:
+        assert two[key] == pytest.approx(one[key], rel=1e-5, abs=1e-6, nan_ok=True), (key, one, two)

@@ -24,7 +24,11 @@ processes).
 
 Not covered: a rank that gets no sample at all (fewer evaluation samples than processes);
 :func:`exact_eval_sampler` refuses that case with a clear error instead of hanging in the
-gather.
+gather. Nor can sharding make exact an evaluation that builds its inputs from the other samples
+of a batch, since it changes which samples share a batch (as does a different batch size on one
+process): the sync accuracy of AVTS and Multisensory and the correspondence accuracy of L3-Net
+(negatives taken from the batch), and TimeCycle's loss on unlabelled clips (patches drawn per
+batch position). Every other evaluation of the zoo is checked equal on 1 and 2 processes.
 """
 from __future__ import annotations
 
