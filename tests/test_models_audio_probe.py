@@ -125,3 +125,19 @@ def test_probe_on_a_logmel_source(esc):
     with torch.no_grad():
         assert m(batch["audio"]).shape == (4, 3)
         torch.testing.assert_close(m.features(batch["audio"]), m.source.embed_audio(batch["audio"]))
+
+
+def test_multi_hot_audioset_is_refused_in_one_line(tmp_path, capsys):
+    from mmzoo.data.synthetic.audioset import write_audioset
+
+    root = tmp_path / "audioset"
+    write_audioset(root)
+    args = ["test", "--model", "audio-probe", "--pretrained", "false", "--model.source_kwargs", json.dumps(SRC),
+            "--data", "audioset", "--data.root", str(root), "--data.num_workers", "0", "--trainer.accelerator", "cpu",
+            "--trainer.logger", "false", "--trainer.enable_progress_bar", "false",
+            "--trainer.default_root_dir", str(tmp_path / "run")]
+    with pytest.raises(SystemExit) as exc:
+        main(args)
+    assert exc.value.code == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "multi-hot labels" in err[0] and "'audioset'" in err[0], err

@@ -41,7 +41,7 @@ from __future__ import annotations
 import csv
 import math
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 
@@ -170,6 +170,8 @@ class AudioSetDataModule(ClipDataModule):
     """
 
     model_links = ("num_classes",)
+    #: multi-hot ``label`` vectors: a single-label classifier must refuse this DataModule
+    multilabel: ClassVar[bool] = True
 
     def __init__(
         self,

@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mmzoo.errors import MmzooError
+from mmzoo.errors import MmzooError, NotSupportedError
 from mmzoo.metrics.classification import MultiViewAccuracy
 from mmzoo.models.base import ZooModule
 from mmzoo.models.l3net import PAPER as L3_PAPER
@@ -158,6 +158,16 @@ class AudioProbe(ZooModule):
 
     def example_input(self, batch_size: int = 1) -> dict[str, Any]:
         return {"audio": self._example_audio(batch_size)}
+
+    def setup(self, stage: str) -> None:
+        """Refuse a DataModule with multi-hot labels (AudioSet): the probe is the single-label
+        classifier of the ESC-50 / DCASE 2014 protocols."""
+        super().setup(stage)
+        dm = getattr(getattr(self, "_trainer", None), "datamodule", None)
+        if stage != "predict" and dm is not None and getattr(dm, "multilabel", False):
+            name = getattr(dm, "datamodule_name", type(dm).__name__)
+            raise NotSupportedError(f"audio-probe trains a single-label classifier (esc50, dcase2014), but {name!r} batches "
+                             "carry multi-hot labels")
 
     def _loss(self, scores: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         if self.hparams.loss == "svm":
