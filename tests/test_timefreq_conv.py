@@ -1,5 +1,5 @@
 """FlatConv3d (mmzoo.nn.timefreq_conv): the Audio pathway's (k_t, k_f, 1) Conv3d layers run as
-2-D convs give the same outputs, gradients and state dict as plain Conv3d; AVSlowFast uses them
+2-D convs give the same outputs, gradients and state dict as plain Conv3d; AVSlowFast and AudioNet use them
 and its logits, AVS losses and gradients are unchanged (issue 14)."""
 import copy
 
@@ -79,3 +79,16 @@ def test_avslowfast_outputs_and_gradients_unchanged():
     for (name, p), q in zip(now.named_parameters(), before.parameters(), strict=True):
         if p.grad is not None or q.grad is not None:
             torch.testing.assert_close(p.grad, q.grad, rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_audionet_runs_flat_convs_with_unchanged_logits():
+    torch.manual_seed(0)
+    now = mmzoo.create("audionet-r50", depth=14, width=8, audio_frames=32, mel_bins=16, num_classes=5).eval()
+    assert sum(type(c) is FlatConv3d for c in now.audio.modules()) > 0
+    assert not any(type(c) is nn.Conv3d for c in now.audio.modules())
+    before = copy.deepcopy(now)
+    _unflatten(before)
+    assert list(now.state_dict()) == list(before.state_dict())
+    x = torch.randn(2, 1, 32, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(now(x), before(x), rtol=1e-5, atol=1e-6)

@@ -21,6 +21,7 @@ import torch
 from mmzoo.data.constants import AVSLOWFAST_AUDIO, AVSLOWFAST_LOGMEL_MEAN, AVSLOWFAST_LOGMEL_STD
 from mmzoo.models.slowfast import PAPER, SlowFastFamilyModule
 from mmzoo.nn.resnet3d import ResNetPathway3d
+from mmzoo.nn.timefreq_conv import flatten_conv3d_
 from mmzoo.registry import AudioInput, InputConfig, register_model
 
 __all__ = ["AudioNet", "logmel_input", "audio_stage_strides", "prepare_logmel"]
@@ -110,6 +111,9 @@ class AudioNet(SlowFastFamilyModule):
             stage_blocks=[audio_block] * audio_decomposed_stages + ["bottleneck"] * (4 - audio_decomposed_stages),
             kernel_b=(3, 3, 1),
         )
+        # the (k_t, k_f, 1) convs as 2-D convs over (T, F) on the CPU: same parameters, keys and
+        # outputs, without PyTorch's slow im2col Conv3d path (as in AVSlowFast's Audio pathway)
+        flatten_conv3d_(self.audio)
         self.head = self._make_head([self.audio.out_channels[-1]])
         self._setup_common()
 
