@@ -174,3 +174,22 @@ def test_audio_of_a_late_starting_track_stays_on_the_video_timeline(media):
     assert np.abs(w[6000:] - ref[6000:]).max() < 0.02  # the tone's phase counts from 0.5 s
     with VideoReader(path) as r:
         assert r.audio_duration() == pytest.approx(2.0, abs=1e-3)
+
+
+def test_audio_from_the_start_keeps_the_aac_priming(tmp_path):
+    """A window at 0 s equals PyAV decoding the track from the beginning: the seek to the start
+    must not skip the AAC priming packet (negative timestamp), or the first ~450 samples are 0."""
+    import av
+
+    sr = 16000
+    t = np.arange(2 * sr) / sr
+    tone = (0.4 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+    frames = np.zeros((20, 16, 16, 3), dtype=np.uint8)
+    write_mp4(tmp_path / "tone.mp4", frames, 10, audio=tone, sample_rate=sr)
+    with av.open(str(tmp_path / "tone.mp4")) as c:
+        fresh = np.concatenate([f.to_ndarray()[0] for f in c.decode(c.streams.audio[0])])
+    with VideoReader(tmp_path / "tone.mp4") as r:
+        r.frames_by_index([5, 9])  # the reader has moved on: audio() must seek back to the start
+        got = r.audio(0.0, 0.25, sample_rate=sr).numpy()
+    np.testing.assert_allclose(got, fresh[: got.shape[0]], atol=1e-6)
+    assert np.abs(got[:400]).max() > 0.2  # the tone, not zeros

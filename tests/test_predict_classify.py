@@ -32,11 +32,6 @@ IPL_TINY = dict(width_multiplier=0.125, frames=8, crop_size=32, num_verbs=5, num
 TSN_TINY = dict(num_classes=5, backbone_layers=[1, 1, 1, 1], backbone_channels=[8, 8, 8, 8], stem_width=8, crop_size=32,
                 num_frames=4, pretrained_backbone=False)
 FPS, SR, N_FRAMES, H, W = 30.0, 16000, 72, 40, 48
-#: mmzoo.data.decode.VideoReader.audio seeks before decoding; after a seek to the start of an AAC
-#: track FFmpeg decodes the first frame without its priming packet and its first ~500 samples
-#: come out as zeros (the DataModules read the same). Audio windows that start within 0.1 s
-#: (the reader's seek margin) are compared in the strict-xfail test below, the others exactly.
-EARLY = 0.1
 
 
 @pytest.fixture(scope="module")
@@ -207,8 +202,6 @@ def test_avslowfast_windows_with_aligned_audio(noisy, tmp_path):
         t0, t1 = s / FPS, (s + 16) / FPS  # first frame to one step (2 frames) past the last
         a0 = (t0 + t1) / 2 - need / SR / 2  # centred on the clip
         assert (win["audio_start_sec"], win["audio_end_sec"]) == pytest.approx((a0, a0 + need / SR), abs=1e-6)
-        if a0 < EARLY:
-            continue  # see EARLY
         audio = lm(window(track, round(a0 * SR), need))
         with torch.no_grad():
             p = model(crops(frames[s:s + 16:2], 32, KINETICS_MEAN, KINETICS_STD), audio[None])[0].softmax(-1)
@@ -249,15 +242,12 @@ def test_audionet_consecutive_audio_windows(noisy, tmp_path):
         with torch.no_grad():
             p = model(lm(window(track, k * need, need))[None])[0].softmax(-1)
         probs.append(p)
-        if k * need / SR >= EARLY:  # see EARLY
-            check_top(win["top_k"]["class"], p)
+        check_top(win["top_k"]["class"], p)
     assert read_video_clip(out / "predictions.mp4").frames.shape[0] == N_FRAMES
     with av.open(str(out / "predictions.mp4")) as c:
         assert len(c.streams.audio) == 1
 
 
-@pytest.mark.xfail(strict=True, reason="mmzoo.data.decode.VideoReader.audio zeroes the first ~500 samples of an AAC "
-                   "track after its seek to the start (FFmpeg drops the priming packet); see EARLY")
 def test_audionet_first_window_matches_the_track(noisy, tmp_path):
     torch.manual_seed(5)
     model = mmzoo.create("audionet-r50", **AUDIO_TINY).eval()

@@ -214,9 +214,14 @@ class VideoReader:
 
     # ------------------------------------------------------------------ video
     def _seek(self, stream, t_sec: float) -> None:
-        """Seek to the last keyframe at or before ``t_sec`` (stream time, from stream start)."""
+        """Seek to the last keyframe at or before ``t_sec`` (stream time, from stream start).
+
+        At or before the start, the target is one second before the stream's start time, so the
+        demuxer returns the very first packet: an AAC track's priming packet has a negative
+        timestamp, and seeking to 0 skipped it, leaving the decoder without the previous frame
+        its first output overlaps with (the first ~450 samples came out as zeros)."""
         if t_sec <= 0:
-            offset = self._stream_start(stream)
+            offset = self._stream_start(stream) - max(1, int(round(1.0 / float(stream.time_base))))
         else:
             offset = self._stream_start(stream) + int(math.floor(t_sec / float(stream.time_base)))
         self._container.seek(offset, stream=stream, backward=True, any_frame=False)
