@@ -62,6 +62,8 @@ BENCHMARKS: dict[str, tuple[str, list[str], list[str], bool]] = {
                      ["--device", "cpu", "--batch", "2", "--frames", "4", "--size", "32", "--ms_frames", "4", "--ms_size", "32",
                       "--ms_audio", "4000", "--iters", "1", "--warmup", "0"], True),
     "kinetics_loader": ("kinetics_loader.py", ["--clips", "40", "--workers", "1", "2", "4", "8"], ["--smoke"], False),
+    "kinetics_finish": ("kinetics_loader.py", ["--finish-only", "--device", "cuda", "--batch", "8", "--iters", "50"],
+                        ["--finish-only", "--smoke"], False),  # deferred geometry's finish step on the GPU, no PyAV
     "data_throughput": ("data_throughput.py", ["--batches", "4", "--clips", "10"],
                         ["--batches", "1", "--clips", "1", "--only", "kinetics"], False),  # CPU decoding: once
 }

@@ -5,6 +5,7 @@
 #                                              # benchmarks/results/gpu/ (+ summary.md)
 #   bash benchmarks/run_gpu.sh --smoke         # CPU, toy sizes, seconds: keeps the scripts alive in CI
 #   bash benchmarks/run_gpu.sh --out DIR [--only NAME ...] [--budget SECONDS]
+#   bash benchmarks/run_gpu.sh --only kinetics_finish   # deferred clip geometry's finish step on the GPU (no PyAV)
 #
 # GPU mode runs each script at its documented GPU setting in fp32, then (where the script does not
 # pick its own precision) again under bf16 autocast; slowfast_speed.py adds its channels-last-3d and

@@ -50,7 +50,9 @@ def test_registered_and_classes_from_csv(kin):
 def test_train_batch_fields_labels_and_audio_policy(kin):
     dm = _dm(kin["root"], with_audio=True, alpha=4)
     dm.setup("fit")
-    batch = next(iter(dm.train_dataloader()))
+    raw = next(iter(dm.train_dataloader()))
+    assert "video" not in raw and raw["video_deferred"]["region"].dtype == torch.uint8  # finished after transfer
+    batch = dm.finish_batch(raw)
     slow, fast = batch["video"]
     assert fast.shape == (6, 3, 8, 56, 56) and slow.shape == (6, 3, 2, 56, 56) and fast.dtype == torch.float32
     assert torch.equal(slow, fast[:, :, [0, 7]])  # linspace(0, 7, 8 // 4).long()
@@ -420,7 +422,7 @@ def test_defaults_from_input_sets_logmel_frames(kin):
     assert kw["stride"] == 2 and kw["crop_size"] == 56 and kw["test_scale"] == 64 and kw["train_scale"] == (64, 72)
     dm = KineticsDataModule(root=str(kin["root"]), version="any", batch_size=2, num_workers=0, **kw)
     dm.setup("fit")
-    batch = next(iter(dm.train_dataloader()))
+    batch = dm.finish_batch(next(iter(dm.train_dataloader())))
     assert batch["audio"].shape == (2, 1, 256, 80)
     assert [t.shape[2] for t in batch["video"]] == [2, 8]
     assert dm.hparams["audio_num_frames"] == 256 and dm.hparams["batch_size"] == 2  # save_hyperparameters policy

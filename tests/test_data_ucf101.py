@@ -56,7 +56,7 @@ def test_release_line_ends_are_crlf(ucf):
 def test_batches_carry_labels_and_test_views_share_video_index(ucf):
     dm = UCF101DataModule(ucf["root"], split=1, **TINY)
     dm.setup("fit")
-    b = next(iter(dm.train_dataloader()))
+    b = dm.finish_batch(next(iter(dm.train_dataloader())))
     assert b["video"].shape == (3, 3, 4, 32, 32) and b["label"].dtype == torch.int64
     dm.setup("test")
     views = [v for batch in dm.test_dataloader() for v in zip(batch["video_index"].tolist(), batch["label"].tolist())]

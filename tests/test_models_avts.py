@@ -164,8 +164,9 @@ def test_in_sync_pairs_end_closer_than_out_of_sync_after_training(events):
     dm.setup("fit")
     ds = dm.datasets["train"]
     samples = [ds[i % len(ds)] for i in range(96)]
-    train = [collate_clips(samples[i:i + 8]) for i in range(0, 64, 8)]
-    held = collate_clips(samples[64:])
+    # training items leave scale / crop / flip to the DataModule: finish them as on_after_batch_transfer does
+    train = [dm.finish_batch(collate_clips(samples[i:i + 8])) for i in range(0, 64, 8)]
+    held = dm.finish_batch(collate_clips(samples[64:]))
     differ = (held["audio"] - held["audio_shifted"]).flatten(1).abs().amax(1) > 1e-3
     model = AVTS(**TINY, negatives="hard")
     opt = torch.optim.Adam(model.parameters(), 3e-3)

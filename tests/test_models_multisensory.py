@@ -133,8 +133,9 @@ def test_aligned_audio_scores_higher_after_training(events):
     dm.setup("fit")
     ds = dm.datasets["train"]
     samples = [ds[i % len(ds)] for i in range(192)]
-    train = [collate_clips(samples[i:i + 8]) for i in range(0, 128, 8)]
-    held = collate_clips(samples[128:])
+    # training items leave scale / crop / flip to the DataModule: finish them as on_after_batch_transfer does
+    train = [dm.finish_batch(collate_clips(samples[i:i + 8])) for i in range(0, 128, 8)]
+    held = dm.finish_batch(collate_clips(samples[128:]))
     differ = (held["audio"] - held["audio_shifted"]).abs().amax(1) > 1e-3
     model = Multisensory(**TINY)
     opt = torch.optim.Adam(model.parameters(), 1e-3)

@@ -16,6 +16,7 @@ others 128), so that a model and its data cannot disagree on them.
 from __future__ import annotations
 
 import abc
+import functools
 from typing import Any, ClassVar, Literal, Optional
 
 from mmzoo.data.audio import LogMel
@@ -33,11 +34,12 @@ from mmzoo.data.video_dataset import (
     DataReportCallback,
     VideoRecord,
     collate_clips,
+    finish_deferred_clips,
     make_report_callback,
 )
 from mmzoo.registry import InputConfig
 
-__all__ = ["ClipDataModule"]
+__all__ = ["ClipDataModule", "finish_deferred_clips"]
 
 #: InputConfig field -> ClipDataModule argument (copied as is when set).
 _INPUT_FIELDS = {
@@ -111,6 +113,20 @@ class ClipDataModule(ZooDataModule):
             synchronisation loss (>= 0.5 s in the thesis). ``None``: no such field.
         skip_corrupt: replace undecodable videos by the next one, counted and reported, instead
             of raising.
+        deferred_geometry: training views leave the worker as the uint8 source region of their
+            crop plus per-axis bilinear taps (``video_deferred``, 4x less host-to-device traffic
+            than float) and are scaled, cropped, flipped, normalised and packed in
+            ``on_after_batch_transfer``, i.e. on the accelerator under a Trainer, batched. Pixels
+            are PySlowFast's: ``F.interpolate(mode="bilinear", align_corners=False)`` short-side
+            jitter of the native frames (not the decoder's swscale bilinear, and for frame
+            folders not torchvision's antialiased resize, as with ``False``). Iterating
+            :meth:`train_dataloader` (or the training dataset) without a Trainer, finish each
+            batch with :meth:`finish_batch` (:func:`finish_deferred_clips`). A LightningModule
+            that overrides ``on_after_batch_transfer`` replaces this hook in Lightning: call
+            ``self.trainer.datamodule.finish_batch(batch)`` there. Subclass datasets that edit
+            pixels after sampling (proposal boxes, object boxes, label-dependent flips, flow)
+            keep the float path. ``False``: the worker scales in the decoder (swscale) and
+            returns the float ``video`` (the behaviour before; evaluation views always do).
         **kwargs: loader settings of :class:`~mmzoo.data.base.ZooDataModule` (``batch_size``,
             ``num_workers``, ``pin_memory``, ``eval_batch_size``).
     """
@@ -154,6 +170,7 @@ class ClipDataModule(ZooDataModule):
         missing_audio: Literal["zeros", "skip", "error"] = "zeros",
         audio_shift_sec: Optional[float] = None,
         skip_corrupt: bool = False,
+        deferred_geometry: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -171,11 +188,12 @@ class ClipDataModule(ZooDataModule):
             test_crop_size=test_crop_size, flip=flip, mean=tuple(mean), std=tuple(std), alpha=alpha,
             pathway_mode=pathway_mode, with_audio=with_audio, audio_sample_rate=audio_sample_rate,
             audio_align=audio_align, missing_audio=missing_audio, audio_shift_sec=audio_shift_sec,
-            skip_corrupt=skip_corrupt,
+            skip_corrupt=skip_corrupt, deferred_geometry=bool(deferred_geometry),
         )  # fmt: skip
         self.train_cfg = ClipConfig(train=True, **common)
         self.eval_cfg = ClipConfig(train=False, **common)
         self.val_cfg = ClipConfig(train=False, **{**common, "num_clips": val_num_clips, "num_crops": val_num_crops})
+        self.deferred_geometry = bool(deferred_geometry)
         self.audio_frontend = dict(
             sample_rate=audio_sample_rate, win_ms=audio_window_ms, hop_ms=audio_hop_ms, n_fft=audio_n_fft,
             n_mels=audio_n_mels, num_frames=audio_num_frames, mel_scale=audio_mel_scale,
@@ -184,6 +202,21 @@ class ClipDataModule(ZooDataModule):
         self.skipped: dict[str, list[str]] = {}
         self.missing_audio_count: dict[str, int] = {}
         self._epoch: dict[str, dict[str, Any]] = {}
+
+    def __init_subclass__(cls, **kwargs):
+        # a subclass's own setup may wrap the clip datasets after ClipDataModule.setup (e.g. EPIC's
+        # objects): settle who finishes the geometry after it, whatever it did
+        super().__init_subclass__(**kwargs)
+        own = cls.__dict__.get("setup")
+        if own is not None and not getattr(own, "_settles_geometry", False):
+
+            @functools.wraps(own)
+            def setup(self, stage: Optional[str] = None) -> None:
+                own(self, stage)
+                self._settle_deferred_geometry()
+
+            setup._settles_geometry = True
+            cls.setup = setup
 
     @classmethod
     def defaults_from_input(cls, cfg: InputConfig) -> dict[str, Any]:
@@ -232,6 +265,7 @@ class ClipDataModule(ZooDataModule):
             for name, split in wanted[st]:
                 if split is not None and name not in self.datasets:
                     self.datasets[name] = ClipDataset(self._records(split), cfgs[name], logmel)
+        self._settle_deferred_geometry()
         trainer = getattr(self, "trainer", None)
         if trainer is not None and not any(
             isinstance(cb, DataReportCallback) and cb.dm is self for cb in trainer.callbacks
@@ -264,7 +298,22 @@ class ClipDataModule(ZooDataModule):
     def pop_epoch_report(self, stage: str) -> dict[str, Any]:
         return self._epoch.pop(stage, {"skipped": [], "missing_audio": 0})
 
+    def _settle_deferred_geometry(self) -> None:
+        """A dataset that wraps a clip dataset (``.inner``) may read the pixels of its items, so
+        the wrapped one keeps the float clip."""
+        for ds in self.datasets.values():
+            inner = getattr(ds, "inner", None)
+            if not isinstance(ds, ClipDataset) and isinstance(inner, ClipDataset):
+                inner.defer_geometry = False
+
+    @staticmethod
+    def finish_batch(batch: Any) -> Any:
+        """The batch with ``video`` finished from ``video_deferred`` (:func:`finish_deferred_clips`;
+        any other batch unchanged), on the device of its tensors."""
+        return finish_deferred_clips(batch) if isinstance(batch, dict) else batch
+
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         if isinstance(batch, dict):
             self.record_batch(batch, self._stage_name())
+            batch = finish_deferred_clips(batch)
         return batch

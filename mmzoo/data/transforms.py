@@ -10,7 +10,7 @@ reproducible.
 """
 from __future__ import annotations
 
-from typing import Literal, Sequence
+from typing import Any, Literal, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -38,6 +38,11 @@ __all__ = [
     "slow_indices",
     "scaled_size",
     "to_devkit_boxes",
+    "short_side_size",
+    "bilinear_taps",
+    "crop_plan",
+    "finish_crops",
+    "finish_deferred_clips",
 ]
 
 #: The mean / std used by PySlowFast for Kinetics-trained SlowFast models.
@@ -81,16 +86,19 @@ def _hw(video: torch.Tensor) -> tuple[int, int]:
     return int(video.shape[-2]), int(video.shape[-1])
 
 
+def short_side_size(h: int, w: int, size: int) -> tuple[int, int]:
+    """``(nh, nw)`` with the shorter side ``size`` and the longer ``floor(long * size / short)``
+    (PySlowFast's ``random_short_side_scale_jitter``)."""
+    return (size, int(w * size / h)) if h <= w else (int(h * size / w), size)
+
+
 def short_side_scale(
     video: torch.Tensor, size: int, boxes: torch.Tensor | None = None, mode: str = "bilinear"
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Resize ``C,T,H,W`` so that the shorter side is ``size`` (aspect ratio kept; the longer side
     is ``floor(long * size / short)`` as in PySlowFast)."""
     h, w = _hw(video)
-    if h <= w:
-        nh, nw = size, int(w * size / h)
-    else:
-        nh, nw = int(h * size / w), size
+    nh, nw = short_side_size(h, w, size)
     if (nh, nw) == (h, w):
         return video, boxes
     c, t = video.shape[:2]
@@ -241,3 +249,128 @@ def to_devkit_boxes(boxes: torch.Tensor, meta: dict) -> torch.Tensor:
     b[:, 0::2] = b[:, 0::2].clamp(0, w0 - 1)
     b[:, 1::2] = b[:, 1::2].clamp(0, h0 - 1)
     return b
+
+
+# ---------------------------------------------------------------------- deferred geometry
+# Training scale jitter + crop + flip as the authors' code does it (PySlowFast
+# ``random_short_side_scale_jitter``: ``F.interpolate(mode="bilinear", align_corners=False)`` of
+# the whole clip, then ``random_crop`` and ``horizontal_flip``), computed only for the pixels of the
+# crop. Bilinear interpolation is separable: output row ``y`` mixes source rows ``i0[y]`` and
+# ``i1[y]`` with weight ``w[y]`` on ``i1``, and the same for columns. A worker cuts the source rows
+# and columns these taps touch (uint8) and :func:`finish_crops` applies them, batched, wherever the
+# batch lives (the accelerator, under a Lightning Trainer).
+
+
+def bilinear_taps(in_size: int, out_size: int, start: int, length: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Source taps ``(i0, i1, w)`` of output positions ``start .. start + length - 1`` when
+    ``in_size`` pixels are resized to ``out_size`` by ``F.interpolate(mode="bilinear",
+    align_corners=False)``: the same float32 arithmetic as PyTorch's kernels (``scale = in / out``,
+    ``src = scale * (dst + 0.5) - 0.5`` (rounded once, as a fused multiply-add) clamped at 0, ``i0 = min(floor(src), in - 1)``,
+    ``i1 = i0 + 1`` except at the last pixel, ``w = src - i0``), so that
+    ``x[i0] * (1 - w) + x[i1] * w`` is the interpolated value."""
+    if in_size < 1 or out_size < 1 or start < 0 or length < 0 or start + length > out_size:
+        raise ValueError(f"taps [{start}, {start + length}) outside an output of {out_size} (input {in_size})")
+    scale = torch.tensor(in_size, dtype=torch.float32) / torch.tensor(out_size, dtype=torch.float32)
+    dst = torch.arange(start, start + length, dtype=torch.float64)
+    # one rounding of scale * (dst + 0.5) - 0.5, as the fused multiply-add PyTorch's compiled
+    # kernels use (exact in float64: a 24-bit scale times a short half-integer), then float32
+    src = (scale.double() * (dst + 0.5) - 0.5).float().clamp_(min=0.0)
+    i0 = src.floor().long().clamp_(max=in_size - 1)
+    w = (src - i0.float()).clamp_(0.0, 1.0)
+    i1 = torch.where(i0 < in_size - 1, i0 + 1, i0)
+    return i0, i1, w
+
+
+def crop_plan(
+    h: int, w: int, size: int, y0: int, x0: int, crop: int | tuple[int, int], flip: bool = False
+) -> dict[str, Any]:
+    """What a worker needs to produce the ``crop`` at ``(y0, x0)`` (optionally mirrored) of a
+    ``h x w`` frame short-side scaled to ``size`` (:func:`short_side_size`) without resizing it:
+    ``region`` = ``(y_lo, y_hi, x_lo, x_hi)``, the source rows / columns the taps touch, and the
+    taps rebased to that region: ``rows`` / ``cols`` (long ``2, crop``: ``i0``, ``i1``) and
+    ``row_w`` / ``col_w`` (float32 ``crop``). A flip reverses the column taps."""
+    ch, cw = (crop, crop) if isinstance(crop, int) else crop
+    nh, nw = short_side_size(h, w, size)
+    if y0 < 0 or x0 < 0 or y0 + ch > nh or x0 + cw > nw:
+        raise ValueError(f"crop ({y0},{x0},{ch},{cw}) outside the scaled frame {nh}x{nw}")
+    r0, r1, rw = bilinear_taps(h, nh, y0, ch)
+    c0, c1, cwt = bilinear_taps(w, nw, x0, cw)
+    y_lo, y_hi = int(r0[0]), int(r1[-1]) + 1  # taps are monotone
+    x_lo, x_hi = int(c0[0]), int(c1[-1]) + 1
+    cols = torch.stack([c0, c1]) - x_lo
+    if flip:
+        cols, cwt = cols.flip(-1), cwt.flip(-1)
+    return {"region": (y_lo, y_hi, x_lo, x_hi), "rows": torch.stack([r0, r1]) - y_lo, "row_w": rw,
+            "cols": cols, "col_w": cwt, "scaled_size": (nh, nw)}  # fmt: skip
+
+
+def finish_crops(
+    region: torch.Tensor,
+    rows: torch.Tensor,
+    row_w: torch.Tensor,
+    cols: torch.Tensor,
+    col_w: torch.Tensor,
+    mean: Sequence[float],
+    std: Sequence[float],
+    batched: bool | None = None,
+) -> torch.Tensor:
+    """Apply :func:`crop_plan` taps to uint8 source regions and normalise: ``region``
+    ``(B,) T, H, W, C`` (zero padding past each sample's own region is never read), ``rows`` /
+    ``cols`` ``(B,) 2, crop``, ``row_w`` / ``col_w`` ``(B,) crop`` -> contiguous float32
+    ``(B,) C, T, crop_h, crop_w`` equal (to float32 rounding) to ``normalize(flip(crop(
+    F.interpolate(x / 255))))``. Source columns are picked on uint8 and mixed, then rows (the
+    region has fewer rows than the crop when upscaling); runs on the device of its inputs.
+    ``batched``: one ``gather`` per tap over the batch (default on accelerators) or a loop of
+    ``index_select`` per sample (default on the CPU, where it is faster); same values."""
+    single = region.ndim == 4
+    if single:
+        region, rows, row_w, cols, col_w = (t.unsqueeze(0) for t in (region, rows, row_w, cols, col_w))
+    if region.ndim != 5 or rows.shape[-2] != 2 or cols.shape[-2] != 2:
+        raise ValueError(f"expected regions (B,T,H,W,C) and taps (B,2,crop), got {tuple(region.shape)}, "
+                         f"{tuple(rows.shape)}, {tuple(cols.shape)}")  # fmt: skip
+    b, t, h, w, c = region.shape
+    if len(mean) != c or len(std) != c:
+        raise ValueError(f"mean/std have {len(mean)}/{len(std)} values for {c} channels")
+    ch, cw = rows.shape[-1], cols.shape[-1]
+    dev = region.device
+    ri, ci = rows.to(dev, torch.long), cols.to(dev, torch.long)
+    rw = row_w.to(dev, torch.float32)
+    cwt = col_w.to(dev, torch.float32)
+    out = torch.empty((b, c, t, ch, cw), dtype=torch.float32, device=dev)
+    if not (dev.type != "cpu" if batched is None else batched):  # index_select: faster than gather on CPU
+        for i in range(b):
+            x = torch.lerp(region[i].index_select(2, ci[i, 0]).float(), region[i].index_select(2, ci[i, 1]).float(),
+                           cwt[i].view(1, 1, cw, 1))  # fmt: skip
+            y = torch.lerp(x.index_select(1, ri[i, 0]), x.index_select(1, ri[i, 1]), rw[i].view(1, ch, 1, 1))
+            out[i].copy_(y.permute(3, 0, 1, 2))
+    else:  # one batched gather per tap
+        g = [region.gather(3, ci[:, k].view(b, 1, 1, cw, 1).expand(b, t, h, cw, c)) for k in (0, 1)]
+        x = torch.lerp(g[0].float(), g[1].float(), cwt.view(b, 1, 1, cw, 1))  # columns first: on h < ch rows
+        g = [x.gather(2, ri[:, k].view(b, 1, ch, 1, 1).expand(b, t, ch, cw, c)) for k in (0, 1)]
+        out.copy_(torch.lerp(g[0], g[1], rw.view(b, 1, ch, 1, 1)).permute(0, 4, 1, 2, 3))
+    scale = torch.tensor([1.0 / (255.0 * s) for s in std], dtype=torch.float32, device=dev).view(1, c, 1, 1, 1)
+    shift = torch.tensor([m / s for m, s in zip(mean, std)], dtype=torch.float32, device=dev).view(1, c, 1, 1, 1)
+    out.mul_(scale).sub_(shift)
+    return out[0] if single else out
+
+
+def finish_deferred_clips(batch: dict[str, Any]) -> dict[str, Any]:
+    """Turn ``video_deferred`` (a collated batch, or one sample) into the ``video`` the model
+    takes: gather source rows, mix, gather columns, mix, normalise
+    (:func:`~mmzoo.data.transforms.finish_crops`) and pack ``[slow, fast]`` when ``alpha`` is set;
+    runs on the device of the tensors. The result equals (to float32 rounding) PySlowFast's
+    ``F.interpolate(mode="bilinear", align_corners=False)`` short-side scaling of the whole
+    clip followed by the crop, the flip and the normalisation. Returns a new dict with ``video``
+    in place of ``video_deferred``; a dict without ``video_deferred`` is returned as is.
+    :class:`~mmzoo.data.clips.ClipDataModule` calls it in ``on_after_batch_transfer``; call it
+    yourself when iterating its DataLoader (or dataset) without a Trainer."""
+    if not isinstance(batch, dict) or "video_deferred" not in batch:
+        return batch
+    d = batch["video_deferred"]
+    video = finish_crops(d["region"], d["rows"], d["row_w"], d["cols"], d["col_w"], d["mean"], d["std"])
+    if d["alpha"]:
+        idx = slow_indices(int(video.shape[-3]), int(d["alpha"]), d["pathway_mode"]).to(video.device)
+        video = [video.index_select(-3, idx), video]
+    out: dict[str, Any] = {"video": video}
+    out.update((k, v) for k, v in batch.items() if k != "video_deferred")
+    return out

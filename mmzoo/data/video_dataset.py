@@ -11,11 +11,25 @@ JPEG frame folder, plus integer targets) into dict samples:
   says which video a view belongs to, so scores can be averaged per video; ``meta`` also carries
   ``video_index`` / ``clip_index`` / ``crop_index``.
 
-Sample fields: ``video`` (float ``C,T,H,W`` normalised, or ``[slow, fast]``), ``audio`` (log-mel
+Sample fields: ``video`` (float ``C,T,H,W`` normalised, or ``[slow, fast]``; training views with
+deferred geometry carry ``video_deferred`` instead, see below), ``audio`` (log-mel
 ``1,T,F``, only with ``with_audio``), ``video_index`` (int), ``audio_shifted`` (the same-length window shifted by
 ``audio_shift_sec``: hard negatives for audio-visual synchronisation), ``has_audio`` (bool), the record's targets (``label`` or
 ``verb`` / ``noun`` / ``action``, ints), ``meta`` (dict) and ``skipped`` (list of ``"path: reason"``
 strings for records replaced by this one under ``skip_corrupt`` / ``missing_audio="skip"``).
+
+Deferred geometry (training views when ``ClipConfig.deferred_geometry``; the clip DataModules'
+``deferred_geometry=True``): the worker decodes the frames at their native size and, instead of a
+float clip, returns ``video_deferred``: the uint8 ``T,H,W,C`` source region that the crop's
+pixels come from (``region``), the per-axis bilinear taps of the crop (``rows`` / ``row_w``,
+``cols`` / ``col_w``; a flip is reversed column taps: :func:`~mmzoo.data.transforms.crop_plan`)
+and the normalisation / packing settings. :func:`finish_deferred_clips` turns it into ``video``;
+the pixels are PySlowFast's (``F.interpolate(mode="bilinear", align_corners=False)`` of the
+whole clip to the random short side, then crop, flip, ``(x / 255 - mean) / std``; AVSlowFast
+thesis ch. 4 training augmentation). ``meta`` then also holds ``short_side`` and ``crop_offset``
+(``y0, x0`` in the scaled frame). Frame folders take the same path (no antialiasing, as the
+authors' frame loaders). Evaluation views keep the float clip (swscale bilinear for video files,
+torchvision's antialiased bilinear for frame folders).
 
 Policies: ``missing_audio="zeros"`` gives an all-zero ``audio`` and ``has_audio=False``;
 ``"skip"`` replaces the record by the next one (counted in ``skipped``); ``"error"`` raises
@@ -32,7 +46,7 @@ import math
 import os
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch.utils.data import Dataset
@@ -40,12 +54,14 @@ from torch.utils.data import Dataset
 from mmzoo.data import samplers as S
 from mmzoo.data import transforms as TF
 from mmzoo.data.audio import LogMel
-from mmzoo.data.collate import DEFAULT_LIST_FIELDS, collate_dicts
+from mmzoo.data.collate import DEFAULT_LIST_FIELDS, collate_deferred, collate_dicts
 from mmzoo.data.decode import DecodeError, NoAudioStreamError, VideoReader, read_frames
+from mmzoo.data.transforms import finish_deferred_clips
 from mmzoo.errors import DataError
 
 __all__ = [
     "VideoRecord", "ClipConfig", "ClipDataset", "DataReportCallback", "make_report_callback", "collate_clips",
+    "finish_deferred_clips",
     "AnnotationError", "LayoutError", "read_csv_rows", "parse_number",
 ]  # fmt: skip
 
@@ -107,10 +123,24 @@ class ClipConfig:
     audio_shift_sec: float | None = None
     skip_corrupt: bool = False
     max_retries: int = 10
+    deferred_geometry: bool = False
 
 
 class ClipDataset(Dataset):
-    """Map-style dataset of clip views over :class:`VideoRecord` s (module docstring)."""
+    """Map-style dataset of clip views over :class:`VideoRecord` s (module docstring).
+
+    Deferred geometry (training views, ``cfg.deferred_geometry``): the item carries
+    ``video_deferred`` instead of ``video`` (module docstring). A subclass gets it only if it sets
+    ``deferred_geometry_safe = True`` in its own body, i.e. says that it never reads or changes
+    the pixels of ``video`` after :meth:`_sample`; others keep the float clip. ``defer_geometry``
+    (``None``: follow the config) lets a DataModule turn it off for a dataset it wraps."""
+
+    deferred_geometry_safe: ClassVar[bool] = True
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "deferred_geometry_safe" not in cls.__dict__:
+            cls.deferred_geometry_safe = False  # opt-in per subclass
 
     def __init__(self, records: list[VideoRecord], cfg: ClipConfig, logmel: LogMel | None = None):
         if not records:
@@ -122,6 +152,13 @@ class ClipDataset(Dataset):
             raise ValueError("with_audio=True needs a LogMel front end")
         self.views = 1 if cfg.train else cfg.num_clips * cfg.num_crops
         self._last: tuple | None = None  # (record, clip) -> decoded clip, shared by its crops
+        self.defer_geometry: bool | None = None
+
+    @property
+    def defers_geometry(self) -> bool:
+        """Whether training items come with ``video_deferred`` (see the class docstring)."""
+        on = self.cfg.deferred_geometry if self.defer_geometry is None else self.defer_geometry
+        return bool(on and self.cfg.train and type(self).deferred_geometry_safe)
 
     def __len__(self) -> int:
         return len(self.records) * self.views
@@ -212,21 +249,71 @@ class ClipDataset(Dataset):
         else:
             short = c.test_scale
         load = self._load_video if rec.video is not None else self._load_frames
+        deferred = self.defers_geometry
+        decode_short = None if deferred else short  # deferred: native size, scaled in finish
         key = (rec_index, clip_index)
         if not c.train and self._last is not None and self._last[0] == key:
             # the crops of one clip are consecutive items: decode the clip once for all of them
             frames, indices, audio, has_audio = self._last[1]
         else:
             try:
-                frames, indices, audio, has_audio = load(rec, clip_index, short, c.with_audio)
+                frames, indices, audio, has_audio = load(rec, clip_index, decode_short, c.with_audio)
             except NoAudioStreamError:
                 if c.missing_audio != "zeros":
                     raise
-                frames, indices, _, _ = load(rec, clip_index, short, False)
+                frames, indices, _, _ = load(rec, clip_index, decode_short, False)
                 has_audio = False
                 audio = (self._zero_audio(), self._zero_audio() if c.audio_shift_sec else None)
             if not c.train:
                 self._last = (key, (frames, indices, audio, has_audio))
+        out: dict[str, Any] = {}
+        if deferred:
+            out["video_deferred"], flipped, geometry = self._deferred_view(rec, frames, short)
+        else:
+            out["video"], flipped = self._float_view(rec, frames, short, crop_index)
+            geometry = {}
+        if c.with_audio:
+            out["audio"] = audio[0]
+            if c.audio_shift_sec:
+                out["audio_shifted"] = audio[1]
+        out["has_audio"] = has_audio
+        out["video_index"] = rec_index
+        out.update({k: int(v) for k, v in rec.targets.items()})
+        meta = dict(rec.meta)
+        meta.update(
+            source=rec.source,
+            video_index=rec_index,
+            clip_index=clip_index,
+            crop_index=crop_index,
+            frame_indices=indices.tolist(),
+            flipped=flipped,
+            **geometry,
+        )
+        out["meta"] = meta
+        return out
+
+    def _deferred_view(self, rec: VideoRecord, frames: torch.Tensor, short: int) -> tuple[dict[str, Any], bool, dict]:
+        """A training view as the uint8 source region of its crop + the bilinear taps
+        (:func:`~mmzoo.data.transforms.crop_plan`), finished by :func:`finish_deferred_clips`; the
+        random draws (crop offset, flip) are those of :meth:`_float_view`."""
+        c = self.cfg
+        h, w = int(frames.shape[1]), int(frames.shape[2])
+        nh, nw = TF.short_side_size(h, w, short)
+        if c.crop_size > nh or c.crop_size > nw:
+            raise ValueError(f"{rec.source}: crop {c.crop_size} larger than frame {nh}x{nw}")
+        y0 = int(torch.randint(0, nh - c.crop_size + 1, (1,)))
+        x0 = int(torch.randint(0, nw - c.crop_size + 1, (1,)))
+        flipped = bool(c.flip and torch.rand(()) < 0.5)
+        plan = TF.crop_plan(h, w, short, y0, x0, c.crop_size, flipped)
+        ya, yb, xa, xb = plan["region"]
+        view = {"region": frames[:, ya:yb, xa:xb].contiguous(), "rows": plan["rows"], "row_w": plan["row_w"],
+                "cols": plan["cols"], "col_w": plan["col_w"], "mean": tuple(c.mean), "std": tuple(c.std),
+                "alpha": c.alpha, "pathway_mode": c.pathway_mode}  # fmt: skip
+        return view, flipped, {"short_side": short, "crop_offset": (y0, x0)}
+
+    def _float_view(self, rec: VideoRecord, frames: torch.Tensor, short: int, crop_index: int):
+        """The normalised float clip of a view (evaluation, or training without deferred geometry)."""
+        c = self.cfg
         # geometry on uint8 T,H,W,C (cheap views), then one contiguous float conversion + normalise
         if min(frames.shape[1:3]) != short:  # frame folders are resized here (uint8 bilinear, antialiased)
             frames = TF.resize_short_side_uint8(frames, short)
@@ -245,25 +332,7 @@ class ClipDataset(Dataset):
             y0, x0 = S.spatial_crop_offsets(h, w, c.test_crop_size, c.num_crops)[crop_index]
             frames = frames[:, y0 : y0 + c.test_crop_size, x0 : x0 + c.test_crop_size]
         video = TF.to_normalized_cthw(frames, c.mean, c.std)
-        out: dict[str, Any] = {"video": TF.pack_pathway(video, c.alpha, c.pathway_mode) if c.alpha else video}
-        if c.with_audio:
-            out["audio"] = audio[0]
-            if c.audio_shift_sec:
-                out["audio_shifted"] = audio[1]
-        out["has_audio"] = has_audio
-        out["video_index"] = rec_index
-        out.update({k: int(v) for k, v in rec.targets.items()})
-        meta = dict(rec.meta)
-        meta.update(
-            source=rec.source,
-            video_index=rec_index,
-            clip_index=clip_index,
-            crop_index=crop_index,
-            frame_indices=indices.tolist(),
-            flipped=flipped,
-        )
-        out["meta"] = meta
-        return out
+        return (TF.pack_pathway(video, c.alpha, c.pathway_mode) if c.alpha else video), flipped
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         if not 0 <= i < len(self):
@@ -291,10 +360,13 @@ class ClipDataset(Dataset):
 
 
 def collate_clips(samples: list[dict[str, Any]]) -> dict[str, Any]:
-    """:func:`~mmzoo.data.collate.collate_dicts` with ``skipped`` flattened into one list."""
-    batch = collate_dicts(samples, keep_as_list=DEFAULT_LIST_FIELDS | {"skipped"})
+    """:func:`~mmzoo.data.collate.collate_dicts` with ``skipped`` flattened into one list and
+    ``video_deferred`` batched by :func:`~mmzoo.data.collate.collate_deferred` (padded regions)."""
+    batch = collate_dicts(samples, keep_as_list=DEFAULT_LIST_FIELDS | {"skipped", "video_deferred"})
     if "skipped" in batch:
         batch["skipped"] = [s for per in batch["skipped"] for s in per]
+    if "video_deferred" in batch:
+        batch["video_deferred"] = collate_deferred(batch["video_deferred"])
     return batch
 
 

@@ -51,6 +51,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mmzoo.data.transforms import finish_deferred_clips
 from mmzoo.errors import NotSupportedError
 from mmzoo.metrics.classification import MultiViewAccuracy
 from mmzoo.models.audionet import logmel_input
@@ -324,7 +325,8 @@ class TransferModule(ZooModule):
             for batch in batches:
                 if n >= self.hparams.precise_bn_batches:
                     break
-                batch = self.transfer_batch_to_device(batch, self.device, 0)
+                # the DataModule's on_after_batch_transfer is not called here: finish deferred geometry
+                batch = finish_deferred_clips(self.transfer_batch_to_device(batch, self.device, 0))
                 self.source.features(**self.source_inputs(batch))
                 n += 1
         finally:
