@@ -13,17 +13,24 @@ and the largest difference is recorded; a larger one is an error (:class:`Export
 
 Formats: ``torchscript`` (``torch.jit.trace``: shapes other than the example's are not
 guaranteed; ``.pt``), ``exported-program`` (``torch.export.export``, static shapes, loadable with
-``torch.export.load``; ``.pt2``), ``onnx`` (``torch.onnx.export``, which needs the ``onnx``
-package: without it, a clear error says so).
+``torch.export.load``; ``.pt2``), ``onnx`` (``torch.onnx.export(dynamo=True)``, static shapes,
+one self-contained file whose graph inputs and outputs carry the record's names; it is checked
+by running it in onnxruntime on CPU, and the record adds the opset. It needs the ``export``
+extra, ``pip install 'mmzoo[export]'`` (onnx, onnxscript, onnxruntime): without one of them, a
+clear error names it).
 
 Families that cannot be exported get :class:`~mmzoo.errors.NotSupportedError` with the reason
-(:data:`NOT_EXPORTABLE`): their inference is a data-dependent Python loop over detections.
+(:data:`NOT_EXPORTABLE`): their inference is a data-dependent Python loop over detections. An
+exporter failure is one line too; for ONNX it names the ATen operator that has no ONNX
+translation (the audio probe's ``adaptive_max_pool2d`` to a 4 x 3 grid, in torch 2.11).
 """
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +44,11 @@ __all__ = ["FORMATS", "NOT_EXPORTABLE", "ExportMismatchError", "export_model", "
 
 FORMATS = ("torchscript", "onnx", "exported-program")
 ATOL, RTOL = 1e-4, 1e-4
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")  # torch.onnx colours its messages
+#: torch.onnx's message for an ATen operator it cannot translate (torch 2.11)
+_NO_ONNX_OP = re.compile(r"No ONNX function found for <OpOverload\(op='([\w.]+)'")
+#: What ``--format onnx`` imports (the ``export`` extra of pyproject.toml).
+ONNX_PACKAGES = ("onnx", "onnxscript", "onnxruntime")
 
 #: Model classes that cannot be exported, and why.
 NOT_EXPORTABLE = {
@@ -76,14 +88,66 @@ def _names(tree: Any, prefix: str) -> list[str]:
     return [".".join([prefix, *p] if prefix else p) or prefix for p in parts]
 
 
-def _load_back(fmt: str, path: Path):
+def _one_line(err: BaseException, limit: int = 500) -> str:
+    return " ".join(_ANSI.sub("", str(err)).split())[:limit]
+
+
+def _export_error(cls: str, fmt: str, err: Exception) -> NotSupportedError:
+    """One line for an exporter failure; for ONNX, the operator that has no ONNX translation."""
+    if isinstance(err, NotSupportedError):
+        return err
+    if fmt == "onnx":
+        cause: BaseException | None = err
+        while cause is not None:  # torch.onnx wraps the DispatchError that names the operator
+            m = _NO_ONNX_OP.search(_ANSI.sub("", str(cause)))
+            if m:
+                return NotSupportedError(
+                    f"{cls} cannot be exported as onnx: the operator {m.group(1)} has no ONNX translation in "
+                    f"torch {torch.__version__}'s exporter (torch.onnx.export(dynamo=True)); "
+                    "try --format exported-program")
+            cause = cause.__cause__
+    return NotSupportedError(f"{cls} could not be exported as {fmt}: {type(err).__name__}: {_one_line(err)}")
+
+
+def _check_onnx_packages() -> None:
+    """ONNX export needs onnx and onnxscript (``torch.onnx.export(dynamo=True)``) and onnxruntime (the check)."""
+    missing = []
+    for name in ONNX_PACKAGES:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            missing.append(name)
+    if missing:
+        raise NotSupportedError(f"--format onnx needs the {', '.join(repr(m) for m in missing)} package(s): "
+                                f"pip install 'mmzoo[export]' ({' '.join(ONNX_PACKAGES)}); "
+                                "torchscript and exported-program need nothing more")
+
+
+class _OnnxRuntime:
+    """Runs an ``.onnx`` file in onnxruntime (CPU) like a module: tensors in, tuple of tensors out."""
+
+    def __init__(self, path: Path, n_inputs: int):
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        options.log_severity_level = 3  # errors only
+        self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.names = [i.name for i in self.session.get_inputs()]
+        if len(self.names) != n_inputs:
+            raise ExportMismatchError(f"{path}: the ONNX graph takes {len(self.names)} inputs, the model "
+                                      f"{n_inputs}")
+
+    def __call__(self, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        feeds = {n: t.detach().cpu().numpy() for n, t in zip(self.names, tensors)}
+        return tuple(torch.from_numpy(o) for o in self.session.run(None, feeds))
+
+
+def _load_back(fmt: str, path: Path, n_inputs: int):
     if fmt == "torchscript":
         return torch.jit.load(str(path))
     if fmt == "exported-program":
         return torch.export.load(str(path)).module()
-    import onnxruntime  # noqa: F401 - only reached with onnx installed
-
-    raise NotSupportedError("checking an ONNX file needs onnxruntime")  # pragma: no cover
+    return _OnnxRuntime(path, n_inputs)
 
 
 def export_model(model: nn.Module, fmt: str, output: str | os.PathLike, batch_size: int = 1) -> dict[str, Any]:
@@ -96,19 +160,25 @@ def export_model(model: nn.Module, fmt: str, output: str | os.PathLike, batch_si
         raise ValueError(f"--output {output}: an ExportedProgram file must end in .pt2 (torch.export.load needs it)")
     if cls in NOT_EXPORTABLE:
         raise NotSupportedError(f"{cls} cannot be exported: {NOT_EXPORTABLE[cls]}")
+    if fmt == "onnx":
+        _check_onnx_packages()
     model = model.eval()
     torch.manual_seed(0)
     example = model.example_input(batch_size)
     flat = _Flat(model, example).eval()
     args = tuple(v for v in pytree.tree_flatten(example)[0] if isinstance(v, torch.Tensor))
     with torch.no_grad():
-        eager = flat(*args)
+        out_tree = model(**example)
+    eager = tuple(pytree.tree_flatten(out_tree)[0])
+    in_names = [n for n, v in zip(_names(example, ""), pytree.tree_flatten(example)[0]) if isinstance(v, torch.Tensor)]
+    out_names = _names(out_tree, "output")
     out = Path(output)
     out.parent.mkdir(parents=True, exist_ok=True)
-    # Lightning's own flag for tracing a LightningModule (its `trainer` property would raise otherwise)
-    jit_flag = getattr(model, "_jit_is_scripting", None)
-    if jit_flag is not None:
-        model._jit_is_scripting = True
+    # Lightning's own flag for tracing a LightningModule (its `trainer` property would raise otherwise),
+    # on the model and on every LightningModule inside it (the audio probe wraps an L3-Net)
+    jit_flags = {m: m._jit_is_scripting for m in model.modules() if hasattr(m, "_jit_is_scripting")}
+    for m in jit_flags:
+        m._jit_is_scripting = True
     try:
         with torch.no_grad():
             if fmt == "torchscript":
@@ -116,23 +186,27 @@ def export_model(model: nn.Module, fmt: str, output: str | os.PathLike, batch_si
             elif fmt == "exported-program":
                 torch.export.save(torch.export.export(flat, args, strict=False), str(out))
             else:
-                try:
-                    import onnx  # noqa: F401
-                except ImportError as err:
-                    raise NotSupportedError("--format onnx needs the 'onnx' package (pip install onnx onnxscript); "
-                                            "torchscript and exported-program need nothing more") from err
-                torch.onnx.export(flat, args, str(out), dynamo=True)
-    except NotSupportedError:
+                # one self-contained file (torch still writes `<output>.data` beside it past 1.5 GB of weights)
+                torch.onnx.export(flat, args, str(out), dynamo=True, external_data=False, verbose=False,
+                                  input_names=in_names, output_names=out_names)
+    except Exception as err:
+        raise _export_error(cls, fmt, err) from err
+    finally:
+        for m, flag in jit_flags.items():
+            m._jit_is_scripting = flag
+    try:
+        loaded = _load_back(fmt, out, len(args))
+        with torch.no_grad():
+            got = loaded(*args)
+    except ExportMismatchError:
         raise
     except Exception as err:
-        raise NotSupportedError(f"{cls} could not be exported as {fmt}: {type(err).__name__}: "
-                                f"{' '.join(str(err).split())[:500]}") from err
-    finally:
-        if jit_flag is not None:
-            model._jit_is_scripting = jit_flag
-    loaded = _load_back(fmt, out)
-    with torch.no_grad():
-        got = loaded(*args)
+        if fmt != "onnx":
+            raise
+        import onnxruntime
+
+        raise NotSupportedError(f"{cls} was written to {out} but onnxruntime {onnxruntime.__version__} cannot run "
+                                f"it: {type(err).__name__}: {_one_line(err)}") from err
     got = tuple(got) if isinstance(got, (tuple, list)) else (got,)
     if len(got) != len(eager):
         raise ExportMismatchError(f"{out}: {len(got)} outputs, eager mode has {len(eager)}")
@@ -141,18 +215,19 @@ def export_model(model: nn.Module, fmt: str, output: str | os.PathLike, batch_si
     if not ok:
         raise ExportMismatchError(f"{out}: outputs differ from eager mode by up to {diff:.3g} "
                                   f"(tolerance atol={ATOL}, rtol={RTOL})")
-    with torch.no_grad():
-        out_tree = model(**example)
     record = {
         "model": getattr(model, "zoo_id", None), "tag": getattr(model, "zoo_tag", None), "format": fmt,
         "file": out.name,
-        "inputs": [{"name": n, "shape": list(t.shape), "dtype": str(t.dtype)} for n, t in zip(
-            [n for n, v in zip(_names(example, ""), pytree.tree_flatten(example)[0]) if isinstance(v, torch.Tensor)],
-            args)],
-        "outputs": [{"name": n, "shape": list(t.shape)} for n, t in zip(_names(out_tree, "output"), eager)],
+        "inputs": [{"name": n, "shape": list(t.shape), "dtype": str(t.dtype)} for n, t in zip(in_names, args)],
+        "outputs": [{"name": n, "shape": list(t.shape)} for n, t in zip(out_names, eager)],
         "max_abs_diff": diff, "tolerance": {"atol": ATOL, "rtol": RTOL},
         "torch": torch.__version__,
     }
+    if fmt == "onnx":  # the graph's inputs and outputs carry the record's names
+        import onnx
+
+        proto = onnx.load(str(out), load_external_data=False)
+        record["opset"] = next(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx"))
     Path(str(out) + ".json").write_text(json.dumps(record, indent=2))
     return record
 
