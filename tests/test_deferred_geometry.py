@@ -130,7 +130,7 @@ SMALL = dict(version="any", num_frames=4, stride=2, train_scale=(52, 70), crop_s
 
 
 def test_dataset_item_equals_reference_on_the_decoded_clip(kin):
-    dm = KineticsDataModule(root=str(kin["root"]), alpha=2, **SMALL)
+    dm = KineticsDataModule(root=str(kin["root"]), alpha=2, deferred_geometry=True, **SMALL)
     dm.setup("fit")
     ds = dm.datasets["train"]
     torch.manual_seed(3)
@@ -149,6 +149,23 @@ def test_dataset_item_equals_reference_on_the_decoded_clip(kin):
     off = KineticsDataModule(root=str(kin["root"]), deferred_geometry=False, **SMALL)
     off.setup("fit")
     assert off.datasets["train"][0]["video"].shape == (3, 4, 48, 48)  # the float path stays available
+
+
+def test_auto_mode_finishes_in_the_worker_off_the_accelerator(kin):
+    """deferred_geometry=None (default) without a Trainer, or with a CPU one: the worker returns
+    the finished clip, the same tensors the deferred path gives after finish_deferred_clips."""
+    auto = KineticsDataModule(root=str(kin["root"]), alpha=2, **SMALL)
+    auto.setup("fit")
+    deferred = KineticsDataModule(root=str(kin["root"]), alpha=2, deferred_geometry=True, **SMALL)
+    deferred.setup("fit")
+    for i in range(3):
+        torch.manual_seed(10 + i)
+        a = auto.datasets["train"][i]
+        torch.manual_seed(10 + i)
+        d = finish_deferred_clips(deferred.datasets["train"][i])
+        assert "video_deferred" not in a and a["meta"]["crop_offset"] == d["meta"]["crop_offset"]
+        for x, y in zip(a["video"], d["video"], strict=True):
+            assert torch.equal(x, y)
 
 
 def test_frame_folder_records_take_the_same_path(tmp_path):

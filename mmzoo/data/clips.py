@@ -113,7 +113,11 @@ class ClipDataModule(ZooDataModule):
             synchronisation loss (>= 0.5 s in the thesis). ``None``: no such field.
         skip_corrupt: replace undecodable videos by the next one, counted and reported, instead
             of raising.
-        deferred_geometry: training views leave the worker as the uint8 source region of their
+        deferred_geometry: ``None`` (default, auto): training views are scaled, cropped and
+            flipped with the bilinear taps below (PySlowFast's pixels) and finished on the
+            accelerator when the Trainer has one (``True``'s path), else in the DataLoader workers
+            (items then carry ``video``, as before; on a CPU the workers are where the spare cores
+            are). ``True``: training views leave the worker as the uint8 source region of their
             crop plus per-axis bilinear taps (``video_deferred``, 4x less host-to-device traffic
             than float) and are scaled, cropped, flipped, normalised and packed in
             ``on_after_batch_transfer``, i.e. on the accelerator under a Trainer, batched. Pixels
@@ -170,7 +174,7 @@ class ClipDataModule(ZooDataModule):
         missing_audio: Literal["zeros", "skip", "error"] = "zeros",
         audio_shift_sec: Optional[float] = None,
         skip_corrupt: bool = False,
-        deferred_geometry: bool = True,
+        deferred_geometry: Optional[bool] = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -188,12 +192,12 @@ class ClipDataModule(ZooDataModule):
             test_crop_size=test_crop_size, flip=flip, mean=tuple(mean), std=tuple(std), alpha=alpha,
             pathway_mode=pathway_mode, with_audio=with_audio, audio_sample_rate=audio_sample_rate,
             audio_align=audio_align, missing_audio=missing_audio, audio_shift_sec=audio_shift_sec,
-            skip_corrupt=skip_corrupt, deferred_geometry=bool(deferred_geometry),
+            skip_corrupt=skip_corrupt, deferred_geometry=deferred_geometry is not False,
         )  # fmt: skip
         self.train_cfg = ClipConfig(train=True, **common)
         self.eval_cfg = ClipConfig(train=False, **common)
         self.val_cfg = ClipConfig(train=False, **{**common, "num_clips": val_num_clips, "num_crops": val_num_crops})
-        self.deferred_geometry = bool(deferred_geometry)
+        self.deferred_geometry = deferred_geometry
         self.audio_frontend = dict(
             sample_rate=audio_sample_rate, win_ms=audio_window_ms, hop_ms=audio_hop_ms, n_fft=audio_n_fft,
             n_mels=audio_n_mels, num_frames=audio_num_frames, mel_scale=audio_mel_scale,
@@ -300,10 +304,21 @@ class ClipDataModule(ZooDataModule):
 
     def _settle_deferred_geometry(self) -> None:
         """A dataset that wraps a clip dataset (``.inner``) may read the pixels of its items, so
-        the wrapped one keeps the float clip."""
+        the wrapped one keeps the float clip. With ``deferred_geometry=None`` (auto) the training
+        views are finished in the DataLoader workers unless the Trainer runs on an accelerator."""
+        trainer = getattr(self, "trainer", None)
+        device = "cpu"
+        if trainer is not None:
+            try:
+                device = trainer.strategy.root_device.type
+            except Exception:  # noqa: BLE001 - a strategy without a device yet: CPU, the safe side
+                device = "cpu"
+        in_worker = self.deferred_geometry is None and device == "cpu"
         for ds in self.datasets.values():
             inner = getattr(ds, "inner", None)
-            if not isinstance(ds, ClipDataset) and isinstance(inner, ClipDataset):
+            if isinstance(ds, ClipDataset):
+                ds.finish_in_worker = in_worker
+            elif isinstance(inner, ClipDataset):
                 inner.defer_geometry = False
 
     @staticmethod

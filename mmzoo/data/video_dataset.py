@@ -153,6 +153,8 @@ class ClipDataset(Dataset):
         self.views = 1 if cfg.train else cfg.num_clips * cfg.num_crops
         self._last: tuple | None = None  # (record, clip) -> decoded clip, shared by its crops
         self.defer_geometry: bool | None = None
+        #: finish deferred views here, in the worker (set by the DataModule: auto mode off the accelerator)
+        self.finish_in_worker = False
 
     @property
     def defers_geometry(self) -> bool:
@@ -290,7 +292,7 @@ class ClipDataset(Dataset):
             **geometry,
         )
         out["meta"] = meta
-        return out
+        return finish_deferred_clips(out) if deferred and self.finish_in_worker else out
 
     def _deferred_view(self, rec: VideoRecord, frames: torch.Tensor, short: int) -> tuple[dict[str, Any], bool, dict]:
         """A training view as the uint8 source region of its crop + the bilinear taps
