@@ -8,7 +8,10 @@ H.264 + AAC mp4 files under ``videos/all``.
 
 Each video gets a "concept" (colour x object x action); its captions describe that concept and
 its expert features are a fixed random direction of the concept plus noise, so that a model can
-actually learn to retrieve on it. Every caption uses only the words of :data:`SYNTHETIC_VOCAB`,
+actually learn to retrieve on it -- for videos whose concept also occurs in training: the directions
+are drawn per concept, not composed from its words, so an unseen concept cannot be predicted. With
+``num_videos=100`` every 1k-A test video's concept is also a training video's; with 60 or fewer, none
+is (``tests/test_t2vlad_learns.py``). Every caption uses only the words of :data:`SYNTHETIC_VOCAB`,
 which a test can turn into a BERT vocabulary file without downloading anything.
 """
 from __future__ import annotations
