@@ -48,7 +48,7 @@ def test_registered_and_classes_from_csv(kin):
 
 
 def test_train_batch_fields_labels_and_audio_policy(kin):
-    dm = _dm(kin["root"], with_audio=True, alpha=4)
+    dm = _dm(kin["root"], with_audio=True, alpha=4, deferred_geometry=True)
     dm.setup("fit")
     raw = next(iter(dm.train_dataloader()))
     assert "video" not in raw and raw["video_deferred"]["region"].dtype == torch.uint8  # finished after transfer

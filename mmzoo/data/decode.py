@@ -219,9 +219,15 @@ class VideoReader:
         At or before the start, the target is one second before the stream's start time, so the
         demuxer returns the very first packet: an AAC track's priming packet has a negative
         timestamp, and seeking to 0 skipped it, leaving the decoder without the previous frame
-        its first output overlaps with (the first ~450 samples came out as zeros)."""
+        its first output overlaps with (the first ~450 samples came out as zeros). A demuxer that
+        refuses a target before the start (AVI) gets the start itself."""
         if t_sec <= 0:
-            offset = self._stream_start(stream) - max(1, int(round(1.0 / float(stream.time_base))))
+            before = self._stream_start(stream) - max(1, int(round(1.0 / float(stream.time_base))))
+            try:
+                self._container.seek(before, stream=stream, backward=True, any_frame=False)
+                return
+            except _av().error.FFmpegError:  # demuxers that refuse a target before the start (AVI)
+                offset = self._stream_start(stream)
         else:
             offset = self._stream_start(stream) + int(math.floor(t_sec / float(stream.time_base)))
         self._container.seek(offset, stream=stream, backward=True, any_frame=False)
