@@ -123,6 +123,14 @@ def test_avslowfast_logmel_shape_and_constants():
         LogMel(num_frames=None)(torch.zeros(100))
 
 
+def test_logmel_window_longer_fft_still_gives_num_frames():
+    """A window shorter than the FFT is zero-padded to n_fft inside each frame: the waveform for
+    num_frames frames spans (num_frames - 1) * hop + n_fft samples."""
+    m = LogMel(sample_rate=16000, win_ms=25.0, hop_ms=10.0, n_fft=1024, n_mels=16, num_frames=12, normalization="none")
+    assert m.num_samples() == 11 * 160 + 1024
+    assert m(torch.randn(50000)).shape == (1, 12, 16)
+
+
 def test_collate_variable_boxes_and_pathways():
     s = lambda k, nb: {
         "video": [torch.full((3, 2, 4, 4), float(k)), torch.full((3, 8, 4, 4), float(k))],

@@ -89,11 +89,13 @@ class LogMel(nn.Module):
         )
 
     def num_samples(self, num_frames: int | None = None) -> int:
-        """Waveform length giving exactly ``num_frames`` frames."""
+        """Waveform length giving exactly ``num_frames`` frames. Without centring, every frame
+        reads ``max(win_length, n_fft)`` samples (a shorter window is zero-padded to ``n_fft``
+        inside the frame), so that is the span of the last one."""
         n = num_frames or self.num_frames
         if n is None:
             raise ValueError("num_frames is not set")
-        return (n - 1) * self.hop_length + self.win_length
+        return (n - 1) * self.hop_length + max(self.win_length, self.n_fft)
 
     @property
     def window_seconds(self) -> float | None:
