@@ -44,6 +44,15 @@ class UsageError(Exception):
     """A command-line mistake, reported as one line (see `_report_error`)."""
 
 
+def _has_argument(parser: Any, key: str) -> bool:
+    """Whether ``parser`` declares ``key`` (e.g. ``model.num_classes``), through its public API."""
+    try:
+        parser.get_default(key)
+    except KeyError:  # jsonargparse's NSKeyError is a KeyError
+        return False
+    return True
+
+
 def _check_flag_typos(argv: list[str], known: Sequence[str] = ("model", "data", "ckpt_path")) -> None:
     """`--modle x`: an unknown top-level flag that is close to one mmzoo takes -> one line."""
     import difflib
@@ -229,7 +238,7 @@ def _lightning_main(subcommand: str, argv: list[str]) -> None:
                                 help="Where validate/test write their metrics as JSON.")
             for name in getattr(datamodule_class, "model_links", ()):
                 # a model without the argument ignores the link (TimeCycle trains on Kinetics videos, not labels)
-                if f"--model.{name}" in parser._option_string_actions:
+                if _has_argument(parser, f"model.{name}"):
                     parser.link_arguments(f"data.{name}", f"model.{name}", apply_on="instantiate")
 
         def _prepare_subcommand_parser(self, klass: type, subcommand: str, **kwargs: Any) -> LightningArgumentParser:
