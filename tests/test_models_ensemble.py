@@ -60,3 +60,25 @@ def test_bad_configurations():
     ens = mmzoo.create("ensemble", members=["ipl-i3d-rgb"], inputs=["video"], member_kwargs=[TINY])
     with pytest.raises(mmzoo.errors.NotSupportedError, match="not trained"):
         ens.training_step({}, 0)
+
+
+def test_two_stream_saoa_members_both_read_the_objects():
+    """SAOA's two-stream rows: each member gets its clip and the batch's object inputs by name."""
+    saoa = {"width_multiplier": 0.125, "frames": 8, "crop_size": 32, "num_verbs": 5, "num_nouns": 6, "object_dim": 16,
+            "num_objects": 10}
+    torch.manual_seed(2)
+    ens = mmzoo.create("ensemble", members=["saoa-i3d-rgb", "saoa-i3d-flow"], inputs=["video", "flow"],
+                       member_kwargs=[saoa, saoa]).eval()
+    assert ens.extras[0] == ("object_features", "object_boxes", "object_mask", "object_times")
+    x = ens.example_input(2)
+    assert {"video", "flow", "object_features", "object_boxes"} <= set(x) and x["flow"].shape[1] == 2
+    objects = {k: v for k, v in x.items() if k.startswith("object_")}
+    with torch.no_grad():
+        out = ens(**x)
+        rgb, flow = ens.members[0](x["video"], **objects), ens.members[1](x["flow"], **objects)
+    for k in ("verb", "noun"):
+        torch.testing.assert_close(out[k], (rgb[k].softmax(-1) + flow[k].softmax(-1)) / 2)
+    with pytest.raises(ValueError, match="--data.objects"):  # stage-2 members need them: nothing else feeds them
+        ens(video=x["video"], flow=x["flow"])
+    batch = {**x, "verb": torch.tensor([0, 1]), "noun": torch.tensor([2, 3]), "unrelated": torch.zeros(2)}
+    assert set(ens._fields(batch)) == set(x)  # what the eval / predict steps pass on

@@ -9,6 +9,11 @@ member's logits into probabilities (softmax) and returns their weighted mean
 the IPL (Table 4.1, 4.4) and SAOA (Table 3.5-3.6) rows, whose fusion weights the thesis does not
 give ([SILENT]; equal weights by default), and the multi-model ensemble of Table 3.7 (six models).
 
+A member whose ``forward`` takes more keyword inputs than its clip (SAOA's ``object_features``,
+``object_boxes``, ``object_mask``, ``object_times`` from the EPIC DataModule's ``--data.objects``)
+also gets each of them the batch carries, under the same name, so SAOA's two-stream rows fuse
+members that both read the objects.
+
 Ids: ``ensemble`` (generic; defaults to the two I3D IPL streams) and ``ipl-i3d-2stream`` (the
 thesis's two-stream IPL I3D with its reported numbers).
 
@@ -19,6 +24,7 @@ The ensemble itself is not trained (``training_step`` refuses): train the member
 from __future__ import annotations
 
 import contextvars
+import inspect
 from typing import Any
 
 import torch
@@ -50,6 +56,12 @@ def fuse_scores(outputs: list[Any], weights: list[float]) -> Any:
     if len(shapes) != 1:
         raise ValueError(f"ensemble members give scores of different shapes {sorted(shapes)}")
     return sum(w * o.float().softmax(-1) for w, o in zip(weights, outputs)) / total
+
+
+def _keyword_inputs(model: nn.Module) -> tuple[str, ...]:
+    """Names of ``model.forward``'s inputs after its first (the clip): e.g. SAOA's objects."""
+    params = list(inspect.signature(model.forward).parameters.values())[1:]
+    return tuple(p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
 
 
 class Ensemble(ZooModule):
@@ -86,8 +98,18 @@ class Ensemble(ZooModule):
         for i, path in enumerate(member_checkpoints or []):
             if path:
                 self.members[i].load_state_dict(_read_state(path), strict=True)
+        self.extras = [_keyword_inputs(m) for m in self.members]
         self.val_metric: nn.Module | None = None
         self.test_metric: nn.Module | None = None
+
+    def _fields(self, batch: dict) -> dict[str, Any]:
+        """The batch fields the members read: each member's clip field and the keyword inputs
+        (objects) present in the batch."""
+        names = set(self.inputs) | {k for ex in self.extras for k in ex if k in batch}
+        return {f: batch[f] for f in names}
+
+    def _member_kwargs(self, i: int, inputs: dict) -> dict[str, torch.Tensor]:
+        return {k: inputs[k] for k in self.extras[i] if k in inputs}
 
     def forward_features(self, **inputs: torch.Tensor) -> dict[str, torch.Tensor]:
         """Named features (`mmzoo extract`): each member's features, prefixed ``m<i>_`` (member
@@ -95,7 +117,8 @@ class Ensemble(ZooModule):
         concatenated."""
         out: dict[str, torch.Tensor] = {}
         for i, (m, f) in enumerate(zip(self.members, self.inputs)):
-            out.update({f"m{i}_{k}": v for k, v in m.forward_features(inputs[f]).items()})
+            feats = m.forward_features(inputs[f], **self._member_kwargs(i, inputs))
+            out.update({f"m{i}_{k}": v for k, v in feats.items()})
         out["pooled"] = torch.cat([out[f"m{i}_pooled"] for i in range(len(self.members))], 1)
         return out
 
@@ -105,16 +128,21 @@ class Ensemble(ZooModule):
         missing = sorted(set(self.inputs) - set(inputs))
         if missing:
             raise ValueError(f"ensemble members read {missing}, which were not given (got {sorted(inputs)})")
-        outs = [m(inputs[f]) for m, f in zip(self.members, self.inputs)]
+        outs = [m(inputs[f], **self._member_kwargs(i, inputs)) for i, (m, f) in enumerate(zip(self.members, self.inputs))]
         return fuse_scores(outs, self.weights)
 
     def example_input(self, batch_size: int = 1) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        for m, f in zip(self.members, self.inputs):
+        for i, (m, f) in enumerate(zip(self.members, self.inputs)):
             ex = m.example_input(batch_size)
-            if set(ex) != {"video"}:
-                raise NotSupportedError(f"ensemble member {m.zoo_id} takes {sorted(ex)}; only single-input members fuse")
+            other = sorted(set(ex) - {"video"} - set(self.extras[i]))
+            if "video" not in ex or other:
+                raise NotSupportedError(f"ensemble member {m.zoo_id} takes {sorted(ex)}; a member fuses with a clip "
+                                        "input and keyword inputs of its forward")
             out.setdefault(f, ex["video"])
+            for k in self.extras[i]:
+                if k in ex:
+                    out.setdefault(k, ex[k])
         return out
 
     # ------------------------------------------------------------------ Lightning
@@ -136,7 +164,7 @@ class Ensemble(ZooModule):
     def _eval_step(self, batch: dict, attr: str) -> None:
         if "verb" in batch:
             check_labelled(batch)
-        scores = self(**{f: batch[f] for f in set(self.inputs)})
+        scores = self(**self._fields(batch))
         if getattr(self, attr) is None:
             setattr(self, attr, self._metric(batch, scores))
         metric = getattr(self, attr)
@@ -167,7 +195,7 @@ class Ensemble(ZooModule):
         self._log("test_metric", "test")
 
     def predict_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> Any:
-        return self(**{f: batch[f] for f in set(self.inputs)})
+        return self(**self._fields(batch))
 
 
 def _read_state(path: str) -> dict[str, torch.Tensor]:
