@@ -50,7 +50,7 @@ from mmzoo.errors import DataError, NotSupportedError
 from mmzoo.predict import register_predictor
 
 __all__ = ["annotate", "classify_windows", "predict_input", "predict_segments", "probabilities", "top_k_entries",
-           "write_outputs"]
+           "window_starts", "write_outputs"]
 
 
 def _clip_shape(model: Any) -> tuple[int, int]:
@@ -58,6 +58,16 @@ def _clip_shape(model: Any) -> tuple[int, int]:
     video = model.example_input(1)["video"]
     clip = video[-1] if isinstance(video, (list, tuple)) else video
     return int(clip.shape[2]), int(clip.shape[-1])
+
+
+def window_starts(num_frames: int, span: int, step: int | None = None) -> list[int]:
+    """First frames of the windows of ``span`` frames every ``step`` frames (default ``span``:
+    consecutive, non-overlapping) that fit in ``num_frames`` frames; none when the video is
+    shorter than one window. The windows of :func:`classify_windows` and of ``mmzoo extract
+    --dense``."""
+    if span < 1 or (step is not None and step < 1):
+        raise ValueError(f"window span and step must be positive, got span={span}, step={step}")
+    return list(range(0, num_frames - span + 1, step or span))
 
 
 def _input_config(model: Any) -> Any:
@@ -213,7 +223,7 @@ def classify_windows(model: Any, path: str, output_dir: str, top_k: int = 5,
     names = getattr(model.hparams, "class_names", None)
     model.eval()
     windows, probs = [], []
-    for s in range(0, len(frames) - span + 1, span):
+    for s in window_starts(len(frames), span):
         video = centre_crops(frames[s:s + span:stride], crop, inp)[None].to(device)
         entry: dict[str, Any] = {"start": s, "end": s + span}
         if audio_for is None:
