@@ -50,3 +50,14 @@ def msrvtt_vocab(tmp_path_factory):
     vocab = root / "vocab.txt"
     vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + SYNTHETIC_VOCAB) + "\n")
     return root, vocab
+
+
+@pytest.fixture(scope="module")
+def av_events(tmp_path_factory):
+    """Synthetic Kinetics (2 classes, 4 train / 2 val videos of 6 s, 32 x 40) whose sound bursts and
+    moving squares co-occur, one event per 2-s slot: the AVTS and Multisensory sync tests' data."""
+    from mmzoo.data.synthetic.kinetics import write_kinetics
+
+    return write_kinetics(tmp_path_factory.mktemp("kin_events"), classes=("drumming", "tapping"),
+                          per_class={"train": 4, "val": 2}, num_frames=180, size=(32, 40), av_events=True,
+                          event_every=2.0)

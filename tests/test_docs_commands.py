@@ -4,21 +4,21 @@ The commands are taken from README.md, docs/*.md and model_cards/*.md (code bloc
 continuations, and inline code spans). Each is first run through the real CLI with
 ``--print_config`` appended (an unknown flag or an invalid value fails there), then executed:
 ``--data.root`` points at a tiny synthetic dataset of the command's family, the model gets the
-tiny widths of its class (``RUN_MODEL``; every flag the command sets wins over them), the
-trainer runs one step on one CPU device (``--trainer.devices 8 --trainer.strategy ddp`` become
-one device), a ``--ckpt_path`` is a checkpoint of the same command's model written by a one-step
-``fit`` first, and ``--ckpt_path last`` resumes that earlier run. Commands that cannot run
+tiny configuration of its class (``TINY`` of tests/_tiny.py as ``--model.*`` flags,
+``run_model_flags``; every flag the command sets wins over them), the trainer runs one step on
+one CPU device (``--trainer.devices 8 --trainer.strategy ddp`` become one device), a
+``--ckpt_path`` is a checkpoint of the same command's model written by a one-step ``fit`` first, and ``--ckpt_path last`` resumes that earlier run. Commands that cannot run
 offline (they load the published or the authors' weights) are parsed only, and listed with the
 reason by ``test_commands_that_only_parse`` (printed with ``-rA``).
 """
 from __future__ import annotations
 
-import json
 import re
 import shlex
 from pathlib import Path
 
 import pytest
+from _tiny import as_flags, tiny_kwargs
 
 from mmzoo.cli import main
 from mmzoo.registry import get_spec
@@ -191,59 +191,40 @@ def test_documented_command_parses(where, cmd, data_dir, capsys):
 
 
 # --------------------------------------------------------------------------- execution
-_IPL_TINY = {"width_multiplier": 0.125, "frames": 8, "crop_size": 32, "top_k": 2}
-_IPL_FLAGS = [x for k, v in _IPL_TINY.items() for x in (f"--model.{k}", str(v))]
-#: Tiny model flags per model class: the same code paths as the documented full-size models.
-RUN_MODEL: dict[str, list[str]] = {
-    "AVEventLocalizer": ["--model.region_dim", "16", "--model.inter_hidden", "16", "--model.hidden_dim", "8"],
-    "SlowFast": ["--model.depth", "14", "--model.width", "8", "--model.slow_frames", "2", "--model.crop_size", "32"],
-    "AVSlowFast": ["--model.depth", "14", "--model.width", "8", "--model.slow_frames", "2", "--model.crop_size", "32",
-                   "--model.audio_frames", "32", "--model.mel_bins", "16"],
-    "STMN": ["--model.backbone", "resnet18", "--model.pretrained_backbone", "false", "--model.head_channels", "16",
-             "--model.embed_channels", "24", "--model.mem_channels", "8", "--model.anchor_sizes", "[16, 32, 64]",
-             "--model.rpn_pre_nms_train", "200", "--model.rpn_pre_nms_test", "100", "--model.rpn_post_nms_train", "40",
-             "--model.rpn_post_nms_test", "30", "--model.roi_batch_size", "32", "--model.test_window", "2",
-             "--model.seq_nms_top_k", "5", "--model.max_dets", "50"],
-    "T2VLAD": ["--model.text_encoder_config", json.dumps(dict(vocab_size=64, hidden_size=16, num_hidden_layers=1,
-                                                                num_attention_heads=2, intermediate_size=64,
-                                                                max_position_embeddings=64)),
-               "--model.text_encoder_init", "random", "--model.embed_dim", "16", "--model.transformer_ffn_dim", "16",
-               "--model.num_clusters", "3", "--model.text_max_tokens", "8"],
-    "NonLocalNet": ["--model.depth", "14", "--model.width", "8", "--model.frames", "8", "--model.crop_size", "32"],
-    "MaskRCNN": ["--model.depth", "18", "--model.fpn_channels", "16", "--model.representation_size", "32",
-                 "--model.mask_head_channels", "16", "--model.min_size", "64", "--model.max_size", "96"],
-    "TimeCycle": ["--model.depth", "10", "--model.width", "8", "--model.feature_dim", "16", "--model.crop_size", "72",
-                  "--model.patch_size", "24", "--model.localizer_channels", "[8, 8]", "--model.localizer_kernel", "2"],
-    "FeaturePropagation": ["--model.depth", "10", "--model.width", "8", "--model.pretrained_backbone", "false",
-                           "--model.frame_size", "32"],
-    "IPL": _IPL_FLAGS,
-    "Ensemble": ["--model.member_kwargs", json.dumps([_IPL_TINY, _IPL_TINY])],
-    "TSNRecognizer": ["--model.backbone_layers", "[1, 1, 1, 1]", "--model.backbone_channels", "[8, 8, 8, 8]",
-                      "--model.stem_width", "8", "--model.crop_size", "32", "--model.pretrained_backbone", "false"],
-    "PSN": ["--model.num_segments", "8", "--model.num_selected", "3", "--model.recognizer_layers", "[1, 1, 1, 1]",
-            "--model.recognizer_channels", "[8, 8, 8, 8]", "--model.recognizer_stem_width", "8",
-            "--model.crop_size", "32", "--model.sampler_pretrained", "false", "--model.sampler_repeats", "[1, 1, 1]",
-            "--model.sampler_channels", "[8, 16, 16, 16, 32]", "--model.crm_filters", "[8, 8, 8]",
-            "--model.crm_out_dim", "8"],
-    "TransferModule": ["--model.source_kwargs", json.dumps({"depth": 14, "width": 8, "slow_frames": 2, "alpha": 4,
-                                                            "crop_size": 32, "audio_frames": 32, "mel_bins": 16,
-                                                            "mode": "ssl"})],
-    "STRG": ["--model.depth", "14", "--model.width", "8", "--model.frames", "8", "--model.crop_size", "32",
-             "--model.node_dim", "16", "--model.pretrained_backbone", "false", "--model.stem_temporal_stride", "1",
-             "--model.nonlocal_placement", "custom", "--model.nonlocal_positions", "[[], [0], [0], []]",
-             "--data.proposal_frames", "4"],
-    "TCAM": ["--model.flow_frames", "2", "--model.widths", "[4, 8, 8, 16, 16]", "--model.crop_size", "32"],
-    "AVTS": ["--model.video_layers", "[1, 1, 1, 1]", "--model.video_widths", "[8, 8, 8, 16]",
-             "--model.audio_widths", "[8, 8, 16, 16]", "--model.audio_convs", "[1, 1, 1, 1]", "--model.frames", "8",
-             "--model.crop_size", "32"],
-    "Multisensory": ["--model.audio_widths", "[8, 8, 8, 16]", "--model.video_width", "8", "--model.fusion_channels", "8",
-                     "--model.stage_widths", "[8, 16, 16]", "--model.stage_blocks", "[1, 1, 1]", "--model.frames", "8",
-                     "--model.crop_size", "32", "--model.audio_samples", "16000"],
-    "L3Net": ["--model.widths", "[4, 8, 8, 16]", "--model.fusion_dim", "8"],
-    "AudioProbe": ["--model.source_kwargs", json.dumps({"widths": [4, 8, 8, 16], "fusion_dim": 8})],
-    "SAOA": ["--model.width_multiplier", "0.125", "--model.frames", "8", "--model.crop_size", "32",
-             "--model.object_dim", "16", "--model.num_objects", "10"],
+#: What the tiny configurations (tests/_tiny.py) leave to the documented command or its data:
+#: label counts come from the data (linked by the DataModule, or set by the command).
+_FROM_DATA = {"num_classes", "num_verbs", "num_nouns"}
+#: ... and, per model class, arguments whose tiny value would change what the command runs.
+_KEEP_DOCUMENTED: dict[str, tuple[str, ...]] = {
+    "SlowFast": ("alpha",),  # the command's (or the id's) alpha: `_matched_frames` fits clip and Slow frames to it
+    "AVSlowFast": ("alpha",),
+    "NonLocalNet": ("nonlocal_placement", "nonlocal_positions"),  # the id's own non-local blocks ("5" of nl-*)
+    "TransferModule": ("source",),  # the documented --model.source, else the id's (avslowfast-r50-16x4)
+    "STRG": ("proposals_per_frame",),  # the id's K nodes per frame, as these runs have always used
 }
+#: Flags the runs add to the tiny configuration: STRG's 8-frame tiny clips (RUN_DATA) with the
+#: R50 stem give 4 feature frames, so proposals are attached to 4 frames.
+_RUN_EXTRA = {"STRG": ["--model.stem_temporal_stride", "1", "--data.proposal_frames", "4"]}
+
+
+def _without(value, names: set[str]):
+    """`value` with the keys in `names` removed from every dict in it (member / source kwargs too)."""
+    if isinstance(value, dict):
+        return {k: _without(v, names) for k, v in value.items() if k not in names}
+    if isinstance(value, list):
+        return [_without(v, names) for v in value]
+    return value
+
+
+def run_model_flags(model_id: str, family: str) -> list[str]:
+    """Tiny model flags of a documented command: the same code paths as its full-size model."""
+    from mmzoo.data import get_datamodule
+
+    cls = get_spec(model_id).cls.__name__
+    drop = _FROM_DATA | set(getattr(get_datamodule(family), "model_links", ())) | set(_KEEP_DOCUMENTED.get(cls, ()))
+    return as_flags(_without(tiny_kwargs(model_id), drop)) + _RUN_EXTRA.get(cls, [])
+
+
 _UNTRIMMED = ["--data.num_frames", "4", "--data.crop_size", "32", "--data.train_scale", "[32, 40]", "--data.test_scale",
               "32", "--data.test_crop_size", "32"]
 _UCF_HMDB = ["--data.num_frames", "8", "--data.alpha", "4", "--data.crop_size", "32", "--data.train_scale", "[32, 40]",
@@ -324,17 +305,12 @@ def _runnable(argv: list[str], tmp_root: Path, run_dir: Path) -> list[str]:
             rest[rest.index(flag) + 1] = value
     family = _flag_value(rest, "--data")
     cls = _model_class(rest)
-    assert cls in RUN_MODEL, f"add tiny flags for model class {cls} to RUN_MODEL"
     assert family in RUN_DATA, f"add tiny flags for data {family!r} to RUN_DATA"
     documented = {a for a in rest if a.startswith("--")}
-    extra = [*_ONE_STEP, *_matched_frames(rest, cls), *RUN_MODEL[cls], *RUN_DATA[family]]
+    model_flags = run_model_flags(_flag_value(rest, "--model"), family)
+    extra = [*_ONE_STEP, *_matched_frames(rest, cls), *model_flags, *RUN_DATA[family]]
     if cls == "AVSlowFast":
         extra += ["--data.audio_num_frames", "32", "--data.audio_n_mels", "16"]
-    if get_spec(_flag_value(rest, "--model")).defaults.get("nonlocal_res4"):
-        extra += ["--model.nonlocal_res4", "[0]"]  # the tiny res4 has one block
-    if cls == "STMN" and get_spec(_flag_value(rest, "--model")).defaults.get("detector") == "fastrcnn":
-        i = extra.index("--model.backbone")  # the Fast R-CNN detectors are defined on VGG16 only
-        del extra[i:i + 2]
     kept: list[str] = []
     for i in range(0, len(extra), 2):  # the first of a repeated flag wins
         if extra[i] not in documented and extra[i] not in kept[::2]:

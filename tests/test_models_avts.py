@@ -10,6 +10,7 @@ import pytest
 import pytorch_lightning as pl
 import torch
 import torchvision
+from _tiny import AV_CLIP, AV_CLIP_FLAGS, TRAINER_FLAGS, as_flags
 from torch.utils.flop_counter import FlopCounterMode
 
 from mmzoo.cli import main
@@ -26,18 +27,6 @@ from mmzoo.registry import get_spec
 
 TINY = {"video_layers": [1, 1, 1, 1], "video_widths": [8, 8, 8, 16], "audio_widths": [8, 8, 16, 16],
         "audio_convs": [1, 1, 1, 1], "frames": 8, "crop_size": 32, "audio_frames": 98, "mel_bins": 64}
-#: Clips of 8 frames at stride 4 (1.07 s at 30 fps, the span of the 1-s audio window), 32 x 32.
-CLIP = {"version": "any", "num_frames": 8, "stride": 4, "train_scale": (32, 36), "crop_size": 32, "test_scale": 32,
-        "test_crop_size": 32, "num_clips": 1, "num_crops": 1, "num_workers": 0}
-
-
-
-@pytest.fixture(scope="module")
-def events(tmp_path_factory):
-    """6-s videos whose sound bursts and moving squares co-occur, one event per 2-s slot."""
-    root = tmp_path_factory.mktemp("kin_events")
-    return write_kinetics(root, classes=("drumming", "tapping"), per_class={"train": 4, "val": 2}, num_frames=180,
-                          size=(32, 40), av_events=True, event_every=2.0)
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +40,7 @@ def dense(tmp_path_factory):
 def _dm(root, **kw) -> KineticsDataModule:
     """The DataModule with the AVTS audio contract (what `mmzoo fit --model avts-mc3-vggmel` pairs)."""
     args = KineticsDataModule.defaults_from_input(get_spec("avts-mc3-vggmel").input)
-    args.update(CLIP, audio_shift_sec=1.0, batch_size=4)
+    args.update(AV_CLIP, audio_shift_sec=1.0, batch_size=4)
     args.update(kw)
     return KineticsDataModule(root=str(root), **args)
 
@@ -116,8 +105,8 @@ def test_hard_negative_is_the_same_videos_audio_one_second_later(dense):
     assert easy.tolist() == [1, 0] and batch["meta"][0]["youtube_id"] != batch["meta"][1]["youtube_id"]
 
 
-def test_hard_negatives_without_shifted_audio_name_the_flag(events):
-    dm = _dm(events["root"], audio_shift_sec=None)
+def test_hard_negatives_without_shifted_audio_name_the_flag(av_events):
+    dm = _dm(av_events["root"], audio_shift_sec=None)
     dm.setup("fit")
     batch = collate_clips([dm.datasets["val"][0], dm.datasets["val"][1]])
     model = AVTS(**TINY)
@@ -134,9 +123,9 @@ class _HardShare(pl.Callback):
         self.per_epoch.append(float(trainer.callback_metrics["train/hard_share"]))
 
 
-def test_curriculum_switches_at_the_stated_epoch_in_a_fit(events):
+def test_curriculum_switches_at_the_stated_epoch_in_a_fit(av_events):
     pl.seed_everything(0)
-    dm = _dm(events["root"], batch_size=4)
+    dm = _dm(av_events["root"], batch_size=4)
     model = AVTS(**TINY, switch_epoch=2, stage2="mixed")
     cb = _HardShare()
     trainer = pl.Trainer(accelerator="cpu", max_epochs=4, limit_train_batches=1, limit_val_batches=0, logger=False,
@@ -145,8 +134,8 @@ def test_curriculum_switches_at_the_stated_epoch_in_a_fit(events):
     assert cb.per_epoch == [0.0, 0.0, 0.25, 0.25]  # 1 of 4 clips after the switch
 
 
-def test_sync_accuracy_follows_the_decision_rule(events):
-    dm = _dm(events["root"])
+def test_sync_accuracy_follows_the_decision_rule(av_events):
+    dm = _dm(av_events["root"])
     dm.setup("fit")
     batch = collate_clips([dm.datasets["val"][i] for i in range(4)])
     torch.manual_seed(0)
@@ -158,9 +147,9 @@ def test_sync_accuracy_follows_the_decision_rule(events):
     assert AVTS(**TINY).threshold == pytest.approx(0.495)  # default: margin / 2
 
 
-def test_in_sync_pairs_end_closer_than_out_of_sync_after_training(events):
+def test_in_sync_pairs_end_closer_than_out_of_sync_after_training(av_events):
     torch.manual_seed(0)
-    dm = _dm(events["root"])
+    dm = _dm(av_events["root"])
     dm.setup("fit")
     ds = dm.datasets["train"]
     samples = [ds[i % len(ds)] for i in range(96)]
@@ -195,20 +184,14 @@ def test_in_sync_pairs_end_closer_than_out_of_sync_after_training(events):
     assert after[1] > 0.6
 
 
-def test_cli_pretext_on_kinetics_then_finetune_on_ucf101(events, tmp_path):
-    tiny = [x for k, v in TINY.items() for x in (f"--model.{k}", json.dumps(v))]
-    trainer = ["--trainer.accelerator", "cpu", "--trainer.devices", "1", "--trainer.max_epochs", "1",
-               "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "1",
-               "--trainer.enable_progress_bar", "false", "--seed_everything", "0"]
-    clip = ["--data.num_frames", "8", "--data.stride", "4", "--data.crop_size", "32", "--data.train_scale", "[32, 36]",
-            "--data.test_scale", "32", "--data.test_crop_size", "32", "--data.num_clips", "1", "--data.num_crops", "1",
-            "--data.batch_size", "4", "--data.num_workers", "0"]
+def test_cli_pretext_on_kinetics_then_finetune_on_ucf101(av_events, tmp_path):
+    tiny, clip, trainer = as_flags(TINY), AV_CLIP_FLAGS, TRAINER_FLAGS
     run = tmp_path / "pretext"
     main(["fit", "--model", "avts-mc3-vggmel", *tiny, "--model.negatives", "mixed", "--data", "kinetics",
-          "--data.root", events["root"], "--data.version", "any", "--data.audio_shift_sec", "1.0", *clip, *trainer,
+          "--data.root", av_events["root"], "--data.version", "any", "--data.audio_shift_sec", "1.0", *clip, *trainer,
           "--trainer.default_root_dir", str(run)])
     ckpt = next(run.rglob("last.ckpt"))
-    main(["test", "--model", "avts-mc3-vggmel", *tiny, "--data", "kinetics", "--data.root", events["root"],
+    main(["test", "--model", "avts-mc3-vggmel", *tiny, "--data", "kinetics", "--data.root", av_events["root"],
           "--data.version", "any", *clip, *trainer, "--ckpt_path", str(ckpt), "--results_json", str(run / "test.json"),
           "--trainer.default_root_dir", str(run)])
     res = json.loads((run / "test.json").read_text())

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from _tiny import AV_CLIP, AV_CLIP_FLAGS, TRAINER_FLAGS, as_flags
 
 from mmzoo.cli import main
 from mmzoo.data.decode import read_audio, read_video_clip
 from mmzoo.data.kinetics import KineticsDataModule
-from mmzoo.data.synthetic.kinetics import write_kinetics
 from mmzoo.data.synthetic.ucf101 import write_ucf101
 from mmzoo.data.video_dataset import collate_clips
 from mmzoo.hub.checkpoint import model_from_checkpoint
@@ -24,22 +24,12 @@ from mmzoo.registry import get_spec
 
 TINY = {"audio_widths": [8, 8, 8, 16], "video_width": 8, "fusion_channels": 8, "stage_widths": [8, 16, 16],
         "stage_blocks": [1, 1, 1], "frames": 8, "crop_size": 32, "audio_samples": 16000}
-CLIP = {"version": "any", "num_frames": 8, "stride": 4, "train_scale": (32, 36), "crop_size": 32, "test_scale": 32,
-        "test_crop_size": 32, "num_clips": 1, "num_crops": 1, "num_workers": 0}
-
-
-
-@pytest.fixture(scope="module")
-def events(tmp_path_factory):
-    root = tmp_path_factory.mktemp("kin_events")
-    return write_kinetics(root, classes=("drumming", "tapping"), per_class={"train": 4, "val": 2}, num_frames=180,
-                          size=(32, 40), av_events=True, event_every=2.0)
 
 
 def _dm(root, **kw) -> KineticsDataModule:
     """The DataModule with Multisensory's waveform contract, 1 s at 16 kHz (tiny)."""
     args = KineticsDataModule.defaults_from_input(get_spec("multisensory-av").input)
-    args.update(CLIP, audio_sample_rate=16000, audio_waveform_sec=1.0, audio_shift_sec=1.0, batch_size=4)
+    args.update(AV_CLIP, audio_sample_rate=16000, audio_waveform_sec=1.0, audio_shift_sec=1.0, batch_size=4)
     args.update(kw)
     return KineticsDataModule(root=str(root), **args)
 
@@ -99,8 +89,8 @@ def test_heat_overlay_by_hand():
     assert out[1, 0].tolist() == [123, 85, 85]  # 100 x 0.85 + 255 x 0.15 = 123.25
 
 
-def test_shifted_waveform_negatives_from_the_same_video(events):
-    dm = _dm(events["root"])
+def test_shifted_waveform_negatives_from_the_same_video(av_events):
+    dm = _dm(av_events["root"])
     dm.setup("fit")
     ds = dm.datasets["val"]
     batch = collate_clips([ds[0], ds[1]])
@@ -122,14 +112,14 @@ def test_shifted_waveform_negatives_from_the_same_video(events):
         model.negative_audio({k: v for k, v in batch.items() if k != "audio_shifted"})
 
 
-def test_waveform_needs_a_missing_audio_policy(events):
+def test_waveform_needs_a_missing_audio_policy(av_events):
     with pytest.raises(ValueError, match="missing_audio"):
-        _dm(events["root"], missing_audio="zeros")
+        _dm(av_events["root"], missing_audio="zeros")
 
 
-def test_aligned_audio_scores_higher_after_training(events):
+def test_aligned_audio_scores_higher_after_training(av_events):
     torch.manual_seed(0)
-    dm = _dm(events["root"])
+    dm = _dm(av_events["root"])
     dm.setup("fit")
     ds = dm.datasets["train"]
     samples = [ds[i % len(ds)] for i in range(192)]
@@ -162,16 +152,10 @@ def test_aligned_audio_scores_higher_after_training(events):
     assert after[1] > 0.65
 
 
-def test_cli_pretext_predict_and_finetune(events, tmp_path):
-    tiny = [x for k, v in TINY.items() for x in (f"--model.{k}", json.dumps(v))]
-    trainer = ["--trainer.accelerator", "cpu", "--trainer.devices", "1", "--trainer.max_epochs", "1",
-               "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "1",
-               "--trainer.enable_progress_bar", "false", "--seed_everything", "0"]
-    clip = ["--data.num_frames", "8", "--data.stride", "4", "--data.crop_size", "32", "--data.train_scale", "[32, 36]",
-            "--data.test_scale", "32", "--data.test_crop_size", "32", "--data.num_clips", "1", "--data.num_crops", "1",
-            "--data.batch_size", "4", "--data.num_workers", "0"]
+def test_cli_pretext_predict_and_finetune(av_events, tmp_path):
+    tiny, clip, trainer = as_flags(TINY), AV_CLIP_FLAGS, TRAINER_FLAGS
     run = tmp_path / "pretext"
-    main(["fit", "--model", "multisensory-av", *tiny, "--data", "kinetics", "--data.root", events["root"],
+    main(["fit", "--model", "multisensory-av", *tiny, "--data", "kinetics", "--data.root", av_events["root"],
           "--data.version", "any", "--data.audio_sample_rate", "16000", "--data.audio_waveform_sec", "1.0",
           "--data.audio_shift_sec", "1.0", *clip, *trainer, "--trainer.default_root_dir", str(run)])
     ckpt = next(run.rglob("last.ckpt"))
@@ -179,7 +163,7 @@ def test_cli_pretext_predict_and_finetune(events, tmp_path):
     assert model.hparams.audio_samples == 16000
 
     # the sound-localisation maps of a file (40 frames: two windows of 8 frames at the contract's stride 2)
-    video = events["rows"]["val"][0]["path"]
+    video = av_events["rows"]["val"][0]["path"]
     out = tmp_path / "pred"
     main(["predict", "--model", "multisensory-av", "--ckpt_path", str(ckpt), "--input", video,
           "--output_dir", str(out)])  # the real CLI: `mmzoo predict --input` dispatches to the family's predictor
