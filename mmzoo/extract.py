@@ -39,8 +39,18 @@ recomputed (each video is written and flushed in one step, so an interrupted run
 the video in progress). A video whose decoding fails is skipped and listed in the manifest with
 the error, never silently replaced. Sharded: under ``torchrun`` (``WORLD_SIZE`` / ``RANK``, or
 ``--num_shards`` / ``--shard``) process ``r`` of ``W`` takes videos ``r, r + W, ...`` and writes
-``features.rank<r>.h5`` / ``manifest.rank<r>.json`` (merging the shards is left to the reader:
-the keys are disjoint).
+``features.rank<r>.h5`` / ``manifest.rank<r>.json``; ``mmzoo extract --merge OUT`` combines them
+(:mod:`mmzoo.extract_merge`). Resuming with another model, window, layer or pooling is refused.
+
+Dense windows (``--dense [--stride_frames N | --stride_sec S]``, clip DataModules): instead of
+the evaluation views, one row per window of the model's clip (``num_frames`` frames ``stride``
+apart, ``num_frames x stride`` frames long) over the whole video (or annotated segment), at the
+starts of :func:`mmzoo.predict.classify.window_starts` (consecutive windows by default, as
+``mmzoo predict --input``; else every ``N`` frames / ``round(S x fps)`` frames), each the
+DataModule's centre test view of that clip (its ``test_scale``, ``test_crop_size``, mean / std,
+pathways, and aligned audio where it gives audio); ``times/<video>`` holds each row's ``[start,
+end)`` in seconds. A video shorter than one window is skipped and listed, as ``predict`` refuses
+it.
 """
 from __future__ import annotations
 
@@ -197,6 +207,138 @@ def _to(x: Any, device: torch.device) -> Any:
     return x
 
 
+# --------------------------------------------------------------------------- dense windows
+def _dense_window_dataset(dataset):
+    """A copy of a clip ``dataset`` that gives one centre test view per record (the records are
+    then the windows), or a one-line error where the dataset has no clip records."""
+    import copy
+    import dataclasses
+
+    cfg = getattr(dataset, "cfg", None)
+    if not (getattr(dataset, "records", None) and dataclasses.is_dataclass(cfg) and hasattr(cfg, "num_clips")):
+        raise ValueError(f"--dense needs a clip DataModule (kinetics, epic-kitchens, ucf101, ...); "
+                         f"{type(dataset).__name__} has no clip records")
+    if getattr(cfg, "temporal", "clip") != "clip":
+        raise ValueError(f"--dense windows are clips; this DataModule samples {cfg.temporal!r} segments")
+    win = copy.copy(dataset)
+    win.cfg = dataclasses.replace(cfg, train=False, num_clips=1, num_crops=1, skip_corrupt=False,
+                                  deferred_geometry=False,
+                                  missing_audio="error" if cfg.missing_audio == "skip" else cfg.missing_audio)
+    win.views, win._last = 1, None
+    return win
+
+
+def _window_records(dataset, rec, step_frames: int | None, step_sec: float | None):
+    """(window records, ``(W, 2)`` start / end seconds, fps) of one record: windows of the model's
+    clip at :func:`mmzoo.predict.classify.window_starts`; a record shorter than one window is an
+    error, as for ``mmzoo predict --input``."""
+    import dataclasses
+    import math
+
+    from mmzoo.data.decode import VideoReader
+    from mmzoo.data.samplers import clip_span
+    from mmzoo.errors import DataError
+    from mmzoo.predict.classify import window_starts
+
+    cfg = dataset.cfg
+    span, taps = cfg.num_frames * cfg.stride, clip_span(cfg.num_frames, cfg.stride)
+    if rec.video is not None:
+        with VideoReader(rec.video) as r:
+            fps, n_stream = float(r.fps), int(r.info.num_frames)
+        lo = 0 if rec.start_sec is None else int(math.ceil(rec.start_sec * fps - 1e-6))
+        hi = n_stream if rec.end_sec is None else min(int(math.ceil(rec.end_sec * fps - 1e-6)), n_stream)
+        origin = 0
+    else:
+        fps = rec.frames_fps
+        if not fps and rec.audio_video:
+            with VideoReader(rec.audio_video) as r:
+                fps = r.fps
+        if not fps:
+            raise DataError(f"{rec.source}: frame folder without a frame rate; --dense needs one for the window times")
+        lo, hi, origin = int(rec.first_frame), int(rec.last_frame) + 1, rec.frame_number_offset
+    step = step_frames if step_frames else (max(1, int(round(step_sec * fps))) if step_sec else None)
+    starts = [lo + s for s in window_starts(hi - lo, span, step)]
+    if not starts:
+        raise DataError(f"{rec.source}: {hi - lo} frames; one window needs {span} "
+                        f"({cfg.num_frames} frames at stride {cfg.stride})")
+    if rec.video is not None:  # frame s..s + taps - 1 as a segment: the one clip of that range starts at s
+        recs = [dataclasses.replace(rec, start_sec=s / fps, end_sec=(s + taps) / fps) for s in starts]
+    else:
+        recs = [dataclasses.replace(rec, first_frame=s, last_frame=s + taps - 1) for s in starts]
+    times = torch.tensor([[(s - origin) / fps, (s - origin + span) / fps] for s in starts], dtype=torch.float64)
+    return recs, times, float(fps)
+
+
+class _DenseVideos(torch.utils.data.IterableDataset):
+    """The windows of each video in chunks of ``chunk`` (each worker takes every ``n``-th video):
+    ``{"key", "index", "items", "times", "fps", "last"}``, or ``{"key", "index", "error"}``."""
+
+    def __init__(self, videos: list[tuple[str, Any, int]], step_frames, step_sec, chunk: int):
+        self.videos, self.step_frames, self.step_sec, self.chunk = videos, step_frames, step_sec, chunk
+
+    def __iter__(self):
+        info = torch.utils.data.get_worker_info()
+        wid, nw = (info.id, info.num_workers) if info is not None else (0, 1)
+        for v in range(wid, len(self.videos), nw):
+            key, dataset, r = self.videos[v]
+            try:
+                recs, times, fps = _window_records(dataset, dataset.records[r], self.step_frames, self.step_sec)
+                win = _with_records(dataset, recs)
+                for c in range(0, len(recs), self.chunk):
+                    items = [win[j] for j in range(c, min(c + self.chunk, len(recs)))]
+                    yield {"key": key, "index": v, "items": items, "times": times[c:c + self.chunk], "fps": fps,
+                           "last": c + self.chunk >= len(recs)}
+            except Exception as err:  # noqa: BLE001 - reported per video in the manifest
+                yield {"key": key, "index": v, "error": f"{type(err).__name__}: {err}"}
+
+
+def _with_records(dataset, records):
+    import copy
+
+    win = copy.copy(dataset)
+    win.records, win._last = records, None
+    return win
+
+
+def _dense_videos(dm, split: str) -> list[tuple[str, Any, int]]:
+    """(video key, window dataset, record index) of every video of ``split`` (``all``: each once)."""
+    out, seen = [], set()
+    for name in ["train", "val", "test"] if split == "all" else [split]:
+        ds = dm.dataset(name)
+        win = _dense_window_dataset(ds)
+        for r, rec in enumerate(ds.records):
+            if str(rec.source) not in seen:
+                seen.add(str(rec.source))
+                out.append((str(rec.source), win, r))
+    return out
+
+
+def _dense_window_spec(dataset, stride_frames: int | None, stride_sec: float | None) -> dict[str, Any]:
+    c = dataset.cfg
+    return {"mode": "dense", "frames_per_window": c.num_frames, "frame_stride": c.stride,
+            "window_frames": c.num_frames * c.stride, "step_frames": stride_frames, "step_sec": stride_sec,
+            "step": "consecutive windows (step = window_frames)" if not (stride_frames or stride_sec) else
+            "every step_frames frames" if stride_frames else "every round(step_sec * fps) frames",
+            "crop": "centre", "test_scale": c.test_scale, "test_crop_size": c.test_crop_size,
+            "short_videos": "skipped and listed (shorter than one window), as mmzoo predict --input refuses them",
+            "times": "times/<video>: [start, end) seconds of each row's window (end = start + window_frames / fps)"}
+
+
+def _write_video(f, key: str, seq, index: int, times=None, fps: float | None = None) -> None:
+    name = urllib.parse.quote(key, safe="")
+    ds = f["features"].create_dataset(name, data=seq)
+    ds.attrs["video"] = key
+    ds.attrs["video_index"] = index
+    if times is not None:
+        t = f.require_group("times").create_dataset(name, data=times)
+        t.attrs["video"] = key
+        t.attrs["fps"] = fps
+    f.flush()
+
+
+_AGREE = ("model", "tag", "weights", "data", "split", "input_protocol", "window", "layer", "pooling")
+
+
 def extract_features(
     model_name: str,
     data_name: str,
@@ -212,10 +354,17 @@ def extract_features(
     shard: int = 0,
     num_shards: int = 1,
     progress: bool = True,
+    dense: bool = False,
+    stride_frames: int | None = None,
+    stride_sec: float | None = None,
+    batch_size: int = 16,
 ) -> Path:
     """Write ``features.h5`` and ``manifest.json`` under ``output`` (module docstring); returns
-    the manifest's path."""
+    the manifest's path. ``dense``: one row per window of the model's clip over the whole video,
+    every ``stride_frames`` frames / ``stride_sec`` seconds (default: consecutive windows), in
+    forward passes of ``batch_size`` windows."""
     import h5py
+    import numpy as np
     from tqdm.auto import tqdm
 
     from mmzoo import __version__
@@ -225,6 +374,15 @@ def extract_features(
     pool_feature(torch.zeros(1, 1), pooling)  # validate early
     if not 0 <= shard < num_shards:
         raise ValueError(f"shard {shard} outside [0, {num_shards})")
+    if (stride_frames is not None or stride_sec is not None) and not dense:
+        raise ValueError("--stride_frames / --stride_sec set the step of --dense windows; add --dense")
+    if stride_frames is not None and stride_sec is not None:
+        raise ValueError("give one of --stride_frames and --stride_sec, not both")
+    if (stride_frames is not None and stride_frames < 1) or (stride_sec is not None and not stride_sec > 0):
+        raise ValueError(f"the window step must be positive, got --stride_frames {stride_frames} "
+                         f"--stride_sec {stride_sec}")
+    if split not in ("train", "val", "test", "predict", "all"):
+        raise ValueError(f"split must be train, val, test, predict or all, got {split!r}")
     model, weights = _load_model(model_name, pretrained, ckpt_path, dict(model_args or {}))
     dev = torch.device(device)
     model.to(dev)
@@ -232,49 +390,19 @@ def extract_features(
     dm_class = get_datamodule(data_name)
     kwargs = {**getattr(dm_class, "defaults_from_input", lambda cfg: {})(spec.input), **(data_args or {})}
     dm = dm_class(**kwargs)
-    if split not in ("train", "val", "test", "predict", "all"):
-        raise ValueError(f"split must be train, val, test, predict or all, got {split!r}")
-    groups, keys_known, dataset = _split_groups(dm, split)
+    if dense:
+        groups = _dense_videos(dm, split)
+        keys_known, window = True, _dense_window_spec(groups[0][1], stride_frames, stride_sec)
+    else:
+        groups, keys_known, dataset = _split_groups(dm, split)
+        window = (getattr(dataset, "window", None)
+                  or "one row per evaluation view (num_clips uniform clips x num_crops crops, clip-major)")
     mine = list(range(shard, len(groups), num_shards))
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
     suffix = f".rank{shard}" if num_shards > 1 else ""
     h5_path = out / FEATURES_NAME.replace(".h5", f"{suffix}.h5")
     manifest_path = out / MANIFEST_NAME.replace(".json", f"{suffix}.json")
-    previous = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
-    skipped = {s["video"]: s["reason"] for s in previous.get("skipped", [])}
-    with h5py.File(h5_path, "a") as f:
-        grp = f.require_group("features")
-        done = {grp[k].attrs["video"] for k in grp}
-        todo = [v for v in mine if not (keys_known and groups[v][0] in done)]
-        loader = torch.utils.data.DataLoader(_Videos([groups[v] for v in todo]), batch_size=None,
-                                             num_workers=dm.num_workers, collate_fn=lambda x: x)
-        collate = type(dm).collate_fn
-        shape = None
-        for entry in tqdm(loader, total=len(todo), desc=f"extract {model.zoo_id}", disable=not progress):
-            key = entry["key"]
-            if key in done:
-                continue
-            if "error" in entry:
-                skipped[key] = entry["error"]
-                continue
-            batch = _to(collate(entry["items"]), dev)
-            with torch.no_grad():
-                feats = model.forward_features(**_model_inputs(model, batch))
-            if layer not in feats:
-                raise ValueError(f"--layer {layer!r}: {type(model).__name__}.forward_features gives {sorted(feats)}")
-            seq = pool_feature(feats[layer], pooling).float().cpu().numpy()
-            shape = list(seq.shape[1:])
-            name = urllib.parse.quote(key, safe="")
-            ds = grp.create_dataset(name, data=seq)
-            ds.attrs["video"] = key
-            ds.attrs["video_index"] = todo[entry["index"]]
-            skipped.pop(key, None)
-            done.add(key)
-            f.flush()
-        written = sorted(done)
-        if shape is None and written:
-            shape = list(grp[urllib.parse.quote(written[0], safe="")].shape[1:])
     manifest = {
         "mmzoo_version": __version__,
         "model": model.zoo_id,
@@ -284,17 +412,69 @@ def extract_features(
         "data_args": {k: v for k, v in kwargs.items() if isinstance(v, (str, int, float, bool, list, type(None)))},
         "split": split,
         "input_protocol": _protocol(dm),
-        "window": getattr(dataset, "window", None)
-        or "one row per evaluation view (num_clips uniform clips x num_crops crops, clip-major)",
+        "window": window,
         "layer": layer,
         "pooling": pooling,
+    }
+    previous = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+    for k in _AGREE if previous else ():
+        if json.dumps(previous.get(k), sort_keys=True, default=str) != json.dumps(manifest[k], sort_keys=True,
+                                                                                     default=str):
+            raise ValueError(f"{manifest_path}: written with another {k} ({previous.get(k)!r}, this run: "
+                             f"{manifest[k]!r}); resume with the same arguments or use another --output")
+    skipped = {s["video"]: s["reason"] for s in previous.get("skipped", [])}
+    with h5py.File(h5_path, "a") as f:
+        grp = f.require_group("features")
+        done = {grp[k].attrs["video"] for k in grp}
+        todo = [v for v in mine if not (keys_known and groups[v][0] in done)]
+        if dense:
+            source = _DenseVideos([groups[v] for v in todo], stride_frames, stride_sec, batch_size)
+        else:
+            source = _Videos([groups[v] for v in todo])
+        loader = torch.utils.data.DataLoader(source, batch_size=None, num_workers=dm.num_workers,
+                                             collate_fn=lambda x: x)
+        collate = type(dm).collate_fn
+        pending: dict[str, list] = {}
+        bar = tqdm(total=len(todo), desc=f"extract {model.zoo_id}", disable=not progress)
+        for entry in loader:
+            key = entry["key"]
+            if key in done:
+                bar.update()
+                continue
+            if "error" in entry:
+                pending.pop(key, None)
+                skipped[key] = entry["error"]
+                bar.update()
+                continue
+            batch = _to(collate(entry["items"]), dev)
+            with torch.no_grad():
+                feats = model.forward_features(**_model_inputs(model, batch))
+            if layer not in feats:
+                raise ValueError(f"--layer {layer!r}: {type(model).__name__}.forward_features gives {sorted(feats)}")
+            seq = pool_feature(feats[layer], pooling).float().cpu().numpy()
+            if dense:
+                pending.setdefault(key, []).append((seq, entry["times"].numpy()))
+                if not entry["last"]:
+                    continue
+                parts = pending.pop(key)
+                _write_video(f, key, np.concatenate([p[0] for p in parts]), todo[entry["index"]],
+                             np.concatenate([p[1] for p in parts]), entry["fps"])
+            else:
+                _write_video(f, key, seq, todo[entry["index"]])
+            skipped.pop(key, None)
+            done.add(key)
+            bar.update()
+        bar.close()
+        written = sorted(done)
+        shape = list(grp[urllib.parse.quote(written[0], safe="")].shape[1:]) if written else None
+    manifest.update({
         "feature_shape": shape,
         "dtype": "float32",
         "shard": [shard, num_shards],
         "videos": len(written),
         "written": written,
         "skipped": [{"video": k, "reason": v} for k, v in sorted(skipped.items())],
-    }
+    })
     manifest_path.write_text(json.dumps(manifest, indent=2, default=str))
     return manifest_path
 
@@ -339,6 +519,19 @@ def _parse_value(text: str) -> Any:
 def main(argv: list[str]) -> Path:
     """The `mmzoo extract` command line (``--data.<arg> v`` / ``--model.<arg> v`` pass constructor
     arguments, YAML-parsed: ``32``, ``[32, 40]``, ``true``)."""
+    if "--merge" in argv:
+        merge = argparse.ArgumentParser(prog="mmzoo extract --merge", description="one features.h5 + "
+                                        "manifest.json from the features.rank<r>.h5 / manifest.rank<r>.json of DIR")
+        merge.add_argument("--merge", required=True, metavar="DIR", help="output folder of a sharded extract")
+        merge.add_argument("--output", default=None, help="where to write the merged files (default: DIR)")
+        args = merge.parse_args(argv)
+        from mmzoo.extract_merge import merge_shards
+
+        path = merge_shards(args.merge, args.output)
+        manifest = json.loads(path.read_text())
+        print(f"mmzoo extract --merge: {manifest['videos']} video(s) from {len(manifest['merged_from'])} shard(s) "
+              f"-> {path.parent}; skipped {len(manifest['skipped'])}")
+        return path
     parser = argparse.ArgumentParser(prog="mmzoo extract", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", required=True, help="'id', 'id.tag', a hub repo or a local folder")
     parser.add_argument("--data", required=True, help="DataModule name, e.g. kinetics")
@@ -352,6 +545,12 @@ def main(argv: list[str]) -> Path:
     parser.add_argument("--shard", type=int, default=int(os.environ.get("RANK", "0")))
     parser.add_argument("--num_shards", type=int, default=int(os.environ.get("WORLD_SIZE", "1")))
     parser.add_argument("--no_progress", action="store_true")
+    parser.add_argument("--dense", action="store_true",
+                        help="one row per window of the model's clip over the whole video (centre crop)")
+    step = parser.add_mutually_exclusive_group()
+    step.add_argument("--stride_frames", type=int, default=None, help="--dense: a window every N frames")
+    step.add_argument("--stride_sec", type=float, default=None, help="--dense: a window every S seconds")
+    parser.add_argument("--batch_size", type=int, default=16, help="--dense: windows per forward pass")
     known, rest = parser.parse_known_args(argv)
     data_args, model_args = {}, {}
     it = iter(rest)
@@ -367,7 +566,8 @@ def main(argv: list[str]) -> Path:
         (data_args if prefix == "--data." else model_args)[name[len(prefix):]] = _parse_value(value)
     path = extract_features(known.model, known.data, known.output, known.split, known.layer, known.pooling,
                             data_args, model_args, known.pretrained == "true", known.ckpt_path, known.device,
-                            known.shard, known.num_shards, not known.no_progress)
+                            known.shard, known.num_shards, not known.no_progress, known.dense,
+                            known.stride_frames, known.stride_sec, known.batch_size)
     manifest = json.loads(path.read_text())
     print(f"mmzoo extract: {manifest['videos']} video(s) -> {path.parent}; skipped {len(manifest['skipped'])}")
     return path
