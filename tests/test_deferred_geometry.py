@@ -1,9 +1,15 @@
-"""Deferred training geometry (issue 14, "Data pipeline"): workers return the uint8 source region
-of a crop + bilinear taps; the DataModule finishes the batch. The result must be exactly (float32
-rounding) PySlowFast's training transform: ``F.interpolate(mode="bilinear", align_corners=False)``
-of the whole native clip to the random short side, random crop, flip, ``(x / 255 - mean) / std``."""
+"""Deferred geometry (issue 14, "Data pipeline"): workers return the uint8 source region of a
+crop + bilinear taps; the DataModule (or the worker) finishes the batch. The result must be exactly
+(float32 rounding) PySlowFast's transforms: ``F.interpolate(mode="bilinear", align_corners=False)``
+of the whole native clip to the short side (long side ``floor(long / short * size)``), then, in
+training, random crop, flip, and at test time ``uniform_crop`` (first / centre / last along the
+longer side, centre offset ``ceil(margin / 2)``), then ``(x / 255 - mean) / std``."""
 from __future__ import annotations
 
+import math
+
+import av
+import numpy as np
 import pytest
 import pytorch_lightning as pl
 import torch
@@ -24,13 +30,31 @@ def reference(frames: torch.Tensor, short: int, y0: int, x0: int, crop: int, fli
     crop, flip, normalise."""
     x = frames.permute(3, 0, 1, 2).float() / 255.0
     h, w = frames.shape[1:3]
-    nh, nw = (short, int(w * short / h)) if h <= w else (int(h * short / w), short)
+    nh, nw = scaled(h, w, short)
     if (nh, nw) != (h, w):
         x = F.interpolate(x.transpose(0, 1), size=(nh, nw), mode="bilinear", align_corners=False).transpose(0, 1)
     x = x[..., y0 : y0 + crop, x0 : x0 + crop]
     if flip:
         x = x.flip(-1)
     return TF.normalize(x, MEAN, STD)
+
+
+def scaled(h: int, w: int, short: int) -> tuple[int, int]:
+    """PySlowFast's ``short_side_scale`` size: unchanged when the short side is ``short``, else
+    ``int(math.floor((float(long) / short_side) * short))``."""
+    if min(h, w) == short:
+        return h, w
+    return (int(math.floor(float(h) / w * short)), short) if w < h else (short, int(math.floor(float(w) / h * short)))
+
+
+def uniform_crop(h: int, w: int, crop: int, spatial_idx: int) -> tuple[int, int]:
+    """PySlowFast's ``uniform_crop`` offsets ``(y0, x0)`` on a ``h x w`` frame."""
+    y0, x0 = int(math.ceil((h - crop) / 2)), int(math.ceil((w - crop) / 2))
+    if h > w:
+        y0 = {0: 0, 1: y0, 2: h - crop}[spatial_idx]
+    else:
+        x0 = {0: 0, 1: x0, 2: w - crop}[spatial_idx]
+    return y0, x0
 
 
 def deferred_item(frames, short, y0, x0, crop, flip, alpha=None):
@@ -215,3 +239,115 @@ def test_trainer_batches_carry_the_finished_video(kin, tmp_path):
     seen = model.seen[0]
     assert "video_deferred" not in seen and seen["video"][1] == [(4, 3, 2, 48, 48), (4, 3, 4, 48, 48)]
     assert seen["dtype"] == torch.float32 and {"label", "meta", "has_audio", "video_index", "skipped"} <= set(seen)
+
+
+# ---------------------------------------------------------------------- evaluation views
+def test_short_side_size_is_pyslowfasts_float_arithmetic():
+    assert TF.short_side_size(100, 115, 340) == (340, 390)  # float(115) / 100 * 340 = 390.99999999999994
+    assert TF.short_side_size(115, 100, 340) == (390, 340) and TF.short_side_size(256, 340, 256) == (256, 340)
+    for h in range(9, 120, 7):
+        for w in range(9, 200, 5):
+            for short in (17, 112, 224, 256, 320, 340):
+                assert TF.short_side_size(h, w, short) == scaled(h, w, short), (h, w, short)
+
+
+def pyav_native(path) -> torch.Tensor:
+    """Every frame of ``path`` at its native size, decoded by PyAV (``T, H, W, C`` uint8)."""
+    with av.open(str(path)) as c:
+        return torch.from_numpy(np.stack([f.to_ndarray(format="rgb24") for f in c.decode(c.streams.video[0])]))
+
+
+@pytest.fixture(scope="module")
+def odd_videos(tmp_path_factory):
+    """A landscape 46 x 72 and a portrait 70 x 40 video of random pixels (36 frames): at short side
+    33 the long sides are 51 and 57, and a 28 crop leaves odd margins of 23 (centre offset 12, not
+    11), 29 (15, not 14) and 5 (3, not 2)."""
+    from mmzoo.data.media import write_mp4
+
+    root = tmp_path_factory.mktemp("odd")
+    rng = np.random.default_rng(7)
+    paths = []
+    for name, (h, w) in {"land": (46, 72), "port": (70, 40)}.items():
+        write_mp4(root / f"{name}.mp4", rng.integers(0, 256, (36, h, w, 3), dtype=np.uint8), 30.0)
+        paths.append(str(root / f"{name}.mp4"))
+    return paths
+
+
+EVAL = dict(train=False, num_frames=4, stride=3, num_clips=2, num_crops=3, test_scale=33, test_crop_size=28,
+            deferred_geometry=True)
+
+
+def test_eval_views_equal_interpolate_then_uniform_crop(odd_videos, monkeypatch):
+    """Every crop of 2 clips of a landscape and a portrait video, collated into one padded batch
+    and finished, equals F.interpolate of the whole native clip to test_scale + uniform_crop; the
+    3 crops of a clip share one decode."""
+    from mmzoo.data import decode
+
+    calls = []
+    real = decode.VideoReader.frames_by_index
+
+    def counted(self, indices, **kw):
+        calls.append((self.path, list(indices), kw.get("short_side")))
+        return real(self, indices, **kw)
+
+    monkeypatch.setattr(decode.VideoReader, "frames_by_index", counted)
+    ds = ClipDataset([VideoRecord(targets={"label": i}, video=p) for i, p in enumerate(odd_videos)], ClipConfig(**EVAL))
+    items = [ds[i] for i in range(len(ds))]
+    assert len(items) == 12 and len(calls) == 4  # 2 videos x 2 clips, each decoded once for its 3 crops
+    assert all(short is None for _, _, short in calls)  # native frames: no decoder resize
+    raw = collate_clips(items)
+    d = raw["video_deferred"]
+    assert {tuple(v["video_deferred"]["region"].shape[1:3]) for v in items} == {(40, 40), (35, 35)}
+    assert d["region"].shape == (12, 4, 40, 40, 3)  # the portrait video's regions are zero-padded
+    batched = TF.finish_crops(d["region"], d["rows"], d["row_w"], d["cols"], d["col_w"], MEAN, STD, batched=True)
+    batch = finish_deferred_clips(raw)  # on the CPU: the per-sample loop
+    assert batch["video"].shape == (12, 3, 4, 28, 28)
+    torch.testing.assert_close(batched, batch["video"], rtol=0, atol=1e-6)  # the accelerator's code path
+    natives = [pyav_native(p) for p in odd_videos]
+    offsets = set()
+    for i, m in enumerate(batch["meta"]):
+        native = natives[m["video_index"]][m["frame_indices"]]
+        nh, nw = scaled(*native.shape[1:3], 33)
+        y0, x0 = uniform_crop(nh, nw, 28, m["crop_index"])
+        assert m["crop_offset"] == (y0, x0) and m["short_side"] == 33 and m["flipped"] is False
+        offsets.add((m["video_index"], y0, x0))
+        torch.testing.assert_close(batch["video"][i], reference(native, 33, y0, x0, 28, False), rtol=0, atol=1e-5,
+                                   msg=f"view {i}: {m}")
+    assert offsets == {(0, 3, 0), (0, 3, 12), (0, 3, 23), (1, 0, 3), (1, 15, 3), (1, 29, 3)}
+
+
+def test_eval_views_of_frame_folders(tmp_path):
+    from torchvision.io import decode_jpeg, read_file, write_jpeg
+
+    folder = tmp_path / "rgb"
+    folder.mkdir()
+    g = torch.Generator().manual_seed(8)
+    for n in range(1, 21):  # portrait 50 x 36 frames
+        write_jpeg(torch.randint(0, 256, (3, 50, 36), dtype=torch.uint8, generator=g), str(folder / f"frame_{n:010d}.jpg"))
+    rec = VideoRecord(targets={"label": 0}, frames_dir=str(folder), first_frame=1, last_frame=20)
+    ds = ClipDataset([rec], ClipConfig(**{**EVAL, "test_scale": 40, "test_crop_size": 37}))
+    ds.finish_in_worker = True  # the auto mode off the accelerator: items carry the finished video
+    for i in range(len(ds)):
+        s = ds[i]
+        m = s["meta"]
+        native = torch.stack([decode_jpeg(read_file(str(folder / f"frame_{n:010d}.jpg"))).permute(1, 2, 0)
+                              for n in m["frame_indices"]])  # fmt: skip
+        y0, x0 = uniform_crop(55, 40, 37, m["crop_index"])  # 50 x 36 -> floor(50 / 36 * 40) = 55 x 40
+        assert "video_deferred" not in s and m["crop_offset"] == (y0, x0)
+        torch.testing.assert_close(s["video"], reference(native, 40, y0, x0, 37, False), rtol=0, atol=1e-5)
+
+
+def test_eval_off_switch_keeps_the_decoder_resize(odd_videos, monkeypatch):
+    from mmzoo.data import decode
+
+    shorts = []
+    real = decode.VideoReader.frames_by_index
+
+    def counted(self, indices, **kw):
+        shorts.append(kw.get("short_side"))
+        return real(self, indices, **kw)
+
+    monkeypatch.setattr(decode.VideoReader, "frames_by_index", counted)
+    ds = ClipDataset([VideoRecord(targets={"label": 0}, video=odd_videos[0])], ClipConfig(**{**EVAL, "deferred_geometry": False}))
+    s = ds[1]
+    assert shorts == [33] and s["video"].shape == (3, 4, 28, 28) and "crop_offset" not in s["meta"]

@@ -1,6 +1,10 @@
 """`mmzoo predict --input video.mp4` for the classifiers: per-window top-k labels in JSON and an
 annotated mp4, checked against the model run by hand on independently decoded inputs (frames and
-audio decoded with PyAV here, the log-mel of the thesis' front end applied to that audio).
+audio decoded with PyAV here, the log-mel of the thesis' front end applied to that audio). The
+reference view of a window is PySlowFast's test transform written out here: the native frames
+``F.interpolate``-d (bilinear, ``align_corners=False``) to the short side, ``uniform_crop``'s
+centre (``ceil`` of half the margin), normalised; the same pixels as the clip DataModules'
+evaluation views (checked directly on a ``ClipDataset`` item too).
 
 Families: SlowFast and Non-local (clip windows), IPL (verb / noun / action), TSN (25-segment test
 protocol, here 4 segments), AVSlowFast (clip windows + the aligned audio window) and AudioNet
@@ -14,6 +18,7 @@ import av
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 import mmzoo
 from mmzoo.cli import main
@@ -53,14 +58,10 @@ def noisy(tmp_path_factory):
     return str(root / "av.mp4"), str(root / "mute.mp4")
 
 
-def pyav_frames(path, short: int) -> np.ndarray:
-    """Every frame, decoded by PyAV and scaled so that the short side is ``short`` (bilinear)."""
+def pyav_frames(path) -> np.ndarray:
+    """Every frame at its native size, decoded by PyAV."""
     with av.open(str(path)) as c:
-        s = c.streams.video[0]
-        h, w = s.codec_context.height, s.codec_context.width
-        size = (short, round(w * short / h)) if h <= w else (round(h * short / w), short)
-        return np.stack([f.reformat(width=size[1], height=size[0], format="rgb24", interpolation="BILINEAR").to_ndarray()
-                         for f in c.decode(s)])
+        return np.stack([f.to_ndarray(format="rgb24") for f in c.decode(c.streams.video[0])])
 
 
 def pyav_audio(path) -> np.ndarray:
@@ -95,12 +96,20 @@ def logmel(frames: int, mels: int) -> LogMel:
                   mean=AVSLOWFAST_LOGMEL_MEAN, std=AVSLOWFAST_LOGMEL_STD)
 
 
-def crops(frames: np.ndarray, size: int, mean, std) -> torch.Tensor:
-    h, w = frames.shape[1:3]
-    y, x = (h - size) // 2, (w - size) // 2
-    sel = np.ascontiguousarray(frames[:, y:y + size, x:x + size])
+def crops(frames: np.ndarray, short: int, size: int, mean, std) -> torch.Tensor:
+    """PySlowFast's test view of native uint8 ``T, H, W, C`` frames: ``short_side_scale`` (long side
+    ``floor(long / short * size)``, ``F.interpolate`` bilinear), the centre of ``uniform_crop``
+    (``ceil`` of half the margin), ``(x - mean) / std``; ``1, C, T, size, size``."""
+    x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float() / 255  # T, C, H, W
+    h, w = x.shape[-2:]
+    if min(h, w) != short:
+        nh, nw = (int(math.floor(float(h) / w * short)), short) if w < h else (short, int(math.floor(float(w) / h * short)))
+        x = F.interpolate(x, size=(nh, nw), mode="bilinear", align_corners=False)
+    h, w = x.shape[-2:]
+    y0, x0 = int(math.ceil((h - size) / 2)), int(math.ceil((w - size) / 2))
+    x = x[..., y0:y0 + size, x0:x0 + size].transpose(0, 1)  # C, T, size, size
     m, s = torch.tensor(mean).view(-1, 1, 1, 1), torch.tensor(std).view(-1, 1, 1, 1)
-    return ((torch.from_numpy(sel).permute(3, 0, 1, 2).float() / 255 - m) / s)[None]
+    return ((x - m) / s)[None]
 
 
 def run(model, path, tmp_path, top_k=3):
@@ -124,11 +133,12 @@ def test_windows_top_k_and_annotated_video(model_id, video, tmp_path):
     span = 8 * stride  # 8 frames at the id's stride
     assert [(w["start"], w["end"]) for w in res["windows"]] == [(s, s + span) for s in range(0, 72 - span + 1, span)]
 
-    frames = read_video_clip(video, short_side=32).frames.numpy()
+    frames = read_video_clip(video, short_side=32).frames.numpy()  # what predictions.mp4 shows
     h, w = frames.shape[1:3]
+    native = pyav_frames(video)
     probs = []
     for win in res["windows"]:
-        clip = crops(frames[win["start"]:win["end"]:stride], 32, KINETICS_MEAN, KINETICS_STD)
+        clip = crops(native[win["start"]:win["end"]:stride], 32, 32, KINETICS_MEAN, KINETICS_STD)
         with torch.no_grad():
             p = model(clip)[0].softmax(-1)
         probs.append(p)
@@ -148,13 +158,13 @@ def test_ipl_verb_noun_and_action_per_window(noisy, tmp_path):
     torch.manual_seed(1)
     model = mmzoo.create("ipl-i3d-rgb", **IPL_TINY).eval()
     res, _ = run(model, noisy[0], tmp_path)
-    frames = pyav_frames(noisy[0], 32)  # test view: short side 256 and a 256 crop, here 32 / 32
+    frames = pyav_frames(noisy[0])  # test view: short side 256 and a 256 crop, here 32 / 32
     span = 16  # 8 frames at stride 2
     assert [(w["start"], w["end"]) for w in res["windows"]] == [(0, 16), (16, 32), (32, 48), (48, 64)]
     verbs, nouns = [], []
     for win in res["windows"]:
         with torch.no_grad():
-            out = model(crops(frames[win["start"]:win["start"] + span:2], 32, (0.5,) * 3, (0.5,) * 3))
+            out = model(crops(frames[win["start"]:win["start"] + span:2], 32, 32, (0.5,) * 3, (0.5,) * 3))
         pv, pn = out["verb"][0].softmax(-1), out["noun"][0].softmax(-1)
         verbs.append(pv)
         nouns.append(pn)
@@ -180,8 +190,8 @@ def test_tsn_centre_frames_of_equal_segments(noisy, tmp_path):
     centres = [lo + (hi - lo - 1) // 2 for lo, hi in bounds]
     assert [(w["start"], w["end"], w["frame"]) for w in res["windows"]] == [(lo, hi, c) for (lo, hi), c in zip(bounds, centres)]
     short = round(32 * 256 / 224)  # the id's 256 short side for 224 crops, scaled to the 32 crop
-    frames = pyav_frames(noisy[0], short)
-    clip = crops(frames[centres], 32, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+    frames = pyav_frames(noisy[0])  # 40 x 48 -> 37 x 44: an odd vertical margin, centre row 3 (ceil)
+    clip = crops(frames[centres], short, 32, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
     with torch.no_grad():
         logits = torch.stack([model.net(clip[0, :, t][None])[0] for t in range(4)])  # each frame alone
     for win, lg in zip(res["windows"], logits):
@@ -194,7 +204,7 @@ def test_avslowfast_windows_with_aligned_audio(noisy, tmp_path):
     torch.manual_seed(3)
     model = mmzoo.create("avslowfast-r50-4x16", **AV_TINY).eval()
     res, out = run(model, noisy[0], tmp_path)
-    frames, track, lm = pyav_frames(noisy[0], 32), pyav_audio(noisy[0]), logmel(32, 16)
+    frames, track, lm = pyav_frames(noisy[0]), pyav_audio(noisy[0]), logmel(32, 16)
     need = 31 * 256 + 512  # samples of 32 log-mel frames
     assert res["has_audio"] is True and len(res["windows"]) == 4
     for win in res["windows"]:
@@ -204,8 +214,9 @@ def test_avslowfast_windows_with_aligned_audio(noisy, tmp_path):
         assert (win["audio_start_sec"], win["audio_end_sec"]) == pytest.approx((a0, a0 + need / SR), abs=1e-6)
         audio = lm(window(track, round(a0 * SR), need))
         with torch.no_grad():
-            p = model(crops(frames[s:s + 16:2], 32, KINETICS_MEAN, KINETICS_STD), audio[None])[0].softmax(-1)
-            muted = model(crops(frames[s:s + 16:2], 32, KINETICS_MEAN, KINETICS_STD), torch.zeros_like(audio)[None])
+            clip = crops(frames[s:s + 16:2], 32, 32, KINETICS_MEAN, KINETICS_STD)
+            p = model(clip, audio[None])[0].softmax(-1)
+            muted = model(clip, torch.zeros_like(audio)[None])
         check_top(win["top_k"]["class"], p)
         assert not torch.allclose(p, muted[0].softmax(-1), atol=1e-5)  # the audio does change the scores
     with av.open(str(out / "predictions.mp4")) as c:  # the annotated video keeps the sound
@@ -219,10 +230,10 @@ def test_avslowfast_without_audio_stream_uses_zeros_and_says_so(noisy, tmp_path,
     assert res["has_audio"] is False and res["missing_audio"] == "zeros"
     err = [line for line in capsys.readouterr().err.splitlines() if "no audio stream" in line]
     assert len(err) == 1 and "zeros" in err[0]
-    frames = pyav_frames(noisy[1], 32)
+    frames = pyav_frames(noisy[1])
     for win in res["windows"]:
         with torch.no_grad():
-            p = model(crops(frames[win["start"]:win["end"]:2], 32, KINETICS_MEAN, KINETICS_STD),
+            p = model(crops(frames[win["start"]:win["end"]:2], 32, 32, KINETICS_MEAN, KINETICS_STD),
                       torch.zeros(1, 1, 32, 16))[0].softmax(-1)
         check_top(win["top_k"]["class"], p)
 
@@ -276,3 +287,27 @@ def test_a_flow_model_is_refused_in_one_line(video, tmp_path, capsys):
     assert e.value.code == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "ipl-i3d-flow" in err[0] and "optical flow" in err[0]
+
+
+def test_window_view_equals_the_datamodule_evaluation_view(noisy):
+    """A window of `predict --input` (centre_view) and the ClipDataset evaluation view of the same
+    frames are the same tensor: one function makes both (40 x 48 at short side 37: 37 x 44, an odd
+    vertical margin whose centre offset is ceil(5 / 2) = 3, as PySlowFast's uniform_crop)."""
+    from types import SimpleNamespace
+
+    from mmzoo.data.decode import VideoReader
+    from mmzoo.data.video_dataset import ClipConfig, ClipDataset, VideoRecord
+    from mmzoo.predict.classify import centre_view
+
+    cfg = ClipConfig(train=False, num_frames=8, stride=2, num_clips=1, num_crops=1, test_scale=37, test_crop_size=32,
+                     deferred_geometry=True)
+    ds = ClipDataset([VideoRecord(targets={"label": 0}, video=noisy[0], start_sec=16 / FPS, end_sec=32 / FPS)], cfg)
+    ds.finish_in_worker = True
+    item = ds[0]
+    idx = item["meta"]["frame_indices"]
+    assert idx == list(range(16, 32, 2)) and item["meta"]["crop_offset"] == (3, 6)
+    with VideoReader(noisy[0]) as r:
+        view = centre_view(r, idx, 37, 32, SimpleNamespace(mean=KINETICS_MEAN, std=KINETICS_STD))
+    assert torch.equal(view[0], item["video"])
+    ref = crops(pyav_frames(noisy[0])[idx], 37, 32, KINETICS_MEAN, KINETICS_STD)
+    torch.testing.assert_close(view, ref, rtol=0, atol=1e-5)

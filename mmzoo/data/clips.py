@@ -113,24 +113,28 @@ class ClipDataModule(ZooDataModule):
             synchronisation loss (>= 0.5 s in the thesis). ``None``: no such field.
         skip_corrupt: replace undecodable videos by the next one, counted and reported, instead
             of raising.
-        deferred_geometry: ``None`` (default, auto): training views are scaled, cropped and
-            flipped with the bilinear taps below (PySlowFast's pixels) and finished on the
-            accelerator when the Trainer has one (``True``'s path), else in the DataLoader workers
-            (items then carry ``video``, as before; on a CPU the workers are where the spare cores
-            are). ``True``: training views leave the worker as the uint8 source region of their
+        deferred_geometry: ``None`` (default, auto): training and evaluation views are scaled,
+            cropped and flipped with the bilinear taps below (PySlowFast's pixels) and finished on
+            the accelerator when the Trainer has one (``True``'s path), else in the DataLoader
+            workers (items then carry ``video``, as before; on a CPU the workers are where the
+            spare cores are). ``True``: views leave the worker as the uint8 source region of their
             crop plus per-axis bilinear taps (``video_deferred``, 4x less host-to-device traffic
             than float) and are scaled, cropped, flipped, normalised and packed in
             ``on_after_batch_transfer``, i.e. on the accelerator under a Trainer, batched. Pixels
-            are PySlowFast's: ``F.interpolate(mode="bilinear", align_corners=False)`` short-side
-            jitter of the native frames (not the decoder's swscale bilinear, and for frame
-            folders not torchvision's antialiased resize, as with ``False``). Iterating
-            :meth:`train_dataloader` (or the training dataset) without a Trainer, finish each
-            batch with :meth:`finish_batch` (:func:`finish_deferred_clips`). A LightningModule
-            that overrides ``on_after_batch_transfer`` replaces this hook in Lightning: call
+            are PySlowFast's: ``F.interpolate(mode="bilinear", align_corners=False)`` of the
+            native frames to the random training short side, then random crop and flip; for
+            evaluation views to ``test_scale``, then crop ``0 / 1 / 2`` of ``uniform_crop`` (an
+            odd margin's centre at ``ceil(margin / 2)``), the crops of one clip sharing one
+            decode. Not the decoder's swscale bilinear, and for frame folders not torchvision's
+            antialiased resize, as with ``False``. Iterating a dataloader (or a dataset) without
+            a Trainer, finish each batch with :meth:`finish_batch`
+            (:func:`finish_deferred_clips`). A LightningModule that overrides
+            ``on_after_batch_transfer`` replaces this hook in Lightning: call
             ``self.trainer.datamodule.finish_batch(batch)`` there. Subclass datasets that edit
             pixels after sampling (proposal boxes, object boxes, label-dependent flips, flow)
             keep the float path. ``False``: the worker scales in the decoder (swscale) and
-            returns the float ``video`` (the behaviour before; evaluation views always do).
+            returns the float ``video``, training and evaluation views alike (the behaviour
+            before, centre offsets floored).
         **kwargs: loader settings of :class:`~mmzoo.data.base.ZooDataModule` (``batch_size``,
             ``num_workers``, ``pin_memory``, ``eval_batch_size``).
     """
@@ -304,8 +308,9 @@ class ClipDataModule(ZooDataModule):
 
     def _settle_deferred_geometry(self) -> None:
         """A dataset that wraps a clip dataset (``.inner``) may read the pixels of its items, so
-        the wrapped one keeps the float clip. With ``deferred_geometry=None`` (auto) the training
-        views are finished in the DataLoader workers unless the Trainer runs on an accelerator."""
+        the wrapped one keeps the float clip. With ``deferred_geometry=None`` (auto) the views
+        (training and evaluation) are finished in the DataLoader workers unless the Trainer runs
+        on an accelerator."""
         trainer = getattr(self, "trainer", None)
         device = "cpu"
         if trainer is not None:

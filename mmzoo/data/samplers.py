@@ -79,15 +79,22 @@ def uniform_clips(total_frames: int, num_frames: int, stride: int, num_clips: in
     return torch.stack([clip_indices(s, num_frames, stride, total_frames) for s in starts])
 
 
-def spatial_crop_offsets(height: int, width: int, crop_size: int, num_crops: int = 3) -> list[tuple[int, int]]:
+def spatial_crop_offsets(
+    height: int, width: int, crop_size: int, num_crops: int = 3, centre: Literal["floor", "ceil"] = "floor"
+) -> list[tuple[int, int]]:
     """``(y0, x0)`` of the test crops of a ``height x width`` frame.
 
     ``num_crops=3``: along the longer side, first / centre / last position (left, centre, right
     for landscape frames; top, centre, bottom for portrait ones); the other axis is centred.
-    ``num_crops=1``: the centre crop."""
+    ``num_crops=1``: the centre crop. ``centre``: an odd margin puts the centre offset at
+    ``floor(margin / 2)`` (default) or ``ceil(margin / 2)`` (PySlowFast's ``uniform_crop``, used by
+    :class:`~mmzoo.data.video_dataset.ClipDataset`'s evaluation views)."""
     if crop_size > height or crop_size > width:
         raise ValueError(f"crop {crop_size} larger than frame {height}x{width}")
-    cy, cx = (height - crop_size) // 2, (width - crop_size) // 2
+    if centre not in ("floor", "ceil"):
+        raise ValueError(f"centre must be 'floor' or 'ceil', got {centre!r}")
+    up = int(centre == "ceil")
+    cy, cx = (height - crop_size + up) // 2, (width - crop_size + up) // 2
     if num_crops == 1:
         return [(cy, cx)]
     if num_crops != 3:

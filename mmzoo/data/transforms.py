@@ -10,6 +10,7 @@ reproducible.
 """
 from __future__ import annotations
 
+import math
 from typing import Any, Literal, Sequence
 
 import torch
@@ -43,6 +44,9 @@ __all__ = [
     "crop_plan",
     "finish_crops",
     "finish_deferred_clips",
+    "eval_crop_offsets",
+    "deferred_view",
+    "eval_view",
 ]
 
 #: The mean / std used by PySlowFast for Kinetics-trained SlowFast models.
@@ -87,9 +91,16 @@ def _hw(video: torch.Tensor) -> tuple[int, int]:
 
 
 def short_side_size(h: int, w: int, size: int) -> tuple[int, int]:
-    """``(nh, nw)`` with the shorter side ``size`` and the longer ``floor(long * size / short)``
-    (PySlowFast's ``random_short_side_scale_jitter``)."""
-    return (size, int(w * size / h)) if h <= w else (int(h * size / w), size)
+    """``(nh, nw)`` with the shorter side ``size`` and the longer ``floor(long / short * size)``,
+    in PySlowFast's float arithmetic (``random_short_side_scale_jitter``, also its test-time
+    scaling): the ratio is rounded before the product, which can floor one pixel below
+    ``long * size / short`` (100 x 115 at 340: 390, not 391); a frame whose short side already
+    is ``size`` keeps its size."""
+    if min(h, w) == size:
+        return h, w
+    if w < h:
+        return int(math.floor(float(h) / w * size)), size
+    return size, int(math.floor(float(w) / h * size))
 
 
 def short_side_scale(
@@ -339,10 +350,8 @@ def finish_crops(
     out = torch.empty((b, c, t, ch, cw), dtype=torch.float32, device=dev)
     if not (dev.type != "cpu" if batched is None else batched):  # index_select: faster than gather on CPU
         for i in range(b):
-            x = torch.lerp(region[i].index_select(2, ci[i, 0]).float(), region[i].index_select(2, ci[i, 1]).float(),
-                           cwt[i].view(1, 1, cw, 1))  # fmt: skip
-            y = torch.lerp(x.index_select(1, ri[i, 0]), x.index_select(1, ri[i, 1]), rw[i].view(1, ch, 1, 1))
-            out[i].copy_(y.permute(3, 0, 1, 2))
+            x = _mix(region[i], 2, ci[i], cwt[i])
+            out[i].copy_(_mix(x, 1, ri[i], rw[i]).permute(3, 0, 1, 2))
     else:  # one batched gather per tap
         g = [region.gather(3, ci[:, k].view(b, 1, 1, cw, 1).expand(b, t, h, cw, c)) for k in (0, 1)]
         x = torch.lerp(g[0].float(), g[1].float(), cwt.view(b, 1, 1, cw, 1))  # columns first: on h < ch rows
@@ -352,6 +361,20 @@ def finish_crops(
     shift = torch.tensor([m / s for m, s in zip(mean, std)], dtype=torch.float32, device=dev).view(1, c, 1, 1, 1)
     out.mul_(scale).sub_(shift)
     return out[0] if single else out
+
+
+def _mix(x: torch.Tensor, dim: int, taps: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """``x[i0] * (1 - w) + x[i1] * w`` along ``dim`` as float32 (``torch.lerp``). Where every weight
+    is 0 (an axis that is not resized: the short side already at its target, or the long side of
+    such a frame) this is exactly ``x[i0]``: one pick, a slice when the taps are consecutive."""
+    if bool(w.any()):
+        shape = [1] * x.ndim
+        shape[dim] = w.numel()
+        return torch.lerp(x.index_select(dim, taps[0]).float(), x.index_select(dim, taps[1]).float(), w.view(shape))
+    i0 = taps[0]
+    if i0.numel() > 1 and bool((i0[1:] - i0[:-1] == 1).all()):
+        return x.narrow(dim, int(i0[0]), i0.numel()).float()
+    return x.index_select(dim, i0).float()
 
 
 def finish_deferred_clips(batch: dict[str, Any]) -> dict[str, Any]:
@@ -374,3 +397,58 @@ def finish_deferred_clips(batch: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {"video": video}
     out.update((k, v) for k, v in batch.items() if k != "video_deferred")
     return out
+
+
+def eval_crop_offsets(h: int, w: int, size: int, crop: int, num_crops: int) -> list[tuple[int, int]]:
+    """``(y0, x0)`` of the ``num_crops`` (1 or 3) test crops of a ``h x w`` frame short-side scaled
+    to ``size``, in the scaled frame (:func:`short_side_size`): PySlowFast's ``uniform_crop``
+    (first / centre / last along the longer side, the other axis centred, an odd margin's centre
+    at ``ceil(margin / 2)``; :func:`~mmzoo.data.samplers.spatial_crop_offsets` with
+    ``centre="ceil"``)."""
+    nh, nw = short_side_size(h, w, size)
+    return spatial_crop_offsets(nh, nw, crop, num_crops, centre="ceil")
+
+
+def deferred_view(
+    frames: torch.Tensor,
+    size: int,
+    y0: int,
+    x0: int,
+    crop: int,
+    flip: bool,
+    mean: Sequence[float],
+    std: Sequence[float],
+    alpha: int | None = None,
+    pathway_mode: Literal["linspace", "stride"] = "linspace",
+) -> dict[str, Any]:
+    """The ``video_deferred`` of one view of native uint8 ``T, H, W, C`` ``frames``: the source
+    region of the ``crop`` at ``(y0, x0)`` of the frames short-side scaled to ``size`` (optionally
+    mirrored) and its taps (:func:`crop_plan`), with the normalisation / packing settings;
+    :func:`finish_deferred_clips` turns it into ``video``."""
+    plan = crop_plan(int(frames.shape[1]), int(frames.shape[2]), size, y0, x0, crop, flip)
+    ya, yb, xa, xb = plan["region"]
+    return {"region": frames[:, ya:yb, xa:xb].contiguous(), "rows": plan["rows"], "row_w": plan["row_w"],
+            "cols": plan["cols"], "col_w": plan["col_w"], "mean": tuple(mean), "std": tuple(std),
+            "alpha": alpha, "pathway_mode": pathway_mode}  # fmt: skip
+
+
+def eval_view(
+    frames: torch.Tensor,
+    size: int,
+    crop: int,
+    mean: Sequence[float],
+    std: Sequence[float],
+    num_crops: int = 1,
+    crop_index: int = 0,
+    alpha: int | None = None,
+    pathway_mode: Literal["linspace", "stride"] = "linspace",
+) -> torch.Tensor | list[torch.Tensor]:
+    """Test view ``crop_index`` of ``num_crops`` of native uint8 ``T, H, W, C`` ``frames`` as the
+    model takes it (float ``C, T, crop, crop``, or ``[slow, fast]`` with ``alpha``): PySlowFast's
+    test transform (``F.interpolate(mode="bilinear", align_corners=False)`` to the short side
+    ``size``, ``uniform_crop``, ``(x / 255 - mean) / std``) computed on the crop's taps; the
+    pixels of :class:`~mmzoo.data.video_dataset.ClipDataset`'s evaluation views (and of
+    ``mmzoo predict --input``'s windows)."""
+    y0, x0 = eval_crop_offsets(int(frames.shape[1]), int(frames.shape[2]), size, crop, num_crops)[crop_index]
+    view = deferred_view(frames, size, y0, x0, crop, False, mean, std, alpha, pathway_mode)
+    return finish_deferred_clips({"video_deferred": view})["video"]

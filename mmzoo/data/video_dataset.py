@@ -11,25 +11,29 @@ JPEG frame folder, plus integer targets) into dict samples:
   says which video a view belongs to, so scores can be averaged per video; ``meta`` also carries
   ``video_index`` / ``clip_index`` / ``crop_index``.
 
-Sample fields: ``video`` (float ``C,T,H,W`` normalised, or ``[slow, fast]``; training views with
+Sample fields: ``video`` (float ``C,T,H,W`` normalised, or ``[slow, fast]``; views with
 deferred geometry carry ``video_deferred`` instead, see below), ``audio`` (log-mel
 ``1,T,F``, only with ``with_audio``), ``video_index`` (int), ``audio_shifted`` (the same-length window shifted by
 ``audio_shift_sec``: hard negatives for audio-visual synchronisation), ``has_audio`` (bool), the record's targets (``label`` or
 ``verb`` / ``noun`` / ``action``, ints), ``meta`` (dict) and ``skipped`` (list of ``"path: reason"``
 strings for records replaced by this one under ``skip_corrupt`` / ``missing_audio="skip"``).
 
-Deferred geometry (training views when ``ClipConfig.deferred_geometry``; the clip DataModules'
-``deferred_geometry=True``): the worker decodes the frames at their native size and, instead of a
-float clip, returns ``video_deferred``: the uint8 ``T,H,W,C`` source region that the crop's
-pixels come from (``region``), the per-axis bilinear taps of the crop (``rows`` / ``row_w``,
-``cols`` / ``col_w``; a flip is reversed column taps: :func:`~mmzoo.data.transforms.crop_plan`)
-and the normalisation / packing settings. :func:`finish_deferred_clips` turns it into ``video``;
-the pixels are PySlowFast's (``F.interpolate(mode="bilinear", align_corners=False)`` of the
-whole clip to the random short side, then crop, flip, ``(x / 255 - mean) / std``; AVSlowFast
-thesis ch. 4 training augmentation). ``meta`` then also holds ``short_side`` and ``crop_offset``
-(``y0, x0`` in the scaled frame). Frame folders take the same path (no antialiasing, as the
-authors' frame loaders). Evaluation views keep the float clip (swscale bilinear for video files,
-torchvision's antialiased bilinear for frame folders).
+Deferred geometry (training and evaluation views when ``ClipConfig.deferred_geometry``; the clip
+DataModules' ``deferred_geometry=None`` / ``True``): the worker decodes the frames at their native
+size and, instead of a float clip, returns ``video_deferred``: the uint8 ``T,H,W,C`` source region
+that the crop's pixels come from (``region``), the per-axis bilinear taps of the crop (``rows`` /
+``row_w``, ``cols`` / ``col_w``; a flip is reversed column taps:
+:func:`~mmzoo.data.transforms.crop_plan`) and the normalisation / packing settings.
+:func:`finish_deferred_clips` turns it into ``video`` (in the worker when ``finish_in_worker``);
+the pixels are PySlowFast's. Training (AVSlowFast thesis ch. 4 augmentation):
+``F.interpolate(mode="bilinear", align_corners=False)`` of the whole clip to the random short
+side, then random crop, flip, ``(x / 255 - mean) / std``. Evaluation (thesis: 10 clips x 3 crops):
+the same ``F.interpolate`` to ``test_scale``, then crop ``crop_index`` of ``uniform_crop``
+(:func:`~mmzoo.data.transforms.eval_crop_offsets`); the crops of one clip share one decode of its
+native frames. ``meta`` then also holds ``short_side`` and ``crop_offset`` (``y0, x0`` in the
+scaled frame). Frame folders take the same path (no antialiasing, as the authors' frame loaders).
+Without deferred geometry the float clip is built in the worker: swscale bilinear for video files,
+torchvision's antialiased bilinear for frame folders, centre offsets floored.
 
 Policies: ``missing_audio="zeros"`` gives an all-zero ``audio`` and ``has_audio=False``;
 ``"skip"`` replaces the record by the next one (counted in ``skipped``); ``"error"`` raises
@@ -129,8 +133,9 @@ class ClipConfig:
 class ClipDataset(Dataset):
     """Map-style dataset of clip views over :class:`VideoRecord` s (module docstring).
 
-    Deferred geometry (training views, ``cfg.deferred_geometry``): the item carries
-    ``video_deferred`` instead of ``video`` (module docstring). A subclass gets it only if it sets
+    Deferred geometry (training and evaluation views, ``cfg.deferred_geometry``): the item
+    carries ``video_deferred`` instead of ``video`` (module docstring), or the ``video`` finished
+    from it in the worker when ``finish_in_worker``. A subclass gets it only if it sets
     ``deferred_geometry_safe = True`` in its own body, i.e. says that it never reads or changes
     the pixels of ``video`` after :meth:`_sample`; others keep the float clip. ``defer_geometry``
     (``None``: follow the config) lets a DataModule turn it off for a dataset it wraps."""
@@ -158,9 +163,10 @@ class ClipDataset(Dataset):
 
     @property
     def defers_geometry(self) -> bool:
-        """Whether training items come with ``video_deferred`` (see the class docstring)."""
+        """Whether items (training and evaluation views) come with ``video_deferred`` (see the
+        class docstring)."""
         on = self.cfg.deferred_geometry if self.defer_geometry is None else self.defer_geometry
-        return bool(on and self.cfg.train and type(self).deferred_geometry_safe)
+        return bool(on and type(self).deferred_geometry_safe)
 
     def __len__(self) -> int:
         return len(self.records) * self.views
@@ -270,7 +276,7 @@ class ClipDataset(Dataset):
                 self._last = (key, (frames, indices, audio, has_audio))
         out: dict[str, Any] = {}
         if deferred:
-            out["video_deferred"], flipped, geometry = self._deferred_view(rec, frames, short)
+            out["video_deferred"], flipped, geometry = self._deferred_view(rec, frames, short, crop_index)
         else:
             out["video"], flipped = self._float_view(rec, frames, short, crop_index)
             geometry = {}
@@ -294,27 +300,33 @@ class ClipDataset(Dataset):
         out["meta"] = meta
         return finish_deferred_clips(out) if deferred and self.finish_in_worker else out
 
-    def _deferred_view(self, rec: VideoRecord, frames: torch.Tensor, short: int) -> tuple[dict[str, Any], bool, dict]:
-        """A training view as the uint8 source region of its crop + the bilinear taps
-        (:func:`~mmzoo.data.transforms.crop_plan`), finished by :func:`finish_deferred_clips`; the
-        random draws (crop offset, flip) are those of :meth:`_float_view`."""
+    def _deferred_view(
+        self, rec: VideoRecord, frames: torch.Tensor, short: int, crop_index: int
+    ) -> tuple[dict[str, Any], bool, dict]:
+        """A view as the uint8 source region of its crop + the bilinear taps
+        (:func:`~mmzoo.data.transforms.deferred_view`), finished by :func:`finish_deferred_clips`.
+        Training: the random draws (crop offset, flip) of :meth:`_float_view`. Evaluation: crop
+        ``crop_index`` of PySlowFast's ``uniform_crop`` on the frame scaled to ``test_scale``
+        (:func:`~mmzoo.data.transforms.eval_crop_offsets`), not flipped."""
         c = self.cfg
         h, w = int(frames.shape[1]), int(frames.shape[2])
         nh, nw = TF.short_side_size(h, w, short)
-        if c.crop_size > nh or c.crop_size > nw:
-            raise ValueError(f"{rec.source}: crop {c.crop_size} larger than frame {nh}x{nw}")
-        y0 = int(torch.randint(0, nh - c.crop_size + 1, (1,)))
-        x0 = int(torch.randint(0, nw - c.crop_size + 1, (1,)))
-        flipped = bool(c.flip and torch.rand(()) < 0.5)
-        plan = TF.crop_plan(h, w, short, y0, x0, c.crop_size, flipped)
-        ya, yb, xa, xb = plan["region"]
-        view = {"region": frames[:, ya:yb, xa:xb].contiguous(), "rows": plan["rows"], "row_w": plan["row_w"],
-                "cols": plan["cols"], "col_w": plan["col_w"], "mean": tuple(c.mean), "std": tuple(c.std),
-                "alpha": c.alpha, "pathway_mode": c.pathway_mode}  # fmt: skip
+        crop = c.crop_size if c.train else c.test_crop_size
+        if crop > nh or crop > nw:
+            raise ValueError(f"{rec.source}: crop {crop} larger than frame {nh}x{nw}")
+        if c.train:
+            y0 = int(torch.randint(0, nh - crop + 1, (1,)))
+            x0 = int(torch.randint(0, nw - crop + 1, (1,)))
+            flipped = bool(c.flip and torch.rand(()) < 0.5)
+        else:
+            y0, x0 = TF.eval_crop_offsets(h, w, short, crop, c.num_crops)[crop_index]
+            flipped = False
+        view = TF.deferred_view(frames, short, y0, x0, crop, flipped, c.mean, c.std, c.alpha, c.pathway_mode)
         return view, flipped, {"short_side": short, "crop_offset": (y0, x0)}
 
     def _float_view(self, rec: VideoRecord, frames: torch.Tensor, short: int, crop_index: int):
-        """The normalised float clip of a view (evaluation, or training without deferred geometry)."""
+        """The normalised float clip of a view without deferred geometry (``deferred_geometry=False``,
+        or a dataset subclass that is not ``deferred_geometry_safe``)."""
         c = self.cfg
         # geometry on uint8 T,H,W,C (cheap views), then one contiguous float conversion + normalise
         if min(frames.shape[1:3]) != short:  # frame folders are resized here (uint8 bilinear, antialiased)

@@ -11,9 +11,12 @@ video and writes
   top (an odd height or width loses its last row or column: H.264 needs even sizes).
 
 Clip models (SlowFast, Non-local C2D / I3D, and IPL and its shared-backbone baselines): the video
-is decoded at the model's test short side and cut into consecutive windows of the model's clip
-(``T`` frames at the id's sampling stride; ``T`` and the crop read from ``example_input``, so
-narrowed models work too); each window's centre crop is classified. Window scores are softmax
+is cut into consecutive windows of the model's clip (``T`` frames at the id's sampling stride;
+``T`` and the crop read from ``example_input``, so narrowed models work too); each window's
+centre test view is classified, with the pixels of the clip DataModules' evaluation views
+(:func:`centre_view`: the window's frames decoded at native size, PySlowFast's ``F.interpolate``
+bilinear to the model's test short side, ``uniform_crop`` centre, normalisation; the annotated
+video is decoded once more at that short side). Window scores are softmax
 probabilities (sigmoid for multi-label heads; verbs and nouns separately for EPIC heads) and the
 video's are their mean (their maximum for multi-label heads: Charades scores are max-pooled over
 time, Wang thesis ch. 5 / Xiao thesis ch. 4; a model's ``view_aggregation`` otherwise). Models
@@ -29,7 +32,8 @@ optical-flow model (``ipl-i3d-flow``) is refused in one line: a video file gives
 TSN recognisers (``tsn-r50/r101/r152``, ``frame-r101``; Wang thesis ch. 5, Sec. 5.3.2) follow
 their test protocol instead of windows (:func:`predict_segments`): the video's frames are cut
 into ``T`` equal segments (25 for the full model) and the centre frame of each is classified
-(:func:`mmzoo.data.samplers.segment_indices`, as the DataModules' ``temporal="tsn"``); the
+(:func:`mmzoo.data.samplers.segment_indices`, as the DataModules' ``temporal="tsn"``; its centre
+test view by :func:`centre_view`, as for clip models); the
 video's scores are the softmax of the averaged frame logits (the segmental consensus, the model's
 ``forward``). The windows are the segments (``start``/``end``) with the sampled ``frame`` and that
 frame's own softmax top-k.
@@ -49,8 +53,8 @@ import torch
 from mmzoo.errors import DataError, NotSupportedError
 from mmzoo.predict import register_predictor
 
-__all__ = ["annotate", "classify_windows", "predict_input", "predict_segments", "probabilities", "top_k_entries",
-           "window_starts", "write_outputs"]
+__all__ = ["annotate", "centre_view", "classify_windows", "predict_input", "predict_segments", "probabilities",
+           "top_k_entries", "window_starts", "write_outputs"]
 
 
 def _clip_shape(model: Any) -> tuple[int, int]:
@@ -84,10 +88,10 @@ def _check_rgb(model: Any, inp: Any) -> None:
             "predict it from its dataset's flow frames (`mmzoo predict --model <id> --data epic-kitchens ...`)")
 
 
-def decode_for_model(model: Any, path: str) -> tuple[np.ndarray, np.ndarray, float, int, Any]:
+def decode_for_model(model: Any, path: str) -> tuple[np.ndarray, np.ndarray, float, int, Any, int]:
     """Every frame of ``path`` at the model's test short side (``short_side`` scaled by
-    ``crop / test_crop``, never below the crop), with their stream indices, the frame rate, the
-    crop size and the model's input config."""
+    ``crop / test_crop``, never below the crop; swscale, for the annotated video only), with their
+    stream indices, the frame rate, the crop size, the model's input config and that short side."""
     from mmzoo.data.decode import read_video_clip
 
     inp = _input_config(model)
@@ -96,17 +100,19 @@ def decode_for_model(model: Any, path: str) -> tuple[np.ndarray, np.ndarray, flo
     short = max(crop, int(round(crop * (inp.short_side or crop) / (inp.test_crop or crop))))
     clip = read_video_clip(path, short_side=short)
     fps = float(clip.fps) if getattr(clip, "fps", None) else 30.0
-    return clip.frames.numpy(), clip.frame_indices.numpy(), fps, crop, inp
+    return clip.frames.numpy(), clip.frame_indices.numpy(), fps, crop, inp, short
 
 
-def centre_crops(frames: np.ndarray, crop: int, inp: Any) -> torch.Tensor:
-    """Normalised ``C, T, crop, crop`` centre crops of uint8 ``T, H, W, C`` frames."""
-    h, w = frames.shape[1:3]
-    y, x = (h - crop) // 2, (w - crop) // 2
-    sel = np.ascontiguousarray(frames[:, y:y + crop, x:x + crop])
-    mean = torch.tensor(inp.mean).view(-1, 1, 1, 1)
-    std = torch.tensor(inp.std).view(-1, 1, 1, 1)
-    return (torch.from_numpy(sel).permute(3, 0, 1, 2).float() / 255 - mean) / std
+def centre_view(reader: Any, frame_indices: Sequence[int], short: int, crop: int, inp: Any) -> torch.Tensor:
+    """The model's ``1, C, T, crop, crop`` input for stream frames ``frame_indices``: decoded at
+    their native size from the open ``reader`` and turned into the centre test view by
+    :func:`mmzoo.data.transforms.eval_view`, the function behind the clip DataModules' evaluation
+    views (PySlowFast's ``F.interpolate`` bilinear to ``short``, ``uniform_crop`` centre,
+    normalisation), so a window's pixels are those the DataModule evaluates."""
+    from mmzoo.data.transforms import eval_view
+
+    native = reader.frames_by_index([int(i) for i in frame_indices]).frames
+    return eval_view(native, short, crop, inp.mean, inp.std)[None]
 
 
 def probabilities(out: Any, head: str) -> dict[str, torch.Tensor]:
@@ -211,7 +217,9 @@ def classify_windows(model: Any, path: str, output_dir: str, top_k: int = 5,
     ``audio_for(frame_indices, fps, stride)`` gives an audio model its log-mel window for a
     window's frames and the fields it adds to the window's JSON; ``extra`` adds fields to the
     result; ``audio_track`` goes into ``predictions.mp4``."""
-    frames, indices, fps, crop, inp = decode_for_model(model, path)
+    from mmzoo.data.decode import VideoReader
+
+    frames, indices, fps, crop, inp, short = decode_for_model(model, path)
     frames_needed, _ = _clip_shape(model)
     stride = int(inp.sampling_rate or 1)
     span = frames_needed * stride
@@ -223,18 +231,19 @@ def classify_windows(model: Any, path: str, output_dir: str, top_k: int = 5,
     names = getattr(model.hparams, "class_names", None)
     model.eval()
     windows, probs = [], []
-    for s in window_starts(len(frames), span):
-        video = centre_crops(frames[s:s + span:stride], crop, inp)[None].to(device)
-        entry: dict[str, Any] = {"start": s, "end": s + span}
-        if audio_for is None:
-            out = model(video)
-        else:
-            audio, fields = audio_for(indices[s:s + span:stride], fps, stride)
-            entry.update(fields)
-            out = model(video, audio[None].to(device))
-        p = {k: v[0].cpu() for k, v in probabilities(out, head).items()}
-        probs.append(p)
-        windows.append({**entry, "top_k": top_k_entries(p, top_k, names)})
+    with VideoReader(path) as reader:
+        for s in window_starts(len(frames), span):
+            video = centre_view(reader, indices[s:s + span:stride], short, crop, inp).to(device)
+            entry: dict[str, Any] = {"start": s, "end": s + span}
+            if audio_for is None:
+                out = model(video)
+            else:
+                audio, fields = audio_for(indices[s:s + span:stride], fps, stride)
+                entry.update(fields)
+                out = model(video, audio[None].to(device))
+            p = {k: v[0].cpu() for k, v in probabilities(out, head).items()}
+            probs.append(p)
+            windows.append({**entry, "top_k": top_k_entries(p, top_k, names)})
     result = {"video": str(path), "model": model.zoo_id, **(extra or {}), "windows": windows,
               "top_k": top_k_entries(aggregate(probs, _aggregation(model)), top_k, names)}
     which = [min(t // span, len(windows) - 1) for t in range(len(frames))]
@@ -255,13 +264,15 @@ def predict_segments(model: Any, path: str, output_dir: str, query: str | None =
                      top_k: int = 5) -> dict[str, Any]:
     """TSN test protocol on ``path``: the centre frame of each of ``T`` equal segments, the
     softmax of their averaged logits (module docstring)."""
+    from mmzoo.data.decode import VideoReader
     from mmzoo.data.samplers import segment_indices
 
-    frames, _, fps, crop, inp = decode_for_model(model, path)
+    frames, indices, fps, crop, inp, short = decode_for_model(model, path)
     segments, _ = _clip_shape(model)
     n = len(frames)
     picked = segment_indices(n, segments, train=False).tolist()
-    video = centre_crops(frames[picked], crop, inp)[None].to(next(model.parameters()).device)
+    with VideoReader(path) as reader:
+        video = centre_view(reader, indices[picked], short, crop, inp).to(next(model.parameters()).device)
     names = getattr(model.hparams, "class_names", None)
     model.eval()
     frame_p = model.net.video_logits(video)[0].softmax(-1).cpu()  # T, K: each sampled frame alone
