@@ -1,0 +1,167 @@
+"""Optical-flow classifiers on a video file: the flow the model trained on, computed here.
+
+``mmzoo predict --model ipl-i3d-flow --input video.mp4 --output_dir out`` (IPL's flow stream,
+Wang thesis ch. 4; trained on EPIC-Kitchens' released TV-L1 flow frames) computes that flow from
+the video and classifies it window by window, as :mod:`mmzoo.predict.classify` does for RGB:
+
+1. the video is decoded at the model's test short side (the EPIC-Kitchens release ships its
+   frames and flow at a 256-pixel short side, the ids' ``short_side``; narrowed models scale it
+   with their crop, as the RGB predictor does);
+2. TV-L1 flow (:func:`mmzoo.data.flow.compute_flow`, OpenCV's Dual TV-L1 on grey frames) between
+   frames ``flow_stride`` apart (2 by default: the 2018 EPIC recordings, all of EPIC-55, have flow
+   at a temporal stride of 2; ``flow_stride=1`` is the 2020 recordings' rate), clipped to
+   ``+-bound`` (20 px) and quantised to 8 bits (:func:`mmzoo.data.flow.quantise`), written as the
+   release's ``u`` / ``v`` JPEG folders (``frame_%010d.jpg``, quality 95) in a temporary folder;
+3. each window of ``T`` RGB frame numbers at the id's stride is read back by
+   :class:`mmzoo.data.flow_clips.FlowClipDataset`, the EPIC DataModule's flow reader (RGB frame
+   number -> flow frame :func:`~mmzoo.data.flow_clips.rgb_to_flow_index`, short-side resize,
+   centre crop, ``flow_mean`` / ``flow_std`` = 0.5 / 0.5 of the id's input config), so its input
+   is the one ``mmzoo test --data epic-kitchens --data.modality flow`` builds from released flow.
+
+Windows, scores and outputs are those of :func:`mmzoo.predict.classify.classify_windows`
+(``predictions.json`` with per-window and video top-k per head, verb x noun actions;
+``predictions.mp4``: the decoded RGB frames with their window's top-k); ``predictions.json`` also
+records ``"flow"``: method, bound, stride, image format and the size the flow was computed at.
+The JPEG quality of the EPIC release is not documented ([SILENT]; 95 here, as
+:func:`mmzoo.data.flow.write_flow`).
+
+SAOA (Wang thesis ch. 3) reads object detections beside the video in its second stage: its
+predictor refuses such a model in one line (its objects come from ``--data.objects`` of the EPIC
+DataModule, which ``--input`` has no counterpart for); a stage-1 SAOA model (no objects) runs
+like IPL, on flow or RGB.
+"""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from mmzoo.errors import DataError, NotSupportedError
+from mmzoo.predict import register_predictor
+from mmzoo.predict.classify import aggregate, classify_windows, probabilities, top_k_entries, write_outputs
+
+__all__ = ["EPIC_FLOW_BOUND", "EPIC_FLOW_STRIDE", "is_flow_model", "predict_flow_windows", "predict_input",
+           "predict_saoa", "write_flow_frames"]
+
+#: The EPIC-Kitchens release's flow: values clipped to +-20 px, 8-bit JPEG u / v images.
+EPIC_FLOW_BOUND = 20.0
+#: Temporal stride of the flow of the 2018 EPIC recordings (all of EPIC-55).
+EPIC_FLOW_STRIDE = 2
+
+
+def _input_config(model: Any) -> Any:
+    from mmzoo.registry import get_spec
+
+    return get_spec(model.zoo_id).input
+
+
+def is_flow_model(model: Any) -> bool:
+    """Whether ``model`` reads 2-channel optical flow (its input config's normalisation)."""
+    inp = _input_config(model)
+    return inp.mean is not None and len(inp.mean) == 2
+
+
+def write_flow_frames(frames: np.ndarray, folder: str | Path, stride: int = EPIC_FLOW_STRIDE, method: str = "tvl1",
+                      bound: float = EPIC_FLOW_BOUND, quality: int = 95) -> int:
+    """TV-L1 flow of RGB ``frames`` (``T, H, W, 3`` uint8) between frames ``stride`` apart, written
+    as the EPIC release's ``folder/u`` / ``folder/v`` 8-bit JPEGs (``frame_%010d.jpg`` from 1);
+    returns the number of flow frames."""
+    import cv2
+
+    from mmzoo.data.flow import compute_flow, quantise
+
+    q = quantise(compute_flow(frames[::stride], method), bound)  # F, 2, H, W uint8
+    folder = Path(folder)
+    for c, axis in enumerate("uv"):
+        (folder / axis).mkdir(parents=True, exist_ok=True)
+        for i in range(len(q)):
+            path = folder / axis / f"frame_{i + 1:010d}.jpg"
+            if not cv2.imwrite(str(path), q[i, c], [cv2.IMWRITE_JPEG_QUALITY, int(quality)]):
+                raise DataError(f"could not write the flow image {path}")
+    return len(q)
+
+
+def _aggregation(model: Any) -> str:
+    hp = model.hparams
+    return "max" if getattr(hp, "head", "single") == "multilabel" else getattr(hp, "view_aggregation", "mean")
+
+
+@torch.no_grad()
+def predict_flow_windows(model: Any, path: str, output_dir: str, top_k: int = 5, flow_stride: int = EPIC_FLOW_STRIDE,
+                         method: str = "tvl1", bound: float = EPIC_FLOW_BOUND) -> dict[str, Any]:
+    """Classify consecutive windows of the flow of ``path`` (module docstring) and write the outputs."""
+    from mmzoo.data.decode import read_video_clip
+    from mmzoo.data.flow_clips import FlowClipDataset, FlowRecord
+    from mmzoo.data.video_dataset import ClipConfig
+
+    inp = _input_config(model)
+    clip_shape = model.example_input(1)["video"].shape
+    frames_needed, crop = int(clip_shape[2]), int(clip_shape[-1])
+    short = max(crop, int(round(crop * (inp.short_side or crop) / (inp.test_crop or crop))))
+    stride = int(inp.sampling_rate or 1)
+    span = frames_needed * stride
+    clip = read_video_clip(path, short_side=short)
+    frames = clip.frames.numpy()
+    fps = float(clip.fps) if getattr(clip, "fps", None) else 30.0
+    if len(frames) < max(span, flow_stride + 1):
+        raise DataError(f"{path}: {len(frames)} frames; one {model.zoo_id} window needs {span} "
+                        f"({frames_needed} frames at stride {stride}) and flow needs {flow_stride + 1}")
+    device = next(model.parameters()).device
+    head = getattr(model.hparams, "head", "single")
+    names = getattr(model.hparams, "class_names", None)
+    cfg = ClipConfig(train=False, num_frames=frames_needed, stride=stride, temporal="clip", num_clips=1, num_crops=1,
+                     test_scale=short, test_crop_size=crop)
+    starts = list(range(0, len(frames) - span + 1, span))
+    windows, probs = [], []
+    model.eval()
+    with tempfile.TemporaryDirectory(prefix="mmzoo-flow-") as tmp:
+        # the flow of the frames the windows cover (and the pair partner of their last frame) only
+        last = write_flow_frames(frames[:starts[-1] + span + flow_stride], tmp, flow_stride, method, bound)
+        records = [FlowRecord(targets={}, frames_dir=tmp, first_frame=s + 1, last_frame=s + span, flow_dir=tmp,
+                              flow_stride=flow_stride, flow_last=last) for s in starts]
+        data = FlowClipDataset(records, cfg, "flow", tuple(inp.mean), tuple(inp.std))
+        for i, s in enumerate(starts):
+            item = data[i]
+            out = model(item["video"][None].to(device))
+            p = {k: v[0].cpu() for k, v in probabilities(out, head).items()}
+            probs.append(p)
+            flow_idx = item["meta"]["flow_frame_indices"]
+            windows.append({"start": s, "end": s + span, "flow_frames": [int(flow_idx[0]), int(flow_idx[-1])],
+                            "top_k": top_k_entries(p, top_k, names)})
+    flow_info = {"method": method, "bound": bound, "stride": flow_stride, "format": "jpg", "quality": 95,
+                 "short_side": short, "num_flows": last}
+    result = {"video": str(path), "model": model.zoo_id, "flow": flow_info, "windows": windows,
+              "top_k": top_k_entries(aggregate(probs, _aggregation(model)), top_k, names)}
+    which = [min(t // span, len(windows) - 1) for t in range(len(frames))]
+    write_outputs(output_dir, result, frames, fps, which)
+    return result
+
+
+def predict_input(model: Any, path: str, output_dir: str, query: str | None = None, top_k: int = 5) -> dict[str, Any]:
+    """IPL family: flow ids (``ipl-i3d-flow``) on the TV-L1 flow of ``path``, RGB ids as
+    :func:`mmzoo.predict.classify.predict_input`."""
+    if is_flow_model(model):
+        return predict_flow_windows(model, path, output_dir, top_k)
+    from mmzoo.predict.classify import predict_input as predict_rgb
+
+    return predict_rgb(model, path, output_dir, query=query, top_k=top_k)
+
+
+def predict_saoa(model: Any, path: str, output_dir: str, query: str | None = None, top_k: int = 5) -> dict[str, Any]:
+    """SAOA: refused in one line when the model reads object detections (stage 2 with an
+    object-aware verb or noun branch); otherwise as IPL (flow or RGB windows)."""
+    hp = model.hparams
+    if getattr(hp, "stage", 2) == 2 and (hp.verb_mode == "sa" or hp.noun_mode != "baseline"):
+        raise NotSupportedError(
+            f"{model.zoo_id} reads object detections beside the video, which mmzoo predict --input does not compute: "
+            "predict it with `mmzoo predict --model <id> --data epic-kitchens --data.objects FILE` (`mmzoo objects`)")
+    if is_flow_model(model):
+        return predict_flow_windows(model, path, output_dir, top_k)
+    return classify_windows(model, path, output_dir, top_k)
+
+
+register_predictor("ipl", "mmzoo.predict.flow:predict_input")
+register_predictor("saoa", "mmzoo.predict.flow:predict_saoa")
