@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from test_models_every_id import TINY, _tiny
+from _tiny import TINY
+from test_models_every_id import _tiny
 
 from mmzoo.registry import all_specs
 

@@ -279,16 +279,6 @@ def test_audionet_refuses_a_video_without_sound_in_one_line(noisy, tmp_path, cap
     assert len(err) == 1 and "mute.mp4" in err[0] and "no audio stream" in err[0]
 
 
-def test_a_flow_model_is_refused_in_one_line(video, tmp_path, capsys):
-    model = mmzoo.create("ipl-i3d-flow", **IPL_TINY)
-    folder = save_pretrained(model, tmp_path / "flow")
-    with pytest.raises(SystemExit) as e:
-        main(["predict", "--model", str(folder), "--input", video, "--output_dir", str(tmp_path / "o")])
-    assert e.value.code == 1
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "ipl-i3d-flow" in err[0] and "optical flow" in err[0]
-
-
 def test_window_view_equals_the_datamodule_evaluation_view(noisy):
     """A window of `predict --input` (centre_view) and the ClipDataset evaluation view of the same
     frames are the same tensor: one function makes both (40 x 48 at short side 37: 37 x 44, an odd

@@ -18,7 +18,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from mmzoo.predict import register_predictor
 
 __all__ = ["cam_overlay", "predict_input"]
 
@@ -71,6 +70,3 @@ def predict_input(model: Any, path: str, output_dir: str, query: str | None = No
     result = {"video": str(path), "windows": windows, "p_forward": float(np.mean(probs))}
     (out / "aot.json").write_text(json.dumps(result, indent=2))
     return result
-
-
-register_predictor("aot", "mmzoo.predict.aot:predict_input")

@@ -26,8 +26,8 @@ of the two probabilities, the EPIC-Kitchens toolkit's rule (the IPL chapter leav
 ``"verb"`` and ``"noun"`` indices; the video's action scores are the products of its verb and noun
 scores. IPL's test view (Wang thesis ch. 4: "resize to 256 x 256 with no crop") is read as the
 EPIC-Kitchens DataModule reads it: short side 256, then the centre 256 x 256 (the aspect ratio is
-kept, so a wide frame loses its sides rather than being squeezed). An
-optical-flow model (``ipl-i3d-flow``) is refused in one line: a video file gives RGB frames.
+kept, so a wide frame loses its sides rather than being squeezed). The optical-flow model
+(``ipl-i3d-flow``) is predicted by :mod:`mmzoo.predict.flow`, which computes the flow first.
 
 TSN recognisers (``tsn-r50/r101/r152``, ``frame-r101``; Wang thesis ch. 5, Sec. 5.3.2) follow
 their test protocol instead of windows (:func:`predict_segments`): the video's frames are cut
@@ -51,7 +51,6 @@ import numpy as np
 import torch
 
 from mmzoo.errors import DataError, NotSupportedError
-from mmzoo.predict import register_predictor
 
 __all__ = ["annotate", "centre_view", "classify_windows", "predict_input", "predict_segments", "probabilities",
            "top_k_entries", "window_starts", "write_outputs"]
@@ -286,9 +285,3 @@ def predict_segments(model: Any, path: str, output_dir: str, query: str | None =
     which = [max(i for i, (lo, _) in enumerate(bounds) if lo <= t) for t in range(n)]
     write_outputs(output_dir, result, frames, fps, which)
     return result
-
-
-register_predictor("slowfast", "mmzoo.predict.classify:predict_input")
-register_predictor("nonlocal_net", "mmzoo.predict.classify:predict_input")
-register_predictor("ipl", "mmzoo.predict.classify:predict_input")
-register_predictor("tsn", "mmzoo.predict.classify:predict_segments")

@@ -36,7 +36,6 @@ import numpy as np
 import torch
 
 from mmzoo.errors import NotSupportedError
-from mmzoo.predict import register_predictor
 from mmzoo.predict.classify import (
     _aggregation,
     _input_config,
@@ -187,7 +186,3 @@ def _predict_audio_only(model: Any, path: str, output_dir: str, top_k: int) -> d
     which = [min(int(t / fps / width + 1e-9), count - 1) for t in range(len(frames))] if has_video else []
     write_outputs(output_dir, result, frames, fps, which, audio=track, sample_rate=sr)
     return result
-
-
-register_predictor("avslowfast", "mmzoo.predict.classify_av:predict_input")
-register_predictor("audionet", "mmzoo.predict.classify_av:predict_input")

@@ -40,7 +40,6 @@ import numpy as np
 import torch
 
 from mmzoo.errors import DataError, NotSupportedError
-from mmzoo.predict import register_predictor
 from mmzoo.predict.classify import aggregate, classify_windows, probabilities, top_k_entries, write_outputs
 
 __all__ = ["EPIC_FLOW_BOUND", "EPIC_FLOW_STRIDE", "is_flow_model", "predict_flow_windows", "predict_input",
@@ -161,7 +160,3 @@ def predict_saoa(model: Any, path: str, output_dir: str, query: str | None = Non
     if is_flow_model(model):
         return predict_flow_windows(model, path, output_dir, top_k)
     return classify_windows(model, path, output_dir, top_k)
-
-
-register_predictor("ipl", "mmzoo.predict.flow:predict_input")
-register_predictor("saoa", "mmzoo.predict.flow:predict_saoa")

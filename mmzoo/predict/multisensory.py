@@ -22,7 +22,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from mmzoo.predict import register_predictor
 
 __all__ = ["heat_overlay", "predict_input"]
 
@@ -94,6 +93,3 @@ def predict_input(model: Any, path: str, output_dir: str, query: str | None = No
     result = {"video": str(path), "windows": windows, "p_aligned": float(np.mean([w["p_aligned"] for w in windows]))}
     (out / "multisensory.json").write_text(json.dumps(result, indent=2))
     return result
-
-
-register_predictor("multisensory", "mmzoo.predict.multisensory:predict_input")

@@ -36,7 +36,6 @@ import numpy as np
 import torch
 
 from mmzoo.errors import DataError
-from mmzoo.predict import register_predictor
 from mmzoo.predict.classify import annotate, top_k_entries, write_outputs
 
 __all__ = ["candidate_views", "frame_strip", "predict_input"]
@@ -133,6 +132,3 @@ def predict_input(model: Any, path: str, output_dir: str, query: str | None = No
     if not cv2.imwrite(str(out), cv2.cvtColor(strip, cv2.COLOR_RGB2BGR)):
         raise DataError(f"could not write {out}")
     return result
-
-
-register_predictor("psn", "mmzoo.predict.psn:predict_input")
