@@ -6,13 +6,14 @@ Dual TV-L1 itself, quantised by the release's formula and JPEG-coded with OpenCV
 torchvision. Frame sizes equal the models' test short side, so no resize is involved."""
 from __future__ import annotations
 
-import json
 
 import av
 import cv2
 import numpy as np
 import pytest
 import torch
+from test_predict_classify import check_top
+from test_predict_classify import run as run_cli
 from torchvision.io import decode_jpeg
 
 import mmzoo
@@ -46,18 +47,6 @@ def write_video(path, frames: np.ndarray, fps: float) -> None:
 def pyav_frames(path) -> np.ndarray:
     with av.open(str(path)) as c:
         return np.stack([f.to_ndarray(format="rgb24") for f in c.decode(c.streams.video[0])])
-
-
-def run_cli(model, video, tmp_path, top_k=3):
-    folder = save_pretrained(model, tmp_path / "tiny")
-    out = tmp_path / "pred"
-    main(["predict", "--model", str(folder), "--input", str(video), "--output_dir", str(out), "--top_k", str(top_k)])
-    return json.loads((out / "predictions.json").read_text()), out
-
-
-def check_top(entries, p: torch.Tensor, k: int = 3) -> None:
-    assert [e["index"] for e in entries] == p.topk(k).indices.tolist()
-    assert [e["score"] for e in entries] == pytest.approx(p.topk(k).values.tolist(), abs=1e-5)
 
 
 def test_psn_scores_the_centre_frames_of_the_1fps_grid_and_recognises_the_top_m(tmp_path):
