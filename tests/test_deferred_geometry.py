@@ -177,7 +177,8 @@ def test_dataset_item_equals_reference_on_the_decoded_clip(kin):
 
 def test_auto_mode_finishes_in_the_worker_off_the_accelerator(kin):
     """deferred_geometry=None (default) without a Trainer, or with a CPU one: the worker returns
-    the finished clip, the same tensors the deferred path gives after finish_deferred_clips."""
+    the finished clip (the whole clip scaled once by F.interpolate), the tensors the deferred
+    path gives after finish_deferred_clips to float32 rounding."""
     auto = KineticsDataModule(root=str(kin["root"]), alpha=2, **SMALL)
     auto.setup("fit")
     deferred = KineticsDataModule(root=str(kin["root"]), alpha=2, deferred_geometry=True, **SMALL)
@@ -188,8 +189,8 @@ def test_auto_mode_finishes_in_the_worker_off_the_accelerator(kin):
         torch.manual_seed(10 + i)
         d = finish_deferred_clips(deferred.datasets["train"][i])
         assert "video_deferred" not in a and a["meta"]["crop_offset"] == d["meta"]["crop_offset"]
-        for x, y in zip(a["video"], d["video"], strict=True):
-            assert torch.equal(x, y)
+        for x, y in zip(a["video"], d["video"], strict=True):  # full-frame F.interpolate vs taps: float rounding
+            torch.testing.assert_close(x, y, rtol=0, atol=1e-5)
 
 
 def test_frame_folder_records_take_the_same_path(tmp_path):
@@ -314,6 +315,30 @@ def test_eval_views_equal_interpolate_then_uniform_crop(odd_videos, monkeypatch)
         torch.testing.assert_close(batch["video"][i], reference(native, 33, y0, x0, 28, False), rtol=0, atol=1e-5,
                                    msg=f"view {i}: {m}")
     assert offsets == {(0, 3, 0), (0, 3, 12), (0, 3, 23), (1, 0, 3), (1, 15, 3), (1, 29, 3)}
+
+
+def test_worker_finished_eval_views_scale_each_clip_once(odd_videos, monkeypatch):
+    """finish_in_worker (auto mode off the accelerator): every crop of 2 clips of both videos
+    equals the reference, and the 3 crops of a clip share one F.interpolate of the clip."""
+    calls = []
+    real = TF.scaled_clip
+
+    def counted(frames, size):
+        calls.append(tuple(frames.shape))
+        return real(frames, size)
+
+    monkeypatch.setattr(TF, "scaled_clip", counted)
+    ds = ClipDataset([VideoRecord(targets={"label": i}, video=p) for i, p in enumerate(odd_videos)], ClipConfig(**EVAL))
+    ds.finish_in_worker = True
+    natives = [pyav_native(p) for p in odd_videos]
+    for i in range(len(ds)):
+        item = ds[i]
+        m = item["meta"]
+        assert "video_deferred" not in item
+        y0, x0 = m["crop_offset"]
+        ref = reference(natives[m["video_index"]][m["frame_indices"]], 33, y0, x0, 28, False)
+        torch.testing.assert_close(item["video"], ref, rtol=0, atol=1e-5, msg=f"view {i}: {m}")
+    assert len(calls) == 4  # 2 videos x 2 clips
 
 
 def test_eval_views_of_frame_folders(tmp_path):

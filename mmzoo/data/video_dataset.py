@@ -24,7 +24,9 @@ size and, instead of a float clip, returns ``video_deferred``: the uint8 ``T,H,W
 that the crop's pixels come from (``region``), the per-axis bilinear taps of the crop (``rows`` /
 ``row_w``, ``cols`` / ``col_w``; a flip is reversed column taps:
 :func:`~mmzoo.data.transforms.crop_plan`) and the normalisation / packing settings.
-:func:`finish_deferred_clips` turns it into ``video`` (in the worker when ``finish_in_worker``);
+:func:`finish_deferred_clips` turns it into ``video``. With ``finish_in_worker`` (auto mode off
+the accelerator) the worker returns ``video`` itself, made from the whole clip scaled once by
+``F.interpolate`` (cheaper than the taps on a CPU; equal to float32 rounding). Either way
 the pixels are PySlowFast's. Training (AVSlowFast thesis ch. 4 augmentation):
 ``F.interpolate(mode="bilinear", align_corners=False)`` of the whole clip to the random short
 side, then random crop, flip, ``(x / 255 - mean) / std``. Evaluation (thesis: 10 clips x 3 crops):
@@ -134,8 +136,8 @@ class ClipDataset(Dataset):
     """Map-style dataset of clip views over :class:`VideoRecord` s (module docstring).
 
     Deferred geometry (training and evaluation views, ``cfg.deferred_geometry``): the item
-    carries ``video_deferred`` instead of ``video`` (module docstring), or the ``video`` finished
-    from it in the worker when ``finish_in_worker``. A subclass gets it only if it sets
+    carries ``video_deferred`` instead of ``video`` (module docstring), or, with
+    ``finish_in_worker``, the finished ``video`` made in the worker. A subclass gets it only if it sets
     ``deferred_geometry_safe = True`` in its own body, i.e. says that it never reads or changes
     the pixels of ``video`` after :meth:`_sample`; others keep the float clip. ``defer_geometry``
     (``None``: follow the config) lets a DataModule turn it off for a dataset it wraps."""
@@ -157,6 +159,7 @@ class ClipDataset(Dataset):
             raise ValueError("with_audio=True needs a LogMel front end")
         self.views = 1 if cfg.train else cfg.num_clips * cfg.num_crops
         self._last: tuple | None = None  # (record, clip) -> decoded clip, shared by its crops
+        self._scaled: tuple | None = None  # ((record, clip), short side) -> scaled clip, shared by its crops
         self.defer_geometry: bool | None = None
         #: finish deferred views here, in the worker (set by the DataModule: auto mode off the accelerator)
         self.finish_in_worker = False
@@ -275,7 +278,9 @@ class ClipDataset(Dataset):
             if not c.train:
                 self._last = (key, (frames, indices, audio, has_audio))
         out: dict[str, Any] = {}
-        if deferred:
+        if deferred and self.finish_in_worker:
+            out["video"], flipped, geometry = self._worker_view(rec, frames, short, crop_index, key)
+        elif deferred:
             out["video_deferred"], flipped, geometry = self._deferred_view(rec, frames, short, crop_index)
         else:
             out["video"], flipped = self._float_view(rec, frames, short, crop_index)
@@ -298,16 +303,41 @@ class ClipDataset(Dataset):
             **geometry,
         )
         out["meta"] = meta
-        return finish_deferred_clips(out) if deferred and self.finish_in_worker else out
+        return out
 
     def _deferred_view(
         self, rec: VideoRecord, frames: torch.Tensor, short: int, crop_index: int
     ) -> tuple[dict[str, Any], bool, dict]:
         """A view as the uint8 source region of its crop + the bilinear taps
-        (:func:`~mmzoo.data.transforms.deferred_view`), finished by :func:`finish_deferred_clips`.
-        Training: the random draws (crop offset, flip) of :meth:`_float_view`. Evaluation: crop
-        ``crop_index`` of PySlowFast's ``uniform_crop`` on the frame scaled to ``test_scale``
-        (:func:`~mmzoo.data.transforms.eval_crop_offsets`), not flipped."""
+        (:func:`~mmzoo.data.transforms.deferred_view`), finished by :func:`finish_deferred_clips`."""
+        c = self.cfg
+        y0, x0, crop, flipped = self._view_geometry(rec, frames, short, crop_index)
+        view = TF.deferred_view(frames, short, y0, x0, crop, flipped, c.mean, c.std, c.alpha, c.pathway_mode)
+        return view, flipped, {"short_side": short, "crop_offset": (y0, x0)}
+
+    def _worker_view(
+        self, rec: VideoRecord, frames: torch.Tensor, short: int, crop_index: int, key: tuple
+    ) -> tuple[Any, bool, dict]:
+        """The same view finished here (``finish_in_worker``): the whole clip scaled once by
+        ``F.interpolate`` (:func:`~mmzoo.data.transforms.scaled_clip`, shared by the crops of an
+        evaluation clip), then cropped and normalised; equal to the taps path to float32 rounding
+        and cheaper than it on a CPU."""
+        c = self.cfg
+        y0, x0, crop, flipped = self._view_geometry(rec, frames, short, crop_index)
+        if not c.train and self._scaled is not None and self._scaled[0] == (key, short):
+            scaled = self._scaled[1]
+        else:
+            scaled = TF.scaled_clip(frames, short)
+            if not c.train:
+                self._scaled = ((key, short), scaled)
+        video = TF.view_of_scaled(scaled, y0, x0, crop, flipped, c.mean, c.std, c.alpha, c.pathway_mode)
+        return video, flipped, {"short_side": short, "crop_offset": (y0, x0)}
+
+    def _view_geometry(self, rec: VideoRecord, frames: torch.Tensor, short: int, crop_index: int):
+        """``(y0, x0, crop, flipped)`` of a view in the frame scaled to ``short``. Training: the
+        random draws (crop offset, flip) of :meth:`_float_view`. Evaluation: crop ``crop_index``
+        of PySlowFast's ``uniform_crop`` (:func:`~mmzoo.data.transforms.eval_crop_offsets`), not
+        flipped."""
         c = self.cfg
         h, w = int(frames.shape[1]), int(frames.shape[2])
         nh, nw = TF.short_side_size(h, w, short)
@@ -321,8 +351,7 @@ class ClipDataset(Dataset):
         else:
             y0, x0 = TF.eval_crop_offsets(h, w, short, crop, c.num_crops)[crop_index]
             flipped = False
-        view = TF.deferred_view(frames, short, y0, x0, crop, flipped, c.mean, c.std, c.alpha, c.pathway_mode)
-        return view, flipped, {"short_side": short, "crop_offset": (y0, x0)}
+        return y0, x0, crop, flipped
 
     def _float_view(self, rec: VideoRecord, frames: torch.Tensor, short: int, crop_index: int):
         """The normalised float clip of a view without deferred geometry (``deferred_geometry=False``,
