@@ -12,7 +12,8 @@ video and writes
 
 Clip models (SlowFast, Non-local C2D / I3D, and IPL and its shared-backbone baselines): the video
 is cut into consecutive windows of the model's clip (``T`` frames at the id's sampling stride;
-``T`` and the crop read from ``example_input``, so narrowed models work too); each window's
+``T`` and the crop read from ``example_input``, so narrowed models work too; ``--predictor.window_stride N``
+starts one every ``N`` frames instead, overlapping when ``N`` is below the span); each window's
 centre test view is classified, with the pixels of the clip DataModules' evaluation views
 (:func:`centre_view`: the window's frames decoded at native size, PySlowFast's ``F.interpolate``
 bilinear to the model's test short side, ``uniform_crop`` centre, normalisation; the annotated
@@ -52,7 +53,7 @@ import torch
 
 from mmzoo.errors import DataError, NotSupportedError
 
-__all__ = ["annotate", "centre_view", "classify_windows", "predict_input", "predict_segments", "probabilities",
+__all__ = ["annotate", "centre_view", "check_window_stride", "classify_windows", "predict_input", "predict_segments", "probabilities",
            "top_k_entries", "window_starts", "write_outputs"]
 
 
@@ -71,6 +72,18 @@ def window_starts(num_frames: int, span: int, step: int | None = None) -> list[i
     if span < 1 or (step is not None and step < 1):
         raise ValueError(f"window span and step must be positive, got span={span}, step={step}")
     return list(range(0, num_frames - span + 1, step or span))
+
+
+def check_window_stride(window_stride: Any, span: int) -> int:
+    """The frames between window starts: ``window_stride`` (a positive integer; a one-line error
+    otherwise), or ``span`` (consecutive windows) when it is None."""
+    if window_stride is None:
+        return span
+    if isinstance(window_stride, bool) or not isinstance(window_stride, int) or window_stride < 1:
+        from mmzoo.predict import PredictorOptionError
+
+        raise PredictorOptionError(f"--predictor.window_stride must be a positive number of frames, got {window_stride!r}")
+    return window_stride
 
 
 def _input_config(model: Any) -> Any:
@@ -210,8 +223,9 @@ def _aggregation(model: Any) -> str:
 def classify_windows(model: Any, path: str, output_dir: str, top_k: int = 5,
                      audio_for: Optional[Callable[[np.ndarray, float, int], tuple[torch.Tensor, dict]]] = None,
                      extra: Optional[dict[str, Any]] = None, audio_track: Optional[torch.Tensor] = None,
-                     sample_rate: int = 16000) -> dict[str, Any]:
-    """Classify consecutive clip windows of ``path`` (module docstring) and write the outputs.
+                     sample_rate: int = 16000, window_stride: Optional[int] = None) -> dict[str, Any]:
+    """Classify clip windows of ``path`` (module docstring) and write the outputs; windows start
+    every ``window_stride`` frames (None: their span, consecutive windows).
 
     ``audio_for(frame_indices, fps, stride)`` gives an audio model its log-mel window for a
     window's frames and the fields it adds to the window's JSON; ``extra`` adds fields to the
@@ -222,6 +236,7 @@ def classify_windows(model: Any, path: str, output_dir: str, top_k: int = 5,
     frames_needed, _ = _clip_shape(model)
     stride = int(inp.sampling_rate or 1)
     span = frames_needed * stride
+    step = check_window_stride(window_stride, span)
     if len(frames) < span:
         raise DataError(f"{path}: {len(frames)} frames; one {model.zoo_id} window needs {span} "
                         f"({frames_needed} frames at stride {stride})")
@@ -231,7 +246,7 @@ def classify_windows(model: Any, path: str, output_dir: str, top_k: int = 5,
     model.eval()
     windows, probs = [], []
     with VideoReader(path) as reader:
-        for s in window_starts(len(frames), span):
+        for s in window_starts(len(frames), span, step):
             video = centre_view(reader, indices[s:s + span:stride], short, crop, inp).to(device)
             entry: dict[str, Any] = {"start": s, "end": s + span}
             if audio_for is None:
@@ -245,17 +260,19 @@ def classify_windows(model: Any, path: str, output_dir: str, top_k: int = 5,
             windows.append({**entry, "top_k": top_k_entries(p, top_k, names)})
     result = {"video": str(path), "model": model.zoo_id, **(extra or {}), "windows": windows,
               "top_k": top_k_entries(aggregate(probs, _aggregation(model)), top_k, names)}
-    which = [min(t // span, len(windows) - 1) for t in range(len(frames))]
+    which = [min(t // step, len(windows) - 1) for t in range(len(frames))]  # the last window starting at or before t
     write_outputs(output_dir, result, frames, fps, which, audio=audio_track, sample_rate=sample_rate)
     return result
 
 
-def predict_input(model: Any, path: str, output_dir: str, query: str | None = None, top_k: int = 5) -> dict[str, Any]:
-    """Classify the windows of ``path`` and write the JSON and annotated video (module docstring)."""
+def predict_input(model: Any, path: str, output_dir: str, query: str | None = None, top_k: int = 5,
+                  window_stride: int | None = None) -> dict[str, Any]:
+    """Classify the windows of ``path`` (every ``window_stride`` frames; None: consecutive) and
+    write the JSON and annotated video (module docstring)."""
     if getattr(model, "uses_audio", False):
         raise NotSupportedError(f"{type(model).__name__} also takes audio: its file prediction is "
                                 "mmzoo.predict.classify_av.predict_input")
-    return classify_windows(model, path, output_dir, top_k)
+    return classify_windows(model, path, output_dir, top_k, window_stride=window_stride)
 
 
 @torch.no_grad()
