@@ -579,7 +579,8 @@ def main(argv: Sequence[str] | None = None) -> Any:
     if not argv or argv[0] in ("-h", "--help"):
         _zoo_parser().print_help()
         print("\nLightning verbs: mmzoo {fit,validate,test,predict} --model <id> --data <name> [--help]")
-        print("File prediction: mmzoo predict --model <id> --input PATH [--query TEXT] [--output_dir DIR]")
+        print("File prediction: mmzoo predict --model <id> --input PATH [--query TEXT] [--output_dir DIR] "
+              "[--predictor.KEY VALUE] (options per family: mmzoo predict --input X --help)")
         print("Features:        mmzoo extract --model <id> --data <name> --data.root DIR --output OUT [--layer L]")
         print("Export:          mmzoo export --model <id> --format {torchscript,onnx,exported-program} --output F")
         return None
