@@ -112,10 +112,11 @@ def crops(frames: np.ndarray, short: int, size: int, mean, std) -> torch.Tensor:
     return ((x - m) / s)[None]
 
 
-def run(model, path, tmp_path, top_k=3):
+def run(model, path, tmp_path, top_k=3, extra=()):
     folder = save_pretrained(model, tmp_path / "tiny")
     out = tmp_path / "pred"
-    main(["predict", "--model", str(folder), "--input", str(path), "--output_dir", str(out), "--top_k", str(top_k)])
+    main(["predict", "--model", str(folder), "--input", str(path), "--output_dir", str(out), "--top_k", str(top_k),
+          *extra])
     return json.loads((out / "predictions.json").read_text()), out
 
 
@@ -200,13 +201,15 @@ def test_tsn_centre_frames_of_equal_segments(noisy, tmp_path):
     assert read_video_clip(out / "predictions.mp4").frames.shape[0] == 72
 
 
-def test_avslowfast_windows_with_aligned_audio(noisy, tmp_path):
+@pytest.mark.parametrize("stride", [None, 6])
+def test_avslowfast_windows_with_aligned_audio(noisy, tmp_path, stride):
     torch.manual_seed(3)
     model = mmzoo.create("avslowfast-r50-4x16", **AV_TINY).eval()
-    res, out = run(model, noisy[0], tmp_path)
+    res, out = run(model, noisy[0], tmp_path, extra=() if stride is None else ("--predictor.window_stride", str(stride)))
     frames, track, lm = pyav_frames(noisy[0]), pyav_audio(noisy[0]), logmel(32, 16)
     need = 31 * 256 + 512  # samples of 32 log-mel frames
-    assert res["has_audio"] is True and len(res["windows"]) == 4
+    assert res["has_audio"] is True
+    assert [w["start"] for w in res["windows"]] == list(range(0, N_FRAMES - 16 + 1, stride or 16))
     for win in res["windows"]:
         s = win["start"]
         t0, t1 = s / FPS, (s + 16) / FPS  # first frame to one step (2 frames) past the last
@@ -277,6 +280,16 @@ def test_audionet_refuses_a_video_without_sound_in_one_line(noisy, tmp_path, cap
     assert e.value.code == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "mute.mp4" in err[0] and "no audio stream" in err[0]
+
+
+def test_audionet_refuses_a_window_stride_in_one_line(noisy, tmp_path, capsys):
+    folder = save_pretrained(mmzoo.create("audionet-r50", **AUDIO_TINY), tmp_path / "a")
+    with pytest.raises(SystemExit) as e:
+        main(["predict", "--model", str(folder), "--input", noisy[0], "--output_dir", str(tmp_path / "o"),
+              "--predictor.window_stride", "4"])
+    assert e.value.code == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "window_stride" in err[0] and "audio windows" in err[0]
 
 
 def test_window_view_equals_the_datamodule_evaluation_view(noisy):

@@ -121,9 +121,16 @@ def _sound_track(path: str, sample_rate: int) -> torch.Tensor | None:
         return None
 
 
-def predict_input(model: Any, path: str, output_dir: str, query: str | None = None, top_k: int = 5) -> dict[str, Any]:
-    """AVSlowFast or AudioNet on ``path`` (module docstring)."""
+def predict_input(model: Any, path: str, output_dir: str, query: str | None = None, top_k: int = 5,
+                  window_stride: int | None = None) -> dict[str, Any]:
+    """AVSlowFast or AudioNet on ``path`` (module docstring); AVSlowFast's clip windows start every
+    ``window_stride`` frames (None: consecutive windows), each with its own aligned audio."""
     if not getattr(model, "uses_video", True):
+        if window_stride is not None:
+            from mmzoo.predict import PredictorOptionError
+
+            raise PredictorOptionError(f"--predictor.window_stride sets clip windows; {model.zoo_id} classifies "
+                                       "consecutive audio windows of its sound track")
         return _predict_audio_only(model, path, output_dir, top_k)
     ds = audio_clip_dataset(model, path)
     windows = _AudioWindows(ds, path)
@@ -140,7 +147,7 @@ def predict_input(model: Any, path: str, output_dir: str, query: str | None = No
                   "(missing_audio='zeros', the clip DataModules' policy)", file=sys.stderr)
         track = _sound_track(path, sr) if windows.has_audio else None
         return classify_windows(model, path, output_dir, top_k, audio_for=windows, extra=extra,
-                                audio_track=track, sample_rate=sr)
+                                audio_track=track, sample_rate=sr, window_stride=window_stride)
     finally:
         windows.close()
 
