@@ -63,8 +63,8 @@ def to_cthw_float(frames: torch.Tensor) -> torch.Tensor:
 
 
 def to_normalized_cthw(frames: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
-    """uint8 ``T,H,W,C`` (any strides, e.g. a crop view) -> contiguous float32 ``C,T,H,W`` with
-    ``(x / 255 - mean) / std`` per channel; same result as ``normalize(to_cthw_float(x))`` but one
+    """uint8 (or float in [0, 255]) ``T,H,W,C`` (any strides, e.g. a crop view) -> contiguous
+    float32 ``C,T,H,W`` with ``(x / 255 - mean) / std`` per channel; same result as ``normalize(to_cthw_float(x))`` but one
     pass over contiguous memory."""
     if frames.ndim != 4 or frames.shape[-1] != len(mean) or len(std) != len(mean):
         raise ValueError(f"expected T,H,W,{len(mean)} frames, got shape {tuple(frames.shape)}")
@@ -237,8 +237,8 @@ def slow_indices(num_frames: int, alpha: int, mode: Literal["linspace", "stride"
 def pack_pathway(
     video: torch.Tensor, alpha: int, mode: Literal["linspace", "stride"] = "linspace"
 ) -> list[torch.Tensor]:
-    """``[slow, fast]`` from a ``C,T,H,W`` fast clip (time is dim -3)."""
-    idx = slow_indices(int(video.shape[-3]), alpha, mode)
+    """``[slow, fast]`` from a ``(B,) C,T,H,W`` fast clip on any device (time is dim -3)."""
+    idx = slow_indices(int(video.shape[-3]), alpha, mode).to(video.device)
     return [video.index_select(-3, idx), video]
 
 
@@ -394,8 +394,7 @@ def finish_deferred_clips(batch: dict[str, Any]) -> dict[str, Any]:
     d = batch["video_deferred"]
     video = finish_crops(d["region"], d["rows"], d["row_w"], d["cols"], d["col_w"], d["mean"], d["std"])
     if d["alpha"]:
-        idx = slow_indices(int(video.shape[-3]), int(d["alpha"]), d["pathway_mode"]).to(video.device)
-        video = [video.index_select(-3, idx), video]
+        video = pack_pathway(video, int(d["alpha"]), d["pathway_mode"])
     out: dict[str, Any] = {"video": video}
     out.update((k, v) for k, v in batch.items() if k != "video_deferred")
     return out
@@ -462,19 +461,11 @@ def view_of_scaled(
     """The ``crop`` at ``(y0, x0)`` of a :func:`scaled_clip` (optionally mirrored), normalised as
     :func:`finish_crops` does (``x / (255 std) - mean / std``): float ``C, T, crop, crop``, or
     ``[slow, fast]`` with ``alpha``; equal to the taps path to float32 rounding."""
-    c = int(scaled.shape[1])
-    if len(mean) != c or len(std) != c:
-        raise ValueError(f"mean/std have {len(mean)}/{len(std)} values for {c} channels")
     x = scaled[:, :, y0 : y0 + crop, x0 : x0 + crop]
     if flip:
         x = x.flip(-1)
-    out = torch.empty((c, int(x.shape[0]), crop, crop), dtype=torch.float32)
-    out.copy_(x.permute(1, 0, 2, 3))
-    for ch, (m, sd) in enumerate(zip(mean, std)):
-        out[ch].mul_(1.0 / (255.0 * sd)).sub_(m / sd)
-    if alpha:
-        return [out.index_select(1, slow_indices(int(out.shape[1]), int(alpha), pathway_mode)), out]
-    return out
+    out = to_normalized_cthw(x.permute(0, 2, 3, 1), mean, std)  # T, crop, crop, C view -> C, T, crop, crop
+    return pack_pathway(out, int(alpha), pathway_mode) if alpha else out
 
 
 def eval_view(
