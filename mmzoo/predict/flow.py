@@ -40,7 +40,8 @@ import numpy as np
 import torch
 
 from mmzoo.errors import DataError, NotSupportedError
-from mmzoo.predict.classify import aggregate, classify_windows, probabilities, top_k_entries, write_outputs
+from mmzoo.predict.classify import (_input_config, aggregate, classify_windows, probabilities, top_k_entries,
+                                    write_outputs)
 
 __all__ = ["EPIC_FLOW_BOUND", "EPIC_FLOW_STRIDE", "flow_geometry", "flow_window_inputs", "is_flow_model",
            "predict_flow_windows", "predict_input", "predict_saoa", "reads_objects", "write_flow_frames"]
@@ -49,12 +50,6 @@ __all__ = ["EPIC_FLOW_BOUND", "EPIC_FLOW_STRIDE", "flow_geometry", "flow_window_
 EPIC_FLOW_BOUND = 20.0
 #: Temporal stride of the flow of the 2018 EPIC recordings (all of EPIC-55).
 EPIC_FLOW_STRIDE = 2
-
-
-def _input_config(model: Any) -> Any:
-    from mmzoo.registry import get_spec
-
-    return get_spec(model.zoo_id).input
 
 
 def is_flow_model(model: Any) -> bool:
