@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from test_predict_classify import check_top
+from test_predict_classify import check_top, pyav_frames
 from test_predict_classify import run as run_cli
 from torchvision.io import decode_jpeg
 
@@ -42,11 +42,6 @@ def write_video(path, frames: np.ndarray, fps: float) -> None:
                 c.mux(p)
         for p in s.encode():
             c.mux(p)
-
-
-def pyav_frames(path) -> np.ndarray:
-    with av.open(str(path)) as c:
-        return np.stack([f.to_ndarray(format="rgb24") for f in c.decode(c.streams.video[0])])
 
 
 def test_psn_scores_the_centre_frames_of_the_1fps_grid_and_recognises_the_top_m(tmp_path):
